@@ -1,0 +1,264 @@
+//! The Vietnamese working-day calendar: which days are working days, and why not.
+//!
+//! Three layers, later wins (DESIGN §3): the statutory holidays of the labour code with an
+//! estimate of their compensation ([`statutory`]), the official yearly schedules that replace
+//! that estimate for their year (data files such as `config/calendar/vn-2026.toml`), and the
+//! local `days_off` / `working_days`. Everything here is pure: the calendar is built once from
+//! data and answers questions about dates.
+
+pub mod lunar;
+pub mod statutory;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{Datelike, NaiveDate};
+use serde::Serialize;
+
+/// The years for which the statutory estimate is computed; outside them only weekends and
+/// the local layer apply. The lunar calendar is tested over this range.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1900..=2100;
+
+/// Which layer decided a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    /// The labour code's holidays and the estimate of their compensation.
+    Statutory,
+    /// An official yearly schedule file.
+    Official,
+    /// The config's `days_off` / `working_days`.
+    Local,
+}
+
+impl Layer {
+    /// The name shown by `calendar`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Statutory => "statutory",
+            Layer::Official => "official",
+            Layer::Local => "local",
+        }
+    }
+}
+
+/// One day that a layer declares off or working.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayEntry {
+    /// The day.
+    pub date: NaiveDate,
+    /// True for a (make-up) working day, false for a day off.
+    pub working: bool,
+    /// Why, in Vietnamese ("Tết Dương lịch", "làm bù cho thứ Sáu 02/05/2025").
+    pub reason: String,
+    /// Where it comes from (a law, an announcement).
+    pub source: Option<String>,
+}
+
+/// An official schedule for one year, read from a data file.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// The year it covers: it replaces the statutory estimate for that year.
+    pub year: i32,
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// The announcement(s) it is built from.
+    pub source: Option<String>,
+    /// Days off and make-up working days.
+    pub entries: Vec<DayEntry>,
+}
+
+/// What the calendar is built from.
+#[derive(Debug, Clone)]
+pub struct CalendarSpec {
+    /// `weekend[i]`: weekday `i` (Monday = 0) is a weekly rest day.
+    pub weekend: [bool; 7],
+    /// Apply the Vietnamese statutory holidays.
+    pub statutory: bool,
+    /// Official yearly schedules.
+    pub schedules: Vec<Schedule>,
+    /// Local days off and working days.
+    pub local: Vec<DayEntry>,
+}
+
+#[derive(Debug, Clone)]
+struct Day {
+    working: bool,
+    reason: Arc<str>,
+    layer: Layer,
+    source: Option<Arc<str>>,
+}
+
+/// A day that differs from the plain weekday/weekend rule, as `calendar` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deviation {
+    /// The day.
+    pub date: NaiveDate,
+    /// Whether it is a working day.
+    pub working: bool,
+    /// Why.
+    pub reason: String,
+    /// Which layer decided it.
+    pub layer: Layer,
+    /// Where it comes from, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// The working-day calendar.
+#[derive(Debug, Clone)]
+pub struct Calendar {
+    weekend: [bool; 7],
+    days: HashMap<NaiveDate, Day>,
+    scheduled: Vec<i32>,
+}
+
+/// How far working-day searches look before giving up (a calendar with no working day in
+/// a year is a config error caught by `check`; this only bounds the loop).
+const SEARCH_LIMIT: u32 = 400;
+
+impl Calendar {
+    /// Builds the calendar from its layers.
+    pub fn new(spec: CalendarSpec) -> Calendar {
+        let mut days: HashMap<NaiveDate, Day> = HashMap::new();
+        let scheduled: Vec<i32> = spec.schedules.iter().map(|s| s.year).collect();
+        let mut put = |e: DayEntry, layer: Layer| {
+            days.insert(
+                e.date,
+                Day {
+                    working: e.working,
+                    reason: e.reason.into(),
+                    layer,
+                    source: e.source.map(Into::into),
+                },
+            );
+        };
+        if spec.statutory {
+            for year in YEARS.filter(|y| !scheduled.contains(y)) {
+                for e in statutory::estimate(year, &spec.weekend) {
+                    put(e, Layer::Statutory);
+                }
+            }
+        }
+        for s in spec.schedules {
+            for e in s.entries {
+                put(e, Layer::Official);
+            }
+        }
+        for e in spec.local {
+            put(e, Layer::Local);
+        }
+        Calendar {
+            weekend: spec.weekend,
+            days,
+            scheduled,
+        }
+    }
+
+    /// The plain rule: is this a weekly rest day?
+    pub fn is_weekend(&self, d: NaiveDate) -> bool {
+        self.weekend[d.weekday().num_days_from_monday() as usize]
+    }
+
+    /// Is `d` a working day, all layers considered?
+    pub fn is_working(&self, d: NaiveDate) -> bool {
+        match self.days.get(&d) {
+            Some(day) => day.working,
+            None => !self.is_weekend(d),
+        }
+    }
+
+    /// Why `d` is not a working day (or is one despite being a weekend day), if a layer says.
+    pub fn reason(&self, d: NaiveDate) -> Option<&str> {
+        self.days.get(&d).map(|day| &*day.reason)
+    }
+
+    /// True when an official schedule covers `year`.
+    pub fn has_schedule(&self, year: i32) -> bool {
+        self.scheduled.contains(&year)
+    }
+
+    /// The latest working day on or before `d`.
+    pub fn working_on_or_before(&self, d: NaiveDate) -> NaiveDate {
+        if self.is_working(d) {
+            d
+        } else {
+            self.prev_working(d)
+        }
+    }
+
+    /// The earliest working day on or after `d`.
+    pub fn working_on_or_after(&self, d: NaiveDate) -> NaiveDate {
+        if self.is_working(d) {
+            d
+        } else {
+            self.next_working(d)
+        }
+    }
+
+    /// The latest working day strictly before `d` (or `d` itself if none is near).
+    pub fn prev_working(&self, d: NaiveDate) -> NaiveDate {
+        self.shift_working(d, 1, false)
+    }
+
+    /// The earliest working day strictly after `d` (or `d` itself if none is near).
+    pub fn next_working(&self, d: NaiveDate) -> NaiveDate {
+        self.shift_working(d, 1, true)
+    }
+
+    /// The `n`-th working day after (`forward`) or before `d`; `n = 0` is `d` itself.
+    pub fn shift_working(&self, d: NaiveDate, n: u32, forward: bool) -> NaiveDate {
+        let mut cur = d;
+        let mut left = n;
+        let mut steps = 0;
+        while left > 0 {
+            let next = if forward { cur.succ_opt() } else { cur.pred_opt() };
+            let Some(next) = next else { return cur };
+            cur = next;
+            steps += 1;
+            if self.is_working(cur) {
+                left -= 1;
+            } else if steps > SEARCH_LIMIT * (n + 1) {
+                return d;
+            }
+        }
+        cur
+    }
+
+    /// Every day of `year` that differs from the plain weekday/weekend rule.
+    pub fn deviations(&self, year: i32) -> Vec<Deviation> {
+        let Some(start) = NaiveDate::from_ymd_opt(year, 1, 1) else {
+            return Vec::new();
+        };
+        start
+            .iter_days()
+            .take_while(|d| d.year() == year)
+            .filter_map(|d| {
+                let day = self.days.get(&d)?;
+                (day.working == self.is_weekend(d)).then(|| Deviation {
+                    date: d,
+                    working: day.working,
+                    reason: day.reason.to_string(),
+                    layer: day.layer,
+                    source: day.source.as_deref().map(str::to_string),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The number of days in a month.
+pub fn days_in_month(year: i32, month: u32) -> u32 {
+    let (ny, nm) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    NaiveDate::from_ymd_opt(ny, nm, 1)
+        .and_then(|d| d.pred_opt())
+        .map_or(31, |d| d.day())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,459 @@
+//! The admin's TOML file, parsed then validated into a typed [`Config`].
+//!
+//! [`load`] is the one entry point: `check`, `plan`, `run` and a reload all call it, so a
+//! config that passes `check` is exactly one that `run` accepts. It never stops at the first
+//! problem: it returns every error and warning it found (see [`diag`]), and a `Config` only
+//! when there were no errors. References between sections (units, groups, policies) are
+//! resolved to indices here, so later stages cannot meet a dangling name.
+
+pub mod diag;
+mod parse;
+pub mod reader;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use chrono::{NaiveDate, NaiveTime};
+use chrono_tz::Tz;
+
+use crate::calendar::Calendar;
+pub use diag::{Diagnostic, Severity};
+
+/// The default location of the config file.
+pub const DEFAULT_PATH: &str = "/etc/nhacviec/nhacviec.toml";
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file it came from.
+    pub path: PathBuf,
+    /// Who runs the reminders.
+    pub organization: Organization,
+    /// Where the database lives.
+    pub storage: Storage,
+    /// The HTTP listener.
+    pub server: Server,
+    /// How email leaves.
+    pub email: Email,
+    /// Working days and days off.
+    pub calendar: Calendar,
+    /// The daily summary.
+    pub digest: Digest,
+    /// Optional message channels besides email.
+    pub channels: Channels,
+    /// Reminder policies; `policies[0]` is always `default`.
+    pub policies: Vec<Policy>,
+    /// Units in file order; indices into this are the unit handles used everywhere else.
+    pub units: Vec<Unit>,
+    /// Named sets of units.
+    pub groups: Vec<Group>,
+    /// Obligations to remind.
+    pub rules: Vec<Rule>,
+}
+
+/// `[organization]`.
+#[derive(Debug, Clone)]
+pub struct Organization {
+    /// Shown in messages and pages.
+    pub name: String,
+    /// Every date in the file is local to it.
+    pub timezone: Tz,
+    /// The base of links in messages, without a trailing slash.
+    pub public_url: String,
+    /// The unit that receives reports and the digest (index into `units`).
+    pub coordinator: Option<usize>,
+    /// Addresses told when the daemon itself has trouble.
+    pub admins: Vec<String>,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// The SQLite file.
+    pub path: PathBuf,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The file holding the `/status` password; `None` turns the status page off.
+    pub admin_password_file: Option<PathBuf>,
+    /// Ack POSTs allowed per client address per minute.
+    pub ack_per_minute: u32,
+}
+
+/// Where a secret comes from: it never sits in the config file itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// A file holding the secret (surrounding whitespace is ignored).
+    File(PathBuf),
+    /// An environment variable holding it.
+    Env(String),
+}
+
+/// How email is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Over SMTP, per `[email.smtp]`.
+    Smtp,
+    /// One `.eml` file per message into `[email.file] dir`.
+    File,
+}
+
+/// SMTP connection security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: allowed only to a loopback address.
+    None,
+}
+
+/// `[email]`.
+#[derive(Debug, Clone)]
+pub struct Email {
+    /// The From mailbox, `Name <address>`.
+    pub from: String,
+    /// Reply-To; the coordinator's first address by default.
+    pub reply_to: Option<String>,
+    /// SMTP or file.
+    pub transport: Transport,
+    /// `[email.smtp]`, present when the transport is SMTP.
+    pub smtp: Option<Smtp>,
+    /// `[email.file] dir`.
+    pub file_dir: PathBuf,
+}
+
+/// `[email.smtp]`.
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    /// Server host name.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// starttls, tls or none.
+    pub security: Security,
+    /// AUTH user name.
+    pub username: Option<String>,
+    /// AUTH password.
+    pub password: Option<Secret>,
+    /// An extra trust root (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// Send rate limit.
+    pub max_per_minute: u32,
+}
+
+/// `[digest]`.
+#[derive(Debug, Clone)]
+pub struct Digest {
+    /// Local time on each working day.
+    pub time: NaiveTime,
+    /// Units that receive it (indices into `units`); the admins get it too.
+    pub to: Vec<usize>,
+}
+
+/// `[channels]`: settings of the non-email channels that units may use.
+#[derive(Debug, Clone, Default)]
+pub struct Channels {
+    /// `[channels.telegram]`.
+    pub telegram: Option<Telegram>,
+    /// `[channels.webhook]`.
+    pub webhook: Option<Webhook>,
+}
+
+/// `[channels.telegram]`.
+#[derive(Debug, Clone)]
+pub struct Telegram {
+    /// The bot token.
+    pub bot_token: Secret,
+    /// The Bot API base URL.
+    pub api_url: String,
+}
+
+/// `[channels.webhook]`.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    /// The signing secret (Standard Webhooks).
+    pub secret: Secret,
+}
+
+/// A step offset: `14d`, `3wd`, `2h`, `30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Offset {
+    /// How many.
+    pub n: u32,
+    /// Of what.
+    pub unit: OffsetUnit,
+}
+
+/// The unit of an [`Offset`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OffsetUnit {
+    /// Calendar days, counted from the last day.
+    Days,
+    /// Working days, counted from the last day.
+    WorkingDays,
+    /// Hours from the deadline instant.
+    Hours,
+    /// Minutes from the deadline instant.
+    Minutes,
+}
+
+impl fmt::Display for Offset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let u = match self.unit {
+            OffsetUnit::Days => "d",
+            OffsetUnit::WorkingDays => "wd",
+            OffsetUnit::Hours => "h",
+            OffsetUnit::Minutes => "m",
+        };
+        write!(f, "{}{u}", self.n)
+    }
+}
+
+impl Offset {
+    /// Parses `14d`, `3wd`, `2h`, `30m`.
+    pub fn parse(s: &str) -> Result<Offset, String> {
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        let (num, unit) = s.split_at(digits);
+        let unit = match unit {
+            "d" => Some(OffsetUnit::Days),
+            "wd" => Some(OffsetUnit::WorkingDays),
+            "h" => Some(OffsetUnit::Hours),
+            "m" => Some(OffsetUnit::Minutes),
+            _ => None,
+        };
+        match (num.parse::<u32>(), unit) {
+            (Ok(n), Some(unit)) if n <= 1000 => Ok(Offset { n, unit }),
+            (Ok(_), Some(_)) => Err(format!("offset `{s}` is too large (at most 1000)")),
+            _ => Err(format!(
+                "bad offset `{s}`: write a number and a unit: d (calendar days), wd (working days), h (hours) or m (minutes), e.g. \"3wd\""
+            )),
+        }
+    }
+
+    /// True for `d` and `wd`, which are sent at the policy's `send_time`.
+    pub fn is_day(&self) -> bool {
+        matches!(self.unit, OffsetUnit::Days | OffsetUnit::WorkingDays)
+    }
+}
+
+/// What happens when a deadline's last day is not a working day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDayOff {
+    /// Remind against the last working day before it; the deadline stays.
+    Earlier,
+    /// The deadline extends to the end of the next working day (Bộ luật Dân sự 2015, Điều 148.5).
+    Later,
+    /// Nothing moves.
+    Keep,
+}
+
+/// A reminder policy, `[policy.NAME]`.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Its name.
+    pub name: String,
+    /// Reminders before the last day, in the order given.
+    pub before: Vec<Offset>,
+    /// A reminder on the last day.
+    pub on_due: bool,
+    /// Overdue notices after the last day, in the order given.
+    pub after: Vec<Offset>,
+    /// Index into `after` from which escalation contacts are copied.
+    pub escalate_from: Option<usize>,
+    /// Local time at which day steps are sent.
+    pub send_time: NaiveTime,
+    /// See [`OnDayOff`].
+    pub on_day_off: OnDayOff,
+}
+
+impl Policy {
+    /// The built-in `default` policy (DESIGN §2).
+    pub fn builtin_default() -> Policy {
+        let o = |n, unit| Offset { n, unit };
+        Policy {
+            name: "default".into(),
+            before: vec![
+                o(14, OffsetUnit::Days),
+                o(7, OffsetUnit::Days),
+                o(3, OffsetUnit::WorkingDays),
+                o(1, OffsetUnit::WorkingDays),
+            ],
+            on_due: true,
+            after: vec![
+                o(1, OffsetUnit::WorkingDays),
+                o(3, OffsetUnit::WorkingDays),
+                o(7, OffsetUnit::WorkingDays),
+            ],
+            escalate_from: Some(1),
+            send_time: NaiveTime::from_hms_opt(8, 0, 0).unwrap_or(NaiveTime::MIN),
+            on_day_off: OnDayOff::Earlier,
+        }
+    }
+}
+
+/// `[[unit]]`: a body that must act.
+#[derive(Debug, Clone)]
+pub struct Unit {
+    /// Stable id, `[a-z0-9-]+`: the database keys on it.
+    pub id: String,
+    /// Full name, shown in messages.
+    pub name: String,
+    /// Email addresses.
+    pub email: Vec<String>,
+    /// Units copied on escalated notices (indices into `units`).
+    pub escalate_to: Vec<usize>,
+    /// A Telegram chat id.
+    pub telegram: Option<String>,
+    /// A webhook URL.
+    pub webhook: Option<String>,
+}
+
+/// `[[group]]`: a named set of units.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Its id.
+    pub id: String,
+    /// Member units (indices into `units`).
+    pub units: Vec<usize>,
+}
+
+/// A report or a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// báo cáo.
+    Report,
+    /// nhiệm vụ.
+    Task,
+}
+
+impl Kind {
+    /// The config and JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Report => "report",
+            Kind::Task => "task",
+        }
+    }
+}
+
+/// How often a rule recurs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeriodKind {
+    /// Each month (`which` 1–12).
+    Month,
+    /// Each quarter (`which` 1–4).
+    Quarter,
+    /// Each half-year (`which` 1–2).
+    HalfYear,
+    /// January–September, once a year.
+    NineMonths,
+    /// The calendar year.
+    Year,
+    /// A one-off with a date.
+    Once,
+}
+
+/// The day of the month of a periodic deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueDay {
+    /// Day N, clamped to the month's last day.
+    Day(u32),
+    /// The month's last day.
+    Last,
+}
+
+/// When an occurrence is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// For periodic rules.
+    Periodic {
+        /// Months after the period's last month: 0 = "last", 1 = "next".
+        months_after: u32,
+        /// Day of that month.
+        day: DueDay,
+        /// "Before that day": the day itself is late.
+        before: bool,
+        /// A time on that day instead of its end.
+        time: Option<NaiveTime>,
+    },
+    /// For `period = "once"`.
+    Once {
+        /// The date.
+        date: NaiveDate,
+        /// "Before that day".
+        before: bool,
+        /// A time on that day instead of its end.
+        time: Option<NaiveTime>,
+    },
+}
+
+/// `[[rule]]`: a recurring or one-off obligation.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Stable id.
+    pub id: String,
+    /// Report or task.
+    pub kind: Kind,
+    /// Shown in messages.
+    pub title: String,
+    /// Optional longer text.
+    pub description: Option<String>,
+    /// The legal basis, e.g. "Chương trình 05/CTr-UBND".
+    pub reference: Option<String>,
+    /// How it recurs.
+    pub period: PeriodKind,
+    /// Which periods of the year (1-based); all when not given.
+    pub which: Vec<u32>,
+    /// The deadline rule.
+    pub due: Due,
+    /// Units that owe it (indices into `units`, sorted, no duplicates).
+    pub units: Vec<usize>,
+    /// Where to submit (index into `units`).
+    pub submit_to: Option<usize>,
+    /// Index into `policies`.
+    pub policy: usize,
+    /// Occurrences whose deadline falls before this day are not owed.
+    pub active_from: Option<NaiveDate>,
+    /// Occurrences whose deadline falls after this day are not owed.
+    pub active_until: Option<NaiveDate>,
+}
+
+/// The outcome of [`load`]: every diagnostic, and the config if there was no error.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The config, when no error was found.
+    pub config: Option<Config>,
+    /// Errors and warnings, sorted by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Reads, parses and validates the config at `path`. `today` (local date) is used only for
+/// the warning about a coming year with no official calendar schedule.
+pub fn load(path: &Path, today: NaiveDate) -> Loaded {
+    parse::load(path, today)
+}
+
+/// Reads, parses and validates a config from text (tests, benchmarks). Relative paths in it
+/// are relative to `base`'s folder.
+pub fn load_str(base: &Path, text: String, today: NaiveDate) -> Loaded {
+    parse::load_text(base, text, today)
+}
+
+impl Config {
+    /// Finds a unit by id.
+    pub fn unit_index(&self, id: &str) -> Option<usize> {
+        self.units.iter().position(|u| u.id == id)
+    }
+
+    /// Finds a rule by id.
+    pub fn rule_index(&self, id: &str) -> Option<usize> {
+        self.rules.iter().position(|r| r.id == id)
+    }
+}

@@ -1,0 +1,322 @@
+//! Rules → occurrences → obligations → steps. Pure: the heart of the product.
+//!
+//! For each rule and each of its periods this computes the deadline instant, the last day
+//! (moved off a day off per the policy's `on_day_off`), and the reminder steps (DESIGN §4).
+//! Steps depend only on the rule and the period, so they are computed once per occurrence and
+//! shared by its obligations (one per unit that owes it). `plan`, `check` and the daemon all
+//! use this module; it reads no clock and touches no file.
+
+mod period;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone};
+use chrono_tz::Tz;
+
+use crate::calendar::{Calendar, days_in_month};
+use crate::config::{Config, Due, DueDay, OffsetUnit, OnDayOff, Policy, Rule};
+pub use period::Period;
+
+/// Which kind of reminder a step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StepKind {
+    /// Before the last day.
+    Before,
+    /// On the last day.
+    Due,
+    /// Overdue notice.
+    After,
+}
+
+/// The name of a step: `before-7d`, `due`, `after-3wd`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StepName {
+    /// Before, due or after.
+    pub kind: StepKind,
+    /// The policy offset (none for `due`).
+    pub offset: Option<crate::config::Offset>,
+}
+
+impl std::fmt::Display for StepName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.kind, self.offset) {
+            (StepKind::Before, Some(o)) => write!(f, "before-{o}"),
+            (StepKind::After, Some(o)) => write!(f, "after-{o}"),
+            _ => f.write_str("due"),
+        }
+    }
+}
+
+/// One reminder of an occurrence, the same for each unit that owes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Its name.
+    pub name: StepName,
+    /// When it is sent.
+    pub at: DateTime<Tz>,
+    /// From the policy's `escalate_from` on: escalation contacts are copied.
+    pub escalate: bool,
+}
+
+/// One rule in one period, with one deadline.
+#[derive(Debug, Clone)]
+pub struct Occurrence {
+    /// Index into `config.rules`.
+    pub rule: usize,
+    /// The period it covers.
+    pub period: Period,
+    /// The day the rule names ("trước ngày 05" → the 5th).
+    pub due_day: NaiveDate,
+    /// The deadline instant (after an `on_day_off = "later"` extension).
+    pub deadline: DateTime<Tz>,
+    /// The last calendar day before the deadline, moved per `on_day_off`.
+    pub last_day: NaiveDate,
+    /// The steps, in time order, merged where two fall on one instant.
+    pub steps: Vec<Step>,
+}
+
+impl Occurrence {
+    /// `rule/period`, e.g. `bao-cao-6-thang/2025-H1`.
+    pub fn key(&self, cfg: &Config) -> String {
+        format!("{}/{}", cfg.rules[self.rule].id, self.period)
+    }
+}
+
+/// One occurrence for one unit: the thing that is reminded, acknowledged, done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Obligation {
+    /// Index into [`Plan::occurrences`].
+    pub occurrence: u32,
+    /// Index into `config.units`.
+    pub unit: u32,
+}
+
+/// Which occurrences a plan covers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter {
+    /// Only this unit's obligations.
+    pub unit: Option<usize>,
+    /// Only this rule.
+    pub rule: Option<usize>,
+}
+
+/// The occurrences and obligations that touch a window of days.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Sorted by deadline, then rule order.
+    pub occurrences: Vec<Occurrence>,
+    /// Grouped by occurrence, in unit order.
+    pub obligations: Vec<Obligation>,
+}
+
+/// A local date and time as an instant; a time that a DST change skips moves forward.
+pub fn local(tz: Tz, date: NaiveDate, time: NaiveTime) -> DateTime<Tz> {
+    let ndt = date.and_time(time);
+    tz.from_local_datetime(&ndt)
+        .earliest()
+        .or_else(|| tz.from_local_datetime(&(ndt + Duration::hours(1))).earliest())
+        .unwrap_or_else(|| tz.from_utc_datetime(&ndt))
+}
+
+/// The day a rule names for a period ("day 5 of the month after the period").
+pub fn due_day(rule: &Rule, period: &Period) -> Option<NaiveDate> {
+    match rule.due {
+        Due::Once { date, .. } => Some(date),
+        Due::Periodic {
+            months_after, day, ..
+        } => {
+            let (y, m) = period.last_month();
+            let idx = y * 12 + (m as i32 - 1) + months_after as i32;
+            let (y, m) = (idx.div_euclid(12), idx.rem_euclid(12) as u32 + 1);
+            let last = days_in_month(y, m);
+            let d = match day {
+                DueDay::Last => last,
+                DueDay::Day(n) => n.min(last),
+            };
+            NaiveDate::from_ymd_opt(y, m, d)
+        }
+    }
+}
+
+/// Computes one occurrence: deadline, last day and steps.
+pub fn occurrence(cfg: &Config, rule_idx: usize, period: Period) -> Option<Occurrence> {
+    let rule = &cfg.rules[rule_idx];
+    let policy = &cfg.policies[rule.policy];
+    let tz = cfg.organization.timezone;
+    let cal = &cfg.calendar;
+    let due_day = due_day(rule, &period)?;
+    let (before, time) = match rule.due {
+        Due::Once { before, time, .. } | Due::Periodic { before, time, .. } => (before, time),
+    };
+    let mut deadline = match (before, time) {
+        (true, _) => local(tz, due_day, NaiveTime::MIN),
+        (false, Some(t)) => local(tz, due_day, t),
+        (false, None) => local(tz, due_day.succ_opt()?, NaiveTime::MIN),
+    };
+    // The last day is the last calendar day before the deadline.
+    let mut last_day = (deadline - Duration::seconds(1)).date_naive();
+    if !cal.is_working(last_day) {
+        match policy.on_day_off {
+            OnDayOff::Earlier => last_day = cal.prev_working(last_day),
+            OnDayOff::Later => {
+                last_day = cal.next_working(last_day);
+                deadline = local(tz, last_day.succ_opt()?, NaiveTime::MIN);
+            }
+            OnDayOff::Keep => {}
+        }
+    }
+    let steps = steps(cal, tz, policy, deadline, last_day);
+    Some(Occurrence {
+        rule: rule_idx,
+        period,
+        due_day,
+        deadline,
+        last_day,
+        steps,
+    })
+}
+
+/// The steps of an occurrence (DESIGN §4): day steps at `send_time` moved off days off
+/// (earlier for before/due, later for after), `h`/`m` steps from the deadline instant; a
+/// reminder at or after the deadline, or an overdue notice at or before it, is dropped; two
+/// steps on one instant are one (the later step in policy order wins).
+pub fn steps(
+    cal: &Calendar,
+    tz: Tz,
+    policy: &Policy,
+    deadline: DateTime<Tz>,
+    last_day: NaiveDate,
+) -> Vec<Step> {
+    let at_day = |d: NaiveDate| local(tz, d, policy.send_time);
+    let mut out: Vec<(DateTime<Tz>, usize, Step)> = Vec::with_capacity(
+        policy.before.len() + policy.after.len() + 1,
+    );
+    let mut seq = 0;
+    for o in &policy.before {
+        let at = match o.unit {
+            OffsetUnit::Days => last_day
+                .checked_sub_days(chrono::Days::new(o.n.into()))
+                .map(|d| at_day(cal.working_on_or_before(d))),
+            OffsetUnit::WorkingDays => Some(at_day(
+                cal.working_on_or_before(cal.shift_working(last_day, o.n, false)),
+            )),
+            OffsetUnit::Hours => Some(deadline - Duration::hours(o.n.into())),
+            OffsetUnit::Minutes => Some(deadline - Duration::minutes(o.n.into())),
+        };
+        if let Some(at) = at.filter(|at| *at < deadline) {
+            let name = StepName {
+                kind: StepKind::Before,
+                offset: Some(*o),
+            };
+            out.push((at, seq, Step { name, at, escalate: false }));
+        }
+        seq += 1;
+    }
+    if policy.on_due {
+        let at = at_day(cal.working_on_or_before(last_day));
+        if at < deadline {
+            let name = StepName {
+                kind: StepKind::Due,
+                offset: None,
+            };
+            out.push((at, seq, Step { name, at, escalate: false }));
+        }
+    }
+    seq += 1;
+    for (i, o) in policy.after.iter().enumerate() {
+        let at = match o.unit {
+            OffsetUnit::Days => last_day
+                .checked_add_days(chrono::Days::new(o.n.into()))
+                .map(|d| at_day(cal.working_on_or_after(d))),
+            OffsetUnit::WorkingDays => Some(at_day(
+                cal.working_on_or_after(cal.shift_working(last_day, o.n, true)),
+            )),
+            OffsetUnit::Hours => Some(deadline + Duration::hours(o.n.into())),
+            OffsetUnit::Minutes => Some(deadline + Duration::minutes(o.n.into())),
+        };
+        if let Some(at) = at.filter(|at| *at > deadline) {
+            let name = StepName {
+                kind: StepKind::After,
+                offset: Some(*o),
+            };
+            let escalate = policy.escalate_from.is_some_and(|e| i >= e);
+            out.push((at, seq, Step { name, at, escalate }));
+        }
+        seq += 1;
+    }
+    out.sort_by_key(|(at, seq, _)| (*at, *seq));
+    // Keep the last of each run of equal instants: the later step's name wins.
+    let mut merged: Vec<Step> = Vec::with_capacity(out.len());
+    for (at, _, step) in out {
+        match merged.last_mut() {
+            Some(prev) if prev.at == at => *prev = step,
+            _ => merged.push(step),
+        }
+    }
+    merged
+}
+
+/// True when an occurrence of `rule` with this due day is owed, per the rule's `active` bounds
+/// (compared with the day the rule names).
+fn active(rule: &Rule, due_day: NaiveDate) -> bool {
+    rule.active_from.is_none_or(|f| due_day >= f) && rule.active_until.is_none_or(|u| due_day <= u)
+}
+
+/// Every occurrence (and its obligations) whose days touch `from..=to`: the span from its
+/// first step to the later of its last step and its last day.
+pub fn plan(cfg: &Config, from: NaiveDate, to: NaiveDate, filter: Filter) -> Plan {
+    let mut occurrences = Vec::new();
+    for (ri, rule) in cfg.rules.iter().enumerate() {
+        if filter.rule.is_some_and(|r| r != ri) {
+            continue;
+        }
+        if filter.unit.is_some_and(|u| rule.units.binary_search(&u).is_err()) {
+            continue;
+        }
+        let periods: Vec<Period> = match rule.due {
+            Due::Once { date, .. } => vec![Period::Once(date)],
+            // A deadline falls up to 12 months after its period, steps up to ~3 years before.
+            Due::Periodic { .. } => (from.year() - 2..=to.year() + 3)
+                .flat_map(|y| Period::of_year(rule.period, y, &rule.which))
+                .collect(),
+        };
+        for p in periods {
+            let Some(occ) = occurrence(cfg, ri, p) else {
+                continue;
+            };
+            if !active(rule, occ.due_day) {
+                continue;
+            }
+            let first = occ.steps.first().map_or(occ.last_day, |s| s.at.date_naive());
+            let last = occ
+                .steps
+                .last()
+                .map_or(occ.last_day, |s| s.at.date_naive())
+                .max(occ.last_day)
+                .max(first);
+            if first.min(occ.last_day) <= to && last >= from {
+                occurrences.push(occ);
+            }
+        }
+    }
+    occurrences.sort_by_key(|o| (o.deadline, o.rule));
+    let mut obligations = Vec::new();
+    for (oi, occ) in occurrences.iter().enumerate() {
+        let units = &cfg.rules[occ.rule].units;
+        match filter.unit {
+            Some(u) => obligations.push(Obligation {
+                occurrence: oi as u32,
+                unit: u as u32,
+            }),
+            None => obligations.extend(units.iter().map(|&u| Obligation {
+                occurrence: oi as u32,
+                unit: u as u32,
+            })),
+        }
+    }
+    Plan {
+        occurrences,
+        obligations,
+    }
+}
+
+#[cfg(test)]
+mod tests;
