@@ -260,6 +260,20 @@ fn day(d: NaiveDate) -> String {
     d.format("%a %d/%m/%Y").to_string()
 }
 
+/// "before Sun 05/10/2025" for a deadline at midnight, "end of Tue 30/09/2025" for one at
+/// 24:00, or the date and time.
+fn deadline_words(occ: &plan::Occurrence) -> String {
+    let local = occ.deadline.naive_local();
+    if local.time() != chrono::NaiveTime::MIN {
+        format!("{} {}", day(local.date()), local.format("%H:%M"))
+    } else if local.date() == occ.due_day {
+        format!("before {} (00:00)", day(occ.due_day))
+    } else {
+        let end = local.date().pred_opt().unwrap_or(local.date());
+        format!("end of {} (24:00)", day(end))
+    }
+}
+
 fn calendar_table(cfg: &Config, year: i32) -> String {
     let devs = cfg.calendar.deviations(year);
     let mut s = String::new();
@@ -308,15 +322,13 @@ fn plan_table(cfg: &Config, p: &Plan, from: NaiveDate, to: NaiveDate) -> String 
             occ.period.label()
         );
         let _ = writeln!(s, "  {}", rule.title);
-        let _ = writeln!(
-            s,
-            "  deadline  {} {}",
-            day(occ.deadline.date_naive()),
-            occ.deadline.format("%H:%M")
-        );
-        let moved = match cfg.calendar.reason(occ.last_day) {
-            _ if occ.last_day == (occ.deadline - chrono::Duration::seconds(1)).date_naive() => String::new(),
-            _ => "  (moved off days off)".to_string(),
+        let _ = writeln!(s, "  deadline  {}", deadline_words(occ));
+        let natural = (occ.deadline - chrono::Duration::seconds(1)).date_naive();
+        let moved = if occ.last_day == natural {
+            String::new()
+        } else {
+            let why = cfg.calendar.reason(natural).unwrap_or("weekend");
+            format!("  (moved: {} is off: {why})", day(natural))
         };
         let _ = writeln!(s, "  last day  {}{moved}", day(occ.last_day));
         let units: Vec<&str> = p
