@@ -103,13 +103,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let filter = Filter {
                 unit: match &unit {
                     Some(u) => Some(cfg.unit_index(u).with_context(|| {
-                        format!("unknown unit `{u}`{}", suggest(u, cfg.units.iter().map(|x| x.id.as_str())))
+                        format!(
+                            "unknown unit `{u}`{}",
+                            suggest(u, cfg.units.iter().map(|x| x.id.as_str()))
+                        )
                     })?),
                     None => None,
                 },
                 rule: match &rule {
                     Some(r) => Some(cfg.rule_index(r).with_context(|| {
-                        format!("unknown rule `{r}`{}", suggest(r, cfg.rules.iter().map(|x| x.id.as_str())))
+                        format!(
+                            "unknown rule `{r}`{}",
+                            suggest(r, cfg.rules.iter().map(|x| x.id.as_str()))
+                        )
                     })?),
                     None => None,
                 },
@@ -280,7 +286,14 @@ fn calendar_table(cfg: &Config, year: i32) -> String {
     let _ = writeln!(s, "{:<16} {:<8} {:<10} REASON", "DATE", "STATE", "LAYER");
     for d in &devs {
         let state = if d.working { "working" } else { "off" };
-        let _ = write!(s, "{:<16} {:<8} {:<10} {}", day(d.date), state, d.layer.as_str(), d.reason);
+        let _ = write!(
+            s,
+            "{:<16} {:<8} {:<10} {}",
+            day(d.date),
+            state,
+            d.layer.as_str(),
+            d.reason
+        );
         if let Some(src) = &d.source {
             let _ = write!(s, " [{src}]");
         }
@@ -291,7 +304,9 @@ fn calendar_table(cfg: &Config, year: i32) -> String {
     let basis = if cfg.calendar.has_schedule(year) {
         format!("official schedule for {year}")
     } else {
-        format!("no official schedule for {year}: statutory estimate, check it against the government's announcement")
+        format!(
+            "no official schedule for {year}: statutory estimate, check it against the government's announcement"
+        )
     };
     let _ = writeln!(
         s,
@@ -337,7 +352,12 @@ fn plan_table(cfg: &Config, p: &Plan, from: NaiveDate, to: NaiveDate) -> String 
             .filter(|o| o.occurrence as usize == oi)
             .map(|o| cfg.units[o.unit as usize].id.as_str())
             .collect();
-        let _ = writeln!(s, "  owed by   {} ({})", units.join(", "), plural(units.len(), "unit"));
+        let _ = writeln!(
+            s,
+            "  owed by   {} ({})",
+            units.join(", "),
+            plural(units.len(), "unit")
+        );
         for (i, st) in occ.steps.iter().enumerate() {
             let head = if i == 0 { "  steps" } else { "" };
             let _ = writeln!(

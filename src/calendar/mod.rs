@@ -213,7 +213,11 @@ impl Calendar {
         let mut left = n;
         let mut steps = 0;
         while left > 0 {
-            let next = if forward { cur.succ_opt() } else { cur.pred_opt() };
+            let next = if forward {
+                cur.succ_opt()
+            } else {
+                cur.pred_opt()
+            };
             let Some(next) = next else { return cur };
             cur = next;
             steps += 1;

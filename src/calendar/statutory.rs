@@ -44,7 +44,10 @@ pub fn estimate(year: i32, weekend: &[bool; 7]) -> Vec<DayEntry> {
     }
     let tet = lunar::tet(year);
     let tet_block: Vec<NaiveDate> = (0..5u64)
-        .filter_map(|i| tet.checked_sub_days(Days::new(1))?.checked_add_days(Days::new(i)))
+        .filter_map(|i| {
+            tet.checked_sub_days(Days::new(1))?
+                .checked_add_days(Days::new(i))
+        })
         .collect();
     for (i, d) in tet_block.iter().enumerate() {
         let name = if i == 0 {
@@ -80,7 +83,11 @@ pub fn estimate(year: i32, weekend: &[bool; 7]) -> Vec<DayEntry> {
     }
     if year >= 2026 {
         if let Some(d) = md(year, 11, 24) {
-            holidays.push(entry(d, "Ngày Văn hóa Việt Nam (24/11)".into(), CULTURE_DAY));
+            holidays.push(entry(
+                d,
+                "Ngày Văn hóa Việt Nam (24/11)".into(),
+                CULTURE_DAY,
+            ));
         }
     }
     holidays.sort_by_key(|h| h.date);
@@ -156,9 +163,18 @@ mod tests {
             (
                 2027,
                 &[
-                    "2027-01-01", "2027-02-04", "2027-02-05", "2027-02-08", "2027-02-09",
-                    "2027-02-10", "2027-04-16", "2027-04-30", "2027-05-03", "2027-09-02",
-                    "2027-09-03", "2027-11-24",
+                    "2027-01-01",
+                    "2027-02-04",
+                    "2027-02-05",
+                    "2027-02-08",
+                    "2027-02-09",
+                    "2027-02-10",
+                    "2027-04-16",
+                    "2027-04-30",
+                    "2027-05-03",
+                    "2027-09-02",
+                    "2027-09-03",
+                    "2027-11-24",
                 ],
             ),
         ];
@@ -173,29 +189,53 @@ mod tests {
         // 2027: 01/05 is a Saturday → Monday 03/05 (30/04 Friday is itself a holiday).
         let e = estimate(2027, &SAT_SUN);
         let comp = e.iter().find(|x| x.date == d("2027-05-03")).unwrap();
-        assert!(comp.reason.starts_with("nghỉ bù Ngày Quốc tế Lao động"), "{}", comp.reason);
+        assert!(
+            comp.reason.starts_with("nghỉ bù Ngày Quốc tế Lao động"),
+            "{}",
+            comp.reason
+        );
         // 2028: 30/04 Sun and 01/05 Mon → Tue 02/05.
         let e = estimate(2028, &SAT_SUN);
-        assert!(e.iter().any(|x| x.date == d("2028-05-02") && x.reason.starts_with("nghỉ bù")));
+        assert!(
+            e.iter()
+                .any(|x| x.date == d("2028-05-02") && x.reason.starts_with("nghỉ bù"))
+        );
     }
 
     #[test]
     fn quoc_khanh_adjacent_day() {
         // 02/09/2029 is a Sunday → 03/09; 02/09/2030 a Monday → 03/09; 02/09/2031 a Tuesday → 01/09.
-        for (year, adj) in [(2029, "2029-09-03"), (2030, "2030-09-03"), (2031, "2031-09-01")] {
+        for (year, adj) in [
+            (2029, "2029-09-03"),
+            (2030, "2030-09-03"),
+            (2031, "2031-09-01"),
+        ] {
             let e = estimate(year, &SAT_SUN);
             assert!(
-                e.iter().any(|x| x.date == d(adj) && x.reason.contains("liền kề")),
+                e.iter()
+                    .any(|x| x.date == d(adj) && x.reason.contains("liền kề")),
                 "{year}: {adj}"
             );
         }
         // Before 2021 only one day.
-        assert!(!estimate(2019, &SAT_SUN).iter().any(|x| x.reason.contains("liền kề")));
+        assert!(
+            !estimate(2019, &SAT_SUN)
+                .iter()
+                .any(|x| x.reason.contains("liền kề"))
+        );
     }
 
     #[test]
     fn culture_day_from_2026() {
-        assert!(estimate(2026, &SAT_SUN).iter().any(|x| x.date == d("2026-11-24")));
-        assert!(!estimate(2025, &SAT_SUN).iter().any(|x| x.date == d("2025-11-24")));
+        assert!(
+            estimate(2026, &SAT_SUN)
+                .iter()
+                .any(|x| x.date == d("2026-11-24"))
+        );
+        assert!(
+            !estimate(2025, &SAT_SUN)
+                .iter()
+                .any(|x| x.date == d("2025-11-24"))
+        );
     }
 }

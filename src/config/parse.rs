@@ -206,7 +206,9 @@ pub(crate) fn valid_address(s: &str) -> bool {
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !s.chars().any(|c| c.is_whitespace() || "<>,;\"()[]\\".contains(c))
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || "<>,;\"()[]\\".contains(c))
         && !domain.contains('@')
 }
 
@@ -310,7 +312,10 @@ fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
                     Ok(a) => s.listen = a,
                     Err(_) => cx.error(
                         l.span,
-                        format!("`{}` is not a listen address; write IP:PORT, e.g. \"127.0.0.1:8080\"", l.v),
+                        format!(
+                            "`{}` is not a listen address; write IP:PORT, e.g. \"127.0.0.1:8080\"",
+                            l.v
+                        ),
                     ),
                 }
             }
@@ -375,7 +380,14 @@ fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
     let mut channels = Channels::default();
     if let Some(mut t) = top.table(cx, "channels") {
         if let Some(mut tg) = t.table(cx, "telegram") {
-            let token = secret(cx, &mut tg, "bot_token_file", "bot_token_env", base, &mut secrets);
+            let token = secret(
+                cx,
+                &mut tg,
+                "bot_token_file",
+                "bot_token_env",
+                base,
+                &mut secrets,
+            );
             let api_url = tg
                 .str(cx, "api_url")
                 .map(|u| u.v.trim_end_matches('/').to_string())
@@ -491,17 +503,19 @@ fn read_org(cx: &mut Cx, t: &mut Tbl) -> Option<RawOrg> {
     let name = t.req_str(cx, "name");
     let timezone = match t.str(cx, "timezone") {
         None => Some(chrono_tz::Asia::Ho_Chi_Minh),
-        Some(tz) => match tz.v.parse::<Tz>() {
-            Ok(z) => Some(z),
-            Err(_) => {
-                let h = hint(&tz.v, chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()));
-                cx.error(
+        Some(tz) => {
+            match tz.v.parse::<Tz>() {
+                Ok(z) => Some(z),
+                Err(_) => {
+                    let h = hint(&tz.v, chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()));
+                    cx.error(
                     tz.span,
                     format!("unknown time zone `{}`{h} (an IANA name; Vietnam is `Asia/Ho_Chi_Minh`)", tz.v),
                 );
-                None
+                    None
+                }
             }
-        },
+        }
     };
     let public_url = t.str(cx, "public_url").and_then(|u| {
         let ok = (u.v.starts_with("http://") || u.v.starts_with("https://"))
@@ -512,7 +526,10 @@ fn read_org(cx: &mut Cx, t: &mut Tbl) -> Option<RawOrg> {
         } else {
             cx.error(
                 u.span,
-                format!("`{}` is not a URL; write http://HOST[:PORT] or https://HOST", u.v),
+                format!(
+                    "`{}` is not a URL; write http://HOST[:PORT] or https://HOST",
+                    u.v
+                ),
             );
             None
         }
@@ -542,7 +559,10 @@ fn read_email(
         } else {
             cx.error(
                 f.span,
-                format!("`{}` is not a mailbox; write \"Name <address@domain>\" or an address", f.v),
+                format!(
+                    "`{}` is not a mailbox; write \"Name <address@domain>\" or an address",
+                    f.v
+                ),
             );
         }
     }
@@ -559,7 +579,10 @@ fn read_email(
             "file" => e.transport = Transport::File,
             other => cx.error(
                 tr.span,
-                format!("unknown transport `{other}`{}; use \"smtp\" or \"file\"", hint(other, ["smtp", "file"])),
+                format!(
+                    "unknown transport `{other}`{}; use \"smtp\" or \"file\"",
+                    hint(other, ["smtp", "file"])
+                ),
             ),
         }
     }
@@ -567,18 +590,20 @@ fn read_email(
         let host = s.req_str(cx, "host");
         let security = match s.str(cx, "security") {
             None => Some(Security::Starttls),
-            Some(v) => match v.v.as_str() {
-                "starttls" => Some(Security::Starttls),
-                "tls" => Some(Security::Tls),
-                "none" => Some(Security::None),
-                other => {
-                    cx.error(
+            Some(v) => {
+                match v.v.as_str() {
+                    "starttls" => Some(Security::Starttls),
+                    "tls" => Some(Security::Tls),
+                    "none" => Some(Security::None),
+                    other => {
+                        cx.error(
                         v.span,
                         format!("unknown security `{other}`{}; use \"starttls\", \"tls\" or \"none\"", hint(other, ["starttls", "tls", "none"])),
                     );
-                    None
+                        None
+                    }
                 }
-            },
+            }
         };
         let port = match s.int(cx, "port") {
             None => Some(match security {
@@ -607,21 +632,33 @@ fn read_email(
             if !p.is_file() {
                 cx.error(
                     c.span.clone(),
-                    format!("CA file `{}` does not exist (looked at {})", c.v, p.display()),
+                    format!(
+                        "CA file `{}` does not exist (looked at {})",
+                        c.v,
+                        p.display()
+                    ),
                 );
             }
             p
         });
         let max_per_minute = match s.int(cx, "max_per_minute") {
             None => 120,
-            Some(n) => u32::try_from(n.v).ok().filter(|&v| v > 0).unwrap_or_else(|| {
-                cx.error(n.span, "`email.smtp.max_per_minute` must be a positive number");
-                120
-            }),
+            Some(n) => u32::try_from(n.v)
+                .ok()
+                .filter(|&v| v > 0)
+                .unwrap_or_else(|| {
+                    cx.error(
+                        n.span,
+                        "`email.smtp.max_per_minute` must be a positive number",
+                    );
+                    120
+                }),
         };
         if let (Some(Security::None), Some(h)) = (security, &host) {
             let local = h.v == "localhost"
-                || h.v.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+                || h.v
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
             if !local {
                 cx.error(
                     h.span.clone(),
@@ -673,7 +710,10 @@ fn read_calendar(cx: &mut Cx, t: &mut Tbl) -> RawCalendar {
                 Ok(w) => days.push(w),
                 Err(_) => cx.error(
                     d.span,
-                    format!("`{}` is not a weekday; write mon, tue, wed, thu, fri, sat or sun", d.v),
+                    format!(
+                        "`{}` is not a weekday; write mon, tue, wed, thu, fri, sat or sun",
+                        d.v
+                    ),
                 ),
             }
         }
@@ -743,14 +783,23 @@ fn offsets(cx: &mut Cx, t: &mut Tbl, key: &'static str, default: &[Offset]) -> V
     for s in list {
         match Offset::parse(&s.v) {
             Ok(o) if out.contains(&o) => {
-                cx.warning(s.span, format!("step `{o}` is listed twice; it is sent once"));
+                cx.warning(
+                    s.span,
+                    format!("step `{o}` is listed twice; it is sent once"),
+                );
             }
             Ok(o) => {
                 if o.n == 0 {
                     let msg = if key == "before" {
-                        format!("step `{}` falls on the last day: it is the same as `on_due` and never fires on its own", s.v)
+                        format!(
+                            "step `{}` falls on the last day: it is the same as `on_due` and never fires on its own",
+                            s.v
+                        )
                     } else {
-                        format!("step `{}` falls on the last day, not after it: use `on_due = true` instead", s.v)
+                        format!(
+                            "step `{}` falls on the last day, not after it: use `on_due = true` instead",
+                            s.v
+                        )
                     };
                     cx.warning(s.span.clone(), msg);
                 }
@@ -829,7 +878,10 @@ fn read_unit(cx: &mut Cx, t: &mut Tbl) -> Option<RawUnit> {
             (Some(s), _) => Some(At::new(s.to_string(), v.span())),
             (None, Some(n)) => Some(At::new(n.to_string(), v.span())),
             _ => {
-                cx.error(v.span(), "`unit.telegram` must be a chat id, e.g. \"-1001234567\"");
+                cx.error(
+                    v.span(),
+                    "`unit.telegram` must be a chat id, e.g. \"-1001234567\"",
+                );
                 None
             }
         },
@@ -857,22 +909,31 @@ fn read_rule(cx: &mut Cx, t: &mut Tbl) -> Option<RawRule> {
     let id = id_field(cx, t, "rule");
     let kind = match t.req_str(cx, "kind") {
         None => None,
-        Some(k) => match k.v.as_str() {
-            "report" => Some(Kind::Report),
-            "task" => Some(Kind::Task),
-            other => {
-                cx.error(
+        Some(k) => {
+            match k.v.as_str() {
+                "report" => Some(Kind::Report),
+                "task" => Some(Kind::Task),
+                other => {
+                    cx.error(
                     k.span,
                     format!("unknown kind `{other}`{}; use \"report\" (báo cáo) or \"task\" (nhiệm vụ)", hint(other, ["report", "task"])),
                 );
-                None
+                    None
+                }
             }
-        },
+        }
     };
     let title = t.req_str(cx, "title");
     let description = t.str(cx, "description").map(|d| d.v);
     let reference = t.str(cx, "reference").map(|r| r.v);
-    const PERIODS: [&str; 6] = ["month", "quarter", "half-year", "nine-months", "year", "once"];
+    const PERIODS: [&str; 6] = [
+        "month",
+        "quarter",
+        "half-year",
+        "nine-months",
+        "year",
+        "once",
+    ];
     let period = match t.req_str(cx, "period") {
         None => None,
         Some(p) => match p.v.as_str() {
@@ -1036,7 +1097,10 @@ fn read_due(cx: &mut Cx, t: &mut Tbl, period: Option<PeriodKind>) -> Option<Due>
                 (Some("last"), _) => Some(DueDay::Last),
                 (None, Some(n)) if (1..=31).contains(&n) => Some(DueDay::Day(n as u32)),
                 _ => {
-                    cx.error(v.span(), "`due.day` must be a day of the month (1-31) or \"last\"");
+                    cx.error(
+                        v.span(),
+                        "`due.day` must be a day of the month (1-31) or \"last\"",
+                    );
                     None
                 }
             },
@@ -1066,7 +1130,10 @@ fn build_calendar(
     today: NaiveDate,
 ) -> Calendar {
     let mut schedules: Vec<Schedule> = Vec::new();
-    let mut add = |diags: &mut Diagnostics, path: PathBuf, text: String, span: Option<std::ops::Range<usize>>| {
+    let mut add = |diags: &mut Diagnostics,
+                   path: PathBuf,
+                   text: String,
+                   span: Option<std::ops::Range<usize>>| {
         if let Some(s) = read_schedule(diags, path, text) {
             if let Some(prev) = schedules.iter().find(|p| p.year == s.year) {
                 let msg = format!(
@@ -1098,7 +1165,11 @@ fn build_calendar(
                     Err(e) => diags.error(
                         src,
                         inc.span.clone(),
-                        format!("cannot read calendar schedule `{}`: {e} (looked at {})", inc.v, path.display()),
+                        format!(
+                            "cannot read calendar schedule `{}`: {e} (looked at {})",
+                            inc.v,
+                            path.display()
+                        ),
                     ),
                 }
             }
@@ -1178,12 +1249,12 @@ fn read_schedule(diags: &mut Diagnostics, path: PathBuf, text: String) -> Option
             let esource = e.str(&mut cx, "source").map(|s| s.v);
             let days: Vec<At<NaiveDate>> = match (date, from, to) {
                 (Some(d), None, None) => vec![d],
-                (None, Some(f), Some(t)) if f.v <= t.v => f
-                    .v
-                    .iter_days()
-                    .take_while(|d| *d <= t.v)
-                    .map(|d| At::new(d, f.span.clone()))
-                    .collect(),
+                (None, Some(f), Some(t)) if f.v <= t.v => {
+                    f.v.iter_days()
+                        .take_while(|d| *d <= t.v)
+                        .map(|d| At::new(d, f.span.clone()))
+                        .collect()
+                }
                 (None, Some(_), Some(t)) => {
                     cx.error(t.span, "`to` is before `from`");
                     vec![]
@@ -1246,7 +1317,10 @@ fn resolve(
             let (line, _) = cx.src.line_col(first.start);
             cx.error(
                 u.id.span.clone(),
-                format!("duplicate unit id `{}` (first defined on line {line})", u.id.v),
+                format!(
+                    "duplicate unit id `{}` (first defined on line {line})",
+                    u.id.v
+                ),
             );
         } else {
             names.insert(&u.id.v, (true, u.id.span.clone()));
@@ -1260,7 +1334,10 @@ fn resolve(
             let what = if *is_unit { "a unit" } else { "a group" };
             cx.error(
                 g.id.span.clone(),
-                format!("group id `{}` is already {what} (line {line}): units and groups share names", g.id.v),
+                format!(
+                    "group id `{}` is already {what} (line {line}): units and groups share names",
+                    g.id.v
+                ),
             );
         } else {
             names.insert(&g.id.v, (false, g.id.span.clone()));
@@ -1274,7 +1351,11 @@ fn resolve(
             let msg = if is_group {
                 format!("`{}` is a group; {role} takes a unit", r.v)
             } else {
-                format!("unknown unit `{}`{}", r.v, hint(&r.v, unit_ids.iter().copied()))
+                format!(
+                    "unknown unit `{}`{}",
+                    r.v,
+                    hint(&r.v, unit_ids.iter().copied())
+                )
             };
             cx.error(r.span.clone(), msg);
         }
@@ -1360,7 +1441,10 @@ fn resolve(
             let (line, _) = cx.src.line_col(*first);
             cx.error(
                 r.id.span.clone(),
-                format!("duplicate rule id `{}` (first defined on line {line})", r.id.v),
+                format!(
+                    "duplicate rule id `{}` (first defined on line {line})",
+                    r.id.v
+                ),
             );
         } else {
             rule_ids.insert(&r.id.v, r.id.span.start);
@@ -1389,12 +1473,18 @@ fn resolve(
         if owed.is_empty() && !r.units.is_empty() && !unknown {
             cx.error(
                 r.span.clone(),
-                format!("rule `{}` is owed by nobody: its `units` name no unit", r.id.v),
+                format!(
+                    "rule `{}` is owed by nobody: its `units` name no unit",
+                    r.id.v
+                ),
             );
         } else if r.units.is_empty() {
             cx.error(
                 r.span.clone(),
-                format!("rule `{}` is owed by nobody: list units or groups in `units`", r.id.v),
+                format!(
+                    "rule `{}` is owed by nobody: list units or groups in `units`",
+                    r.id.v
+                ),
             );
         }
         let submit_to = match &r.submit_to {
@@ -1408,7 +1498,11 @@ fn resolve(
                 None => {
                     cx.error(
                         p.span.clone(),
-                        format!("unknown policy `{}`{}", p.v, hint(&p.v, policy_names.iter().copied())),
+                        format!(
+                            "unknown policy `{}`{}",
+                            p.v,
+                            hint(&p.v, policy_names.iter().copied())
+                        ),
                     );
                     0
                 }
@@ -1416,12 +1510,15 @@ fn resolve(
         };
         used[policy] = true;
         if let Due::Once { date, .. } = r.due {
-            let outside = r.active_from.is_some_and(|f| date < f)
-                || r.active_until.is_some_and(|u| date > u);
+            let outside =
+                r.active_from.is_some_and(|f| date < f) || r.active_until.is_some_and(|u| date > u);
             if outside {
                 cx.warning(
                     r.span.clone(),
-                    format!("rule `{}` never fires: its date {date} is outside its `active` bounds", r.id.v),
+                    format!(
+                        "rule `{}` never fires: its date {date} is outside its `active` bounds",
+                        r.id.v
+                    ),
                 );
             }
         }

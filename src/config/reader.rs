@@ -91,7 +91,10 @@ impl<'a, 'i> Tbl<'a, 'i> {
         if self.name.is_empty() {
             key.to_string()
         } else {
-            format!("{}.{key}", self.name.trim_start_matches("[[").trim_end_matches("]]"))
+            format!(
+                "{}.{key}",
+                self.name.trim_start_matches("[[").trim_end_matches("]]")
+            )
         }
     }
 
@@ -126,10 +129,7 @@ impl<'a, 'i> Tbl<'a, 'i> {
         } else {
             format!("`[{}]`", self.name)
         };
-        cx.error(
-            self.span.clone(),
-            format!("missing `{key}` in {what}"),
-        );
+        cx.error(self.span.clone(), format!("missing `{key}` in {what}"));
     }
 
     /// An optional string.
@@ -221,7 +221,11 @@ impl<'a, 'i> Tbl<'a, 'i> {
     }
 
     /// The entries of a table of tables (`[policy.NAME]`), in file order.
-    pub fn named_tables(&mut self, cx: &mut Cx, key: &'static str) -> Vec<(At<String>, Tbl<'a, 'i>)> {
+    pub fn named_tables(
+        &mut self,
+        cx: &mut Cx,
+        key: &'static str,
+    ) -> Vec<(At<String>, Tbl<'a, 'i>)> {
         let Some(mut outer) = self.table(cx, key) else {
             return Vec::new();
         };
@@ -235,7 +239,11 @@ impl<'a, 'i> Tbl<'a, 'i> {
                 }
                 other => cx.error(
                     v.span(),
-                    format!("`{key}.{}` must be a table, found {}", name.v, type_name(other)),
+                    format!(
+                        "`{key}.{}` must be a table, found {}",
+                        name.v,
+                        type_name(other)
+                    ),
                 ),
             }
         }
@@ -254,7 +262,9 @@ impl<'a, 'i> Tbl<'a, 'i> {
                 let mut out = Vec::new();
                 for item in items.iter() {
                     match item.get_ref() {
-                        DeValue::Table(t) => out.push(Tbl::new(t, item.span(), format!("[[{key}]]"))),
+                        DeValue::Table(t) => {
+                            out.push(Tbl::new(t, item.span(), format!("[[{key}]]")))
+                        }
                         other => cx.error(
                             item.span(),
                             format!("`{key}` must hold tables, found {}", type_name(other)),
@@ -324,7 +334,9 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
         && parts[2].len() == 2
         && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()));
     if !shape_ok {
-        return Err(format!("`{s}` is not a date; write YYYY-MM-DD, e.g. \"2025-10-15\""));
+        return Err(format!(
+            "`{s}` is not a date; write YYYY-MM-DD, e.g. \"2025-10-15\""
+        ));
     }
     let (y, m, d) = (
         parts[0].parse::<i32>().unwrap_or(0),
@@ -375,7 +387,9 @@ impl Tbl<'_, '_> {
         let v = self.get(key)?;
         let name = self.key_name(key);
         match v.get_ref() {
-            DeValue::Array(items) => Some(items.iter().filter_map(|i| date_of(cx, i, &name)).collect()),
+            DeValue::Array(items) => {
+                Some(items.iter().filter_map(|i| date_of(cx, i, &name)).collect())
+            }
             _ => {
                 self.wrong_type(cx, key, v, "a list of dates");
                 None
@@ -398,14 +412,20 @@ pub fn date_of(cx: &mut Cx, v: &Val<'_>, name: &str) -> Option<At<NaiveDate>> {
             (Some(d), None) => NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into())
                 .map(|d| At::new(d, v.span())),
             _ => {
-                cx.error(v.span(), format!("`{name}` must be a date without a time, e.g. \"2025-10-15\""));
+                cx.error(
+                    v.span(),
+                    format!("`{name}` must be a date without a time, e.g. \"2025-10-15\""),
+                );
                 None
             }
         },
         other => {
             cx.error(
                 v.span(),
-                format!("`{name}` must be a date \"YYYY-MM-DD\", found {}", type_name(other)),
+                format!(
+                    "`{name}` must be a date \"YYYY-MM-DD\", found {}",
+                    type_name(other)
+                ),
             );
             None
         }

@@ -112,7 +112,10 @@ pub fn local(tz: Tz, date: NaiveDate, time: NaiveTime) -> DateTime<Tz> {
     let ndt = date.and_time(time);
     tz.from_local_datetime(&ndt)
         .earliest()
-        .or_else(|| tz.from_local_datetime(&(ndt + Duration::hours(1))).earliest())
+        .or_else(|| {
+            tz.from_local_datetime(&(ndt + Duration::hours(1)))
+                .earliest()
+        })
         .unwrap_or_else(|| tz.from_utc_datetime(&ndt))
 }
 
@@ -186,9 +189,8 @@ pub fn steps(
     last_day: NaiveDate,
 ) -> Vec<Step> {
     let at_day = |d: NaiveDate| local(tz, d, policy.send_time);
-    let mut out: Vec<(DateTime<Tz>, usize, Step)> = Vec::with_capacity(
-        policy.before.len() + policy.after.len() + 1,
-    );
+    let mut out: Vec<(DateTime<Tz>, usize, Step)> =
+        Vec::with_capacity(policy.before.len() + policy.after.len() + 1);
     let mut seq = 0;
     for o in &policy.before {
         let at = match o.unit {
@@ -206,7 +208,15 @@ pub fn steps(
                 kind: StepKind::Before,
                 offset: Some(*o),
             };
-            out.push((at, seq, Step { name, at, escalate: false }));
+            out.push((
+                at,
+                seq,
+                Step {
+                    name,
+                    at,
+                    escalate: false,
+                },
+            ));
         }
         seq += 1;
     }
@@ -217,7 +227,15 @@ pub fn steps(
                 kind: StepKind::Due,
                 offset: None,
             };
-            out.push((at, seq, Step { name, at, escalate: false }));
+            out.push((
+                at,
+                seq,
+                Step {
+                    name,
+                    at,
+                    escalate: false,
+                },
+            ));
         }
     }
     seq += 1;
@@ -268,7 +286,10 @@ pub fn plan(cfg: &Config, from: NaiveDate, to: NaiveDate, filter: Filter) -> Pla
         if filter.rule.is_some_and(|r| r != ri) {
             continue;
         }
-        if filter.unit.is_some_and(|u| rule.units.binary_search(&u).is_err()) {
+        if filter
+            .unit
+            .is_some_and(|u| rule.units.binary_search(&u).is_err())
+        {
             continue;
         }
         let periods: Vec<Period> = match rule.due {
@@ -285,7 +306,10 @@ pub fn plan(cfg: &Config, from: NaiveDate, to: NaiveDate, filter: Filter) -> Pla
             if !active(rule, occ.due_day) {
                 continue;
             }
-            let first = occ.steps.first().map_or(occ.last_day, |s| s.at.date_naive());
+            let first = occ
+                .steps
+                .first()
+                .map_or(occ.last_day, |s| s.at.date_naive());
             let last = occ
                 .steps
                 .last()
