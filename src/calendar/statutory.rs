@@ -81,14 +81,12 @@ pub fn estimate(year: i32, weekend: &[bool; 7]) -> Vec<DayEntry> {
             }
         }
     }
-    if year >= 2026 {
-        if let Some(d) = md(year, 11, 24) {
-            holidays.push(entry(
-                d,
-                "Ngày Văn hóa Việt Nam (24/11)".into(),
-                CULTURE_DAY,
-            ));
-        }
+    if let Some(d) = md(year, 11, 24).filter(|_| year >= 2026) {
+        holidays.push(entry(
+            d,
+            "Ngày Văn hóa Việt Nam (24/11)".into(),
+            CULTURE_DAY,
+        ));
     }
     holidays.sort_by_key(|h| h.date);
 

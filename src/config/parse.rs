@@ -968,10 +968,10 @@ fn read_rule(cx: &mut Cx, t: &mut Tbl) -> Option<RawRule> {
     if let Some(mut a) = t.table(cx, "active") {
         let from = a.date(cx, "from");
         let until = a.date(cx, "until");
-        if let (Some(f), Some(u)) = (&from, &until) {
-            if u.v < f.v {
-                cx.error(u.span.clone(), "`active.until` is before `active.from`");
-            }
+        if let (Some(f), Some(u)) = (&from, &until)
+            && u.v < f.v
+        {
+            cx.error(u.span.clone(), "`active.until` is before `active.from`");
         }
         active_from = from.map(|f| f.v);
         active_until = until.map(|u| u.v);
