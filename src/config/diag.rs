@@ -136,9 +136,28 @@ impl Diagnostics {
         self.items.iter().any(|d| d.severity == Severity::Error)
     }
 
-    /// The diagnostics, sorted by file order of discovery, then position.
+    /// The diagnostics: files in the order they were first mentioned, each by position,
+    /// problems with a file as a whole after its positioned ones.
     pub fn into_vec(self) -> Vec<Diagnostic> {
-        self.items
+        let mut files: Vec<&Path> = Vec::new();
+        for d in &self.items {
+            if !files.contains(&d.file.as_path()) {
+                files.push(&d.file);
+            }
+        }
+        let mut keyed: Vec<(usize, bool, (usize, usize), usize)> = self
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let file = files.iter().position(|f| *f == d.file).unwrap_or(0);
+                (file, d.position.is_none(), d.position.unwrap_or((0, 0)), i)
+            })
+            .collect();
+        keyed.sort();
+        let order: Vec<usize> = keyed.into_iter().map(|k| k.3).collect();
+        let mut items: Vec<Option<Diagnostic>> = self.items.into_iter().map(Some).collect();
+        order.into_iter().filter_map(|i| items[i].take()).collect()
     }
 
     /// How many errors and warnings.
@@ -155,6 +174,15 @@ impl Diagnostics {
 /// The known name closest to `word`, if it is close enough to be what the user meant.
 pub fn did_you_mean<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1) + 1;
+    did_you_mean_within(word, known, limit)
+}
+
+/// Like [`did_you_mean`] with an explicit largest edit distance.
+pub fn did_you_mean_within<'a>(
+    word: &str,
+    known: impl IntoIterator<Item = &'a str>,
+    limit: usize,
+) -> Option<&'a str> {
     known
         .into_iter()
         .map(|k| (edit_distance(word, k), k))

@@ -9,6 +9,10 @@
 pub mod diag;
 mod parse;
 pub mod reader;
+mod resolve;
+mod rules;
+mod schedule;
+mod sections;
 
 use std::fmt;
 use std::net::SocketAddr;

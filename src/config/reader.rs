@@ -120,8 +120,16 @@ impl<'a, 'i> Tbl<'a, 'i> {
         );
     }
 
-    /// Reports a key the schema requires but the table lacks.
+    /// Reports a key the schema requires but the table lacks, unless a misspelling of it is
+    /// present: that is reported by [`Tbl::finish`] as an unknown key with the hint.
     pub fn missing(&self, cx: &mut Cx, key: &str) {
+        let misspelt = self
+            .table
+            .keys()
+            .any(|k| k.get_ref() != key && super::diag::did_you_mean(k.get_ref(), [key]).is_some());
+        if misspelt {
+            return;
+        }
         let what = if self.name.is_empty() {
             "the file".to_string()
         } else if self.name.starts_with("[[") {

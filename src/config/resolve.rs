@@ -1,0 +1,396 @@
+//! Pass 2: resolves names to indices and checks what the config means (DESIGN §2).
+//!
+//! Every reference is checked even in a rule or unit that had other errors, so one run of
+//! `check` shows them all. Lookups go through hash maps: a config with ten thousand units
+//! loads in milliseconds (see `benches/plan.rs`).
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+
+use super::diag::hint;
+use super::parse::*;
+use super::reader::{At, Cx};
+use super::*;
+use crate::calendar::Calendar;
+
+/// What a name in a `units` list refers to.
+#[derive(Clone, Copy)]
+enum Name {
+    All,
+    Unit(usize),
+    Group(usize),
+}
+
+/// The shared name space of units and groups, with where each was defined.
+struct Names<'r> {
+    map: HashMap<&'r str, (Name, Range<usize>)>,
+    /// Unit ids in file order, for hints.
+    units: Vec<&'r str>,
+}
+
+impl<'r> Names<'r> {
+    fn build(cx: &mut Cx, raw: &'r Raw) -> Names<'r> {
+        let mut map: HashMap<&str, (Name, Range<usize>)> = HashMap::new();
+        map.insert("all", (Name::All, 0..0));
+        let mut define = |cx: &mut Cx, id: &'r At<String>, name: Name| {
+            if id.v == "all" {
+                cx.error(id.span.clone(), "`all` is reserved: it names every unit");
+                return;
+            }
+            match map.get(id.v.as_str()) {
+                Some((prev, first)) => {
+                    let (line, _) = cx.src.line_col(first.start);
+                    let msg = match (prev, name) {
+                        (Name::Unit(_), Name::Unit(_)) => {
+                            format!(
+                                "duplicate unit id `{}` (first defined on line {line})",
+                                id.v
+                            )
+                        }
+                        (Name::Group(_), Name::Group(_)) => {
+                            format!(
+                                "duplicate group id `{}` (first defined on line {line})",
+                                id.v
+                            )
+                        }
+                        _ => format!(
+                            "`{}` is already a unit (line {line}): units and groups share names",
+                            id.v
+                        ),
+                    };
+                    cx.error(id.span.clone(), msg);
+                }
+                None => {
+                    map.insert(&id.v, (name, id.span.clone()));
+                }
+            }
+        };
+        for (i, u) in raw.units.iter().enumerate() {
+            define(cx, &u.id, Name::Unit(i));
+        }
+        for (i, g) in raw.groups.iter().enumerate() {
+            define(cx, &g.id, Name::Group(i));
+        }
+        Names {
+            map,
+            units: raw.units.iter().map(|u| u.id.v.as_str()).collect(),
+        }
+    }
+
+    /// A reference that must be a single unit (`escalate_to`, `submit_to`, a group member).
+    fn unit(&self, cx: &mut Cx, r: &At<String>, role: &str) -> Option<usize> {
+        match self.map.get(r.v.as_str()) {
+            Some((Name::Unit(i), _)) => Some(*i),
+            Some(_) => {
+                cx.error(
+                    r.span.clone(),
+                    format!("`{}` is a group; {role} takes a unit", r.v),
+                );
+                None
+            }
+            None => {
+                let h = hint(&r.v, self.units.iter().copied());
+                cx.error(r.span.clone(), format!("unknown unit `{}`{h}", r.v));
+                None
+            }
+        }
+    }
+
+    /// A reference in a rule's `units`: a unit, a group or `all`.
+    fn any(&self, cx: &mut Cx, r: &At<String>) -> Option<Name> {
+        match self.map.get(r.v.as_str()) {
+            Some((n, _)) => Some(*n),
+            None => {
+                let mut known: Vec<&str> = self.map.keys().copied().collect();
+                known.sort_unstable();
+                let h = hint(&r.v, known);
+                cx.error(
+                    r.span.clone(),
+                    format!("unknown unit or group `{}`{h}", r.v),
+                );
+                None
+            }
+        }
+    }
+}
+
+pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) -> Option<Config> {
+    let names = Names::build(cx, &raw);
+
+    let groups: Vec<Group> = raw
+        .groups
+        .iter()
+        .map(|g| Group {
+            id: g.id.v.clone(),
+            units: g
+                .units
+                .iter()
+                .filter_map(|m| names.unit(cx, m, "a group"))
+                .collect(),
+        })
+        .collect();
+    let units: Vec<Unit> = raw
+        .units
+        .iter()
+        .map(|u| resolve_unit(cx, &names, &raw, u))
+        .collect();
+
+    let coordinator = raw
+        .org
+        .as_ref()
+        .and_then(|o| o.coordinator.as_ref())
+        .and_then(|c| names.unit(cx, c, "`coordinator`"));
+    let digest_to = match &raw.digest_to {
+        Some(list) => list
+            .iter()
+            .filter_map(|d| names.unit(cx, d, "`digest.to`"))
+            .collect(),
+        None => coordinator.into_iter().collect(),
+    };
+
+    let policy_names: Vec<&str> = raw.policies.iter().map(|p| p.name.v.as_str()).collect();
+    let mut used = vec![false; raw.policies.len()];
+    let mut rules: Vec<Rule> = Vec::new();
+    let mut rule_ids: HashMap<&str, usize> = HashMap::new();
+    for r in &raw.rules {
+        if let Some(id) = &r.id {
+            if let Some(first) = rule_ids.get(id.v.as_str()) {
+                let (line, _) = cx.src.line_col(*first);
+                cx.error(
+                    id.span.clone(),
+                    format!(
+                        "duplicate rule id `{}` (first defined on line {line})",
+                        id.v
+                    ),
+                );
+            } else {
+                rule_ids.insert(&id.v, id.span.start);
+            }
+        }
+        let label = r.id.as_ref().map_or("?", |i| i.v.as_str());
+        let owed = owed_by(cx, &names, &groups, units.len(), r, label);
+        let submit_to = match &r.submit_to {
+            Some(s) => names.unit(cx, s, "`submit_to`"),
+            None => coordinator,
+        };
+        let policy = match &r.policy {
+            None => 0,
+            Some(p) => policy_names
+                .iter()
+                .position(|&n| n == p.v)
+                .unwrap_or_else(|| {
+                    let h = hint(&p.v, policy_names.iter().copied());
+                    cx.error(p.span.clone(), format!("unknown policy `{}`{h}", p.v));
+                    0
+                }),
+        };
+        used[policy] = true;
+        let (Some(id), Some(core)) = (&r.id, &r.core) else {
+            continue;
+        };
+        if let Due::Once { date, .. } = core.due {
+            let outside =
+                r.active_from.is_some_and(|f| date < f) || r.active_until.is_some_and(|u| date > u);
+            if outside {
+                cx.warning(
+                    r.span.clone(),
+                    format!(
+                        "rule `{}` never fires: its date {date} is outside its `active` bounds",
+                        id.v
+                    ),
+                );
+            }
+        }
+        rules.push(Rule {
+            id: id.v.clone(),
+            kind: core.kind,
+            title: core.title.clone(),
+            description: core.description.clone(),
+            reference: core.reference.clone(),
+            period: core.period,
+            which: core.which.clone(),
+            due: core.due,
+            units: owed,
+            submit_to,
+            policy,
+            active_from: r.active_from,
+            active_until: r.active_until,
+        });
+    }
+    for (p, used) in raw.policies.iter().zip(&used) {
+        if p.explicit && !used {
+            cx.warning(
+                p.name.span.clone(),
+                format!("policy `{}` is not used by any rule", p.name.v),
+            );
+        }
+    }
+
+    check_secrets(cx, &raw);
+    if raw.server.admin_password_file.is_none() {
+        cx.diags.file_warning(
+            &cx.src.path,
+            "no `server.admin_password_file`: the status page /status is off",
+        );
+    }
+    let org = raw.org?;
+    if org.admins.is_empty() {
+        cx.warning(
+            org.span.clone(),
+            "no `organization.admins`: nobody will be told when the daemon itself has trouble",
+        );
+    }
+    let mut email = raw.email;
+    if email.from.is_empty() {
+        if raw.email_span.is_empty() && email.transport == Transport::File {
+            email.from = format!("{} <nhacviec@localhost.invalid>", org.name);
+        } else {
+            cx.error(raw.email_span.clone(), "missing `from` in `[email]`");
+        }
+    }
+    if email.reply_to.is_none() {
+        email.reply_to = coordinator.and_then(|c| units[c].email.first().cloned());
+    }
+    let public_url = org
+        .public_url
+        .unwrap_or_else(|| format!("http://{}", raw.server.listen));
+    if cx.diags.has_errors() {
+        return None;
+    }
+    Some(Config {
+        path: path.to_path_buf(),
+        organization: Organization {
+            name: org.name,
+            timezone: org.timezone,
+            public_url,
+            coordinator,
+            admins: org.admins,
+        },
+        storage: raw.storage,
+        server: raw.server,
+        email,
+        calendar,
+        digest: Digest {
+            time: raw.digest_time,
+            to: digest_to,
+        },
+        channels: raw.channels,
+        policies: raw.policies.into_iter().map(|p| p.policy).collect(),
+        units,
+        groups,
+        rules,
+    })
+}
+
+fn resolve_unit(cx: &mut Cx, names: &Names, raw: &Raw, u: &RawUnit) -> Unit {
+    let escalate_to: Vec<usize> = u
+        .escalate_to
+        .iter()
+        .filter_map(|e| names.unit(cx, e, "`escalate_to`"))
+        .collect();
+    if u.escalate_to.iter().any(|e| e.v == u.id.v) {
+        cx.warning(
+            u.span.clone(),
+            format!("unit `{}` escalates to itself", u.id.v),
+        );
+    }
+    if u.email.is_empty() && u.telegram.is_none() && u.webhook.is_none() {
+        cx.error(
+            u.span.clone(),
+            format!(
+                "unit `{}` has no way to reach it: give it an `email` (or `telegram`, `webhook`)",
+                u.id.v
+            ),
+        );
+    }
+    if let (Some(tg), None) = (&u.telegram, &raw.channels.telegram) {
+        cx.error(
+            tg.span.clone(),
+            format!(
+                "unit `{}` has `telegram` but `[channels.telegram]` (the bot token) is not configured",
+                u.id.v
+            ),
+        );
+    }
+    if u.webhook.is_some() && raw.channels.webhook.is_none() {
+        cx.error(
+            u.span.clone(),
+            format!(
+                "unit `{}` has `webhook` but `[channels.webhook]` (the signing secret) is not configured",
+                u.id.v
+            ),
+        );
+    }
+    Unit {
+        id: u.id.v.clone(),
+        name: u.name.clone().unwrap_or_default(),
+        email: u.email.clone(),
+        escalate_to,
+        telegram: u.telegram.as_ref().map(|t| t.v.clone()),
+        webhook: u.webhook.clone(),
+    }
+}
+
+/// The units that owe a rule, sorted and without duplicates.
+fn owed_by(
+    cx: &mut Cx,
+    names: &Names,
+    groups: &[Group],
+    n_units: usize,
+    r: &RawRule,
+    label: &str,
+) -> Vec<usize> {
+    let mut owed: Vec<usize> = Vec::new();
+    let mut unknown = false;
+    for m in &r.units {
+        match names.any(cx, m) {
+            Some(Name::All) => owed.extend(0..n_units),
+            Some(Name::Unit(i)) => owed.push(i),
+            Some(Name::Group(g)) => owed.extend(&groups[g].units),
+            None => unknown = true,
+        }
+    }
+    owed.sort_unstable();
+    owed.dedup();
+    if r.units.is_empty() && r.has_units_key {
+        cx.error(
+            r.span.clone(),
+            format!("rule `{label}` is owed by nobody: list units or groups in `units`"),
+        );
+    } else if owed.is_empty() && !r.units.is_empty() && !unknown {
+        cx.error(
+            r.span.clone(),
+            format!("rule `{label}` is owed by nobody: its `units` name no unit"),
+        );
+    }
+    owed
+}
+
+/// Secrets must exist where they are named; their content is read only when used. The SMTP
+/// password is checked only when the SMTP transport is on.
+fn check_secrets(cx: &mut Cx, raw: &Raw) {
+    let smtp_password = raw.email.smtp.as_ref().and_then(|m| m.password.as_ref());
+    for (at, s) in &raw.secrets {
+        if raw.email.transport != Transport::Smtp && smtp_password == Some(s) {
+            continue;
+        }
+        match s {
+            Secret::File(p) if !p.is_file() => cx.error(
+                at.span.clone(),
+                format!(
+                    "secret file `{}` does not exist (looked at {}); create it holding only the secret, readable by the daemon's user",
+                    at.v,
+                    p.display()
+                ),
+            ),
+            Secret::Env(var) if std::env::var_os(var).is_none() => cx.error(
+                at.span.clone(),
+                format!(
+                    "environment variable `{var}` is not set; set it to the secret before starting nhacviec"
+                ),
+            ),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! `[policy.NAME]`, `[[unit]]` and `[[rule]]`.
+
+use super::diag::hint;
+use super::parse::*;
+use super::reader::{At, Cx, Tbl, int_of, str_of};
+use super::*;
+
+pub(super) fn offsets(
+    cx: &mut Cx,
+    t: &mut Tbl,
+    key: &'static str,
+    default: &[Offset],
+) -> Vec<Offset> {
+    let Some(list) = t.str_list(cx, key) else {
+        return default.to_vec();
+    };
+    let mut out: Vec<Offset> = Vec::new();
+    for s in list {
+        match Offset::parse(&s.v) {
+            Ok(o) if out.contains(&o) => {
+                cx.warning(
+                    s.span,
+                    format!("step `{o}` is listed twice; it is sent once"),
+                );
+            }
+            Ok(o) => {
+                if o.n == 0 {
+                    let msg = if key == "before" {
+                        format!(
+                            "step `{}` falls on the last day: it is the same as `on_due` and never fires on its own",
+                            s.v
+                        )
+                    } else {
+                        format!(
+                            "step `{}` falls on the last day, not after it: use `on_due = true` instead",
+                            s.v
+                        )
+                    };
+                    cx.warning(s.span.clone(), msg);
+                }
+                out.push(o);
+            }
+            Err(e) => cx.error(s.span, e),
+        }
+    }
+    out
+}
+
+pub(super) fn read_policy(cx: &mut Cx, t: &mut Tbl, name: &str) -> Policy {
+    let d = Policy::builtin_default();
+    let before = offsets(cx, t, "before", &d.before);
+    let after = offsets(cx, t, "after", &d.after);
+    let on_due = t.bool(cx, "on_due").unwrap_or(d.on_due);
+    let send_time = t.time(cx, "send_time").map_or(d.send_time, |x| x.v);
+    let on_day_off = match t.str(cx, "on_day_off") {
+        None => d.on_day_off,
+        Some(v) => match v.v.as_str() {
+            "earlier" => OnDayOff::Earlier,
+            "later" => OnDayOff::Later,
+            "keep" => OnDayOff::Keep,
+            other => {
+                cx.error(
+                    v.span,
+                    format!("unknown `on_day_off = \"{other}\"`{}; use \"earlier\", \"later\" or \"keep\"", hint(other, ["earlier", "later", "keep"])),
+                );
+                d.on_day_off
+            }
+        },
+    };
+    let escalate_from = match t.str(cx, "escalate_from") {
+        None if t.has("after") => None,
+        None => d.escalate_from.filter(|&i| i < after.len()),
+        Some(s) => match Offset::parse(&s.v) {
+            Err(e) => {
+                cx.error(s.span, e);
+                None
+            }
+            Ok(o) => match after.iter().position(|a| *a == o) {
+                Some(i) => Some(i),
+                None => {
+                    let list: Vec<String> = after.iter().map(Offset::to_string).collect();
+                    cx.error(
+                        s.span,
+                        format!(
+                            "`escalate_from = \"{o}\"` is not one of policy `{name}`'s `after` steps ({})",
+                            if list.is_empty() { "none".to_string() } else { list.join(", ") }
+                        ),
+                    );
+                    None
+                }
+            },
+        },
+    };
+    Policy {
+        name: name.to_string(),
+        before,
+        on_due,
+        after,
+        escalate_from,
+        send_time,
+        on_day_off,
+    }
+}
+
+pub(super) fn read_unit(cx: &mut Cx, t: &mut Tbl) -> Option<RawUnit> {
+    let id = id_field(cx, t, "unit");
+    let name = t.req_str(cx, "name");
+    let email = addresses(cx, t, "email");
+    let escalate_to = t.str_list(cx, "escalate_to").unwrap_or_default();
+    let telegram = match t.get("telegram") {
+        None => None,
+        Some(v) => match (str_of(v), int_of(v)) {
+            (Some(s), _) => Some(At::new(s.to_string(), v.span())),
+            (None, Some(n)) => Some(At::new(n.to_string(), v.span())),
+            _ => {
+                cx.error(
+                    v.span(),
+                    "`unit.telegram` must be a chat id, e.g. \"-1001234567\"",
+                );
+                None
+            }
+        },
+    };
+    let webhook = t.str(cx, "webhook").and_then(|w| {
+        if w.v.starts_with("https://") || w.v.starts_with("http://") {
+            Some(w.v)
+        } else {
+            cx.error(w.span, format!("webhook `{}` is not an http(s) URL", w.v));
+            None
+        }
+    });
+    Some(RawUnit {
+        id: id?,
+        name: name.map(|n| n.v),
+        email,
+        escalate_to,
+        telegram,
+        webhook,
+        span: t.span.clone(),
+    })
+}
+
+pub(super) fn read_rule(cx: &mut Cx, t: &mut Tbl) -> RawRule {
+    let id = id_field(cx, t, "rule");
+    let kind = match t.req_str(cx, "kind") {
+        None => None,
+        Some(k) => {
+            match k.v.as_str() {
+                "report" => Some(Kind::Report),
+                "task" => Some(Kind::Task),
+                other => {
+                    cx.error(
+                    k.span,
+                    format!("unknown kind `{other}`{}; use \"report\" (báo cáo) or \"task\" (nhiệm vụ)", hint(other, ["report", "task"])),
+                );
+                    None
+                }
+            }
+        }
+    };
+    let title = t.req_str(cx, "title");
+    let description = t.str(cx, "description").map(|d| d.v);
+    let reference = t.str(cx, "reference").map(|r| r.v);
+    const PERIODS: [&str; 6] = [
+        "month",
+        "quarter",
+        "half-year",
+        "nine-months",
+        "year",
+        "once",
+    ];
+    let period = match t.req_str(cx, "period") {
+        None => None,
+        Some(p) => match p.v.as_str() {
+            "month" => Some(PeriodKind::Month),
+            "quarter" => Some(PeriodKind::Quarter),
+            "half-year" => Some(PeriodKind::HalfYear),
+            "nine-months" => Some(PeriodKind::NineMonths),
+            "year" => Some(PeriodKind::Year),
+            "once" => Some(PeriodKind::Once),
+            other => {
+                cx.error(
+                    p.span,
+                    format!(
+                        "unknown period `{other}`{}; use one of {}",
+                        hint(other, PERIODS),
+                        PERIODS.map(|p| format!("\"{p}\"")).join(", ")
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let which = read_which(cx, t, period);
+    let due = read_due(cx, t, period);
+    let units = t.str_list(cx, "units");
+    if units.is_none() && t.get("units").is_none() {
+        t.missing(cx, "units");
+    }
+    let submit_to = t.str(cx, "submit_to");
+    let policy = t.str(cx, "policy");
+    let (mut active_from, mut active_until) = (None, None);
+    if let Some(mut a) = t.table(cx, "active") {
+        let from = a.date(cx, "from");
+        let until = a.date(cx, "until");
+        if let (Some(f), Some(u)) = (&from, &until)
+            && u.v < f.v
+        {
+            cx.error(u.span.clone(), "`active.until` is before `active.from`");
+        }
+        active_from = from.map(|f| f.v);
+        active_until = until.map(|u| u.v);
+        a.finish(cx);
+    }
+    let core = match (kind, title, period, which, due) {
+        (Some(kind), Some(title), Some(period), Some(which), Some(due)) => Some(RuleCore {
+            kind,
+            title: title.v,
+            description,
+            reference,
+            period,
+            which,
+            due,
+        }),
+        _ => None,
+    };
+    RawRule {
+        id,
+        core,
+        has_units_key: units.is_some(),
+        units: units.unwrap_or_default(),
+        submit_to,
+        policy,
+        active_from,
+        active_until,
+        span: t.span.clone(),
+    }
+}
+
+pub(super) fn read_which(cx: &mut Cx, t: &mut Tbl, period: Option<PeriodKind>) -> Option<Vec<u32>> {
+    let max = match period {
+        Some(PeriodKind::Month) => 12,
+        Some(PeriodKind::Quarter) => 4,
+        Some(PeriodKind::HalfYear) => 2,
+        Some(PeriodKind::NineMonths | PeriodKind::Year) => 1,
+        Some(PeriodKind::Once) => 0,
+        None => 12,
+    };
+    let Some(v) = t.get("which") else {
+        return Some((1..=max).collect());
+    };
+    if max == 0 {
+        cx.error(v.span(), "`which` does not apply to `period = \"once\"`");
+        return None;
+    }
+    let toml::de::DeValue::Array(items) = v.get_ref() else {
+        cx.error(v.span(), "`which` must be a list of numbers, e.g. [1, 3]");
+        return None;
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for item in items.iter() {
+        match int_of(item) {
+            Some(n) if n >= 1 && n <= i64::from(max) => out.push(n as u32),
+            _ => {
+                ok = false;
+                cx.error(
+                    item.span(),
+                    format!("`which` holds period numbers from 1 to {max} for this period"),
+                );
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    ok.then_some(out)
+}
+
+pub(super) fn read_due(cx: &mut Cx, t: &mut Tbl, period: Option<PeriodKind>) -> Option<Due> {
+    if !t.has("due") {
+        t.missing(cx, "due");
+        return None;
+    }
+    let mut d = t.table(cx, "due")?;
+    let before = d.bool(cx, "before").unwrap_or(false);
+    let time = d.time(cx, "time");
+    if let (true, Some(tm)) = (before, &time) {
+        cx.error(
+            tm.span.clone(),
+            "`time` and `before = true` contradict each other: \"before the day\" ends at 00:00",
+        );
+    }
+    let due = if period == Some(PeriodKind::Once) {
+        for k in ["month", "day"] {
+            if let Some(v) = d.get(if k == "month" { "month" } else { "day" }) {
+                cx.error(
+                    v.span(),
+                    format!("`due.{k}` is for periodic rules; a one-off takes `due = {{ date = \"YYYY-MM-DD\" }}`"),
+                );
+            }
+        }
+        let date = d.date(cx, "date");
+        if !d.has("date") {
+            d.missing(cx, "date");
+        }
+        date.map(|date| Due::Once {
+            date: date.v,
+            before,
+            time: time.map(|t| t.v),
+        })
+    } else {
+        if let Some(v) = d.get("date") {
+            cx.error(
+                v.span(),
+                "`due.date` is for `period = \"once\"`; periodic rules take `month` and `day`",
+            );
+        }
+        let months_after = match d.get("month") {
+            None => Some(0),
+            Some(v) => match (str_of(v).map(|s| s.as_ref()), int_of(v)) {
+                (Some("last"), _) => Some(0),
+                (Some("next"), _) => Some(1),
+                (None, Some(n)) if (0..=12).contains(&n) => Some(n as u32),
+                _ => {
+                    cx.error(
+                        v.span(),
+                        "`due.month` must be \"last\" (the period's last month), \"next\" (the month after), or a number of months after the period's last month (0-12)",
+                    );
+                    None
+                }
+            },
+        };
+        let day = match d.get("day") {
+            None => {
+                d.missing(cx, "day");
+                None
+            }
+            Some(v) => match (str_of(v).map(|s| s.as_ref()), int_of(v)) {
+                (Some("last"), _) => Some(DueDay::Last),
+                (None, Some(n)) if (1..=31).contains(&n) => Some(DueDay::Day(n as u32)),
+                _ => {
+                    cx.error(
+                        v.span(),
+                        "`due.day` must be a day of the month (1-31) or \"last\"",
+                    );
+                    None
+                }
+            },
+        };
+        match (months_after, day) {
+            (Some(months_after), Some(day)) => Some(Due::Periodic {
+                months_after,
+                day,
+                before,
+                time: time.map(|t| t.v),
+            }),
+            _ => None,
+        }
+    };
+    d.finish(cx);
+    due
+}

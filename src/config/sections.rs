@@ -1,0 +1,298 @@
+//! The plain sections: `[organization]`, `[email]`, `[calendar]`.
+
+use std::path::Path;
+
+use chrono::{NaiveDate, Weekday};
+use chrono_tz::Tz;
+
+use super::diag::{did_you_mean_within, hint};
+use super::parse::*;
+use super::reader::{At, Cx, Tbl};
+use super::*;
+
+pub(super) fn read_org(cx: &mut Cx, t: &mut Tbl) -> Option<RawOrg> {
+    let name = t.req_str(cx, "name");
+    let timezone = match t.str(cx, "timezone") {
+        None => Some(chrono_tz::Asia::Ho_Chi_Minh),
+        Some(tz) => {
+            match tz.v.parse::<Tz>() {
+                Ok(z) => Some(z),
+                Err(_) => {
+                    // Time zone names are long and alike: only a near miss is worth a hint.
+                    let h = did_you_mean_within(
+                        &tz.v,
+                        chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()),
+                        2,
+                    )
+                    .map(|z| format!("; did you mean `{z}`?"))
+                    .unwrap_or_default();
+                    cx.error(
+                    tz.span,
+                    format!("unknown time zone `{}`{h} (an IANA name; Vietnam is `Asia/Ho_Chi_Minh`)", tz.v),
+                );
+                    None
+                }
+            }
+        }
+    };
+    let public_url = t.str(cx, "public_url").and_then(|u| {
+        let ok = (u.v.starts_with("http://") || u.v.starts_with("https://"))
+            && u.v.len() > "https://".len()
+            && !u.v.contains(char::is_whitespace);
+        if ok {
+            Some(u.v.trim_end_matches('/').to_string())
+        } else {
+            cx.error(
+                u.span,
+                format!(
+                    "`{}` is not a URL; write http://HOST[:PORT] or https://HOST",
+                    u.v
+                ),
+            );
+            None
+        }
+    });
+    let coordinator = t.str(cx, "coordinator");
+    let admins = addresses(cx, t, "admins");
+    Some(RawOrg {
+        name: name?.v,
+        timezone: timezone?,
+        public_url,
+        coordinator,
+        admins,
+        span: t.span.clone(),
+    })
+}
+
+pub(super) fn read_email(
+    cx: &mut Cx,
+    t: &mut Tbl,
+    base: &Path,
+    e: &mut Email,
+    secrets: &mut Vec<(At<String>, Secret)>,
+) {
+    if let Some(f) = t.str(cx, "from") {
+        if valid_mailbox(&f.v) {
+            e.from = f.v;
+        } else {
+            cx.error(
+                f.span,
+                format!(
+                    "`{}` is not a mailbox; write \"Name <address@domain>\" or an address",
+                    f.v
+                ),
+            );
+        }
+    }
+    if let Some(r) = t.str(cx, "reply_to") {
+        if valid_mailbox(&r.v) {
+            e.reply_to = Some(r.v);
+        } else {
+            cx.error(r.span, format!("`{}` is not an email address", r.v));
+        }
+    }
+    if let Some(tr) = t.str(cx, "transport") {
+        match tr.v.as_str() {
+            "smtp" => e.transport = Transport::Smtp,
+            "file" => e.transport = Transport::File,
+            other => cx.error(
+                tr.span,
+                format!(
+                    "unknown transport `{other}`{}; use \"smtp\" or \"file\"",
+                    hint(other, ["smtp", "file"])
+                ),
+            ),
+        }
+    }
+    if let Some(mut s) = t.table(cx, "smtp") {
+        let host = s.req_str(cx, "host");
+        let security = match s.str(cx, "security") {
+            None => Some(Security::Starttls),
+            Some(v) => {
+                match v.v.as_str() {
+                    "starttls" => Some(Security::Starttls),
+                    "tls" => Some(Security::Tls),
+                    "none" => Some(Security::None),
+                    other => {
+                        cx.error(
+                        v.span,
+                        format!("unknown security `{other}`{}; use \"starttls\", \"tls\" or \"none\"", hint(other, ["starttls", "tls", "none"])),
+                    );
+                        None
+                    }
+                }
+            }
+        };
+        let port = match s.int(cx, "port") {
+            None => Some(match security {
+                Some(Security::Tls) => 465,
+                Some(Security::None) => 25,
+                _ => 587,
+            }),
+            Some(p) => match u16::try_from(p.v) {
+                Ok(v) if v > 0 => Some(v),
+                _ => {
+                    cx.error(p.span, format!("port {} is out of range (1-65535)", p.v));
+                    None
+                }
+            },
+        };
+        let username = s.str(cx, "username").map(|u| u.v);
+        let password = secret(cx, &mut s, "password_file", "password_env", base, secrets);
+        if username.is_some() && password.is_none() {
+            cx.error(
+                s.span.clone(),
+                "`email.smtp.username` is set but no password: add `password_file` or `password_env`",
+            );
+        }
+        let ca_file = s.str(cx, "ca_file").map(|c| {
+            let p = rel(base, &c.v);
+            if !p.is_file() {
+                cx.error(
+                    c.span.clone(),
+                    format!(
+                        "CA file `{}` does not exist (looked at {})",
+                        c.v,
+                        p.display()
+                    ),
+                );
+            }
+            p
+        });
+        let max_per_minute = match s.int(cx, "max_per_minute") {
+            None => 120,
+            Some(n) => u32::try_from(n.v)
+                .ok()
+                .filter(|&v| v > 0)
+                .unwrap_or_else(|| {
+                    cx.error(
+                        n.span,
+                        "`email.smtp.max_per_minute` must be a positive number",
+                    );
+                    120
+                }),
+        };
+        if let (Some(Security::None), Some(h)) = (security, &host) {
+            let local = h.v == "localhost"
+                || h.v
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !local {
+                cx.error(
+                    h.span.clone(),
+                    format!("`security = \"none\"` sends passwords and mail in clear: it is allowed only to 127.0.0.1 or localhost, not `{}`", h.v),
+                );
+            }
+        }
+        if let (Some(host), Some(port), Some(security)) = (host, port, security) {
+            e.smtp = Some(Smtp {
+                host: host.v,
+                port,
+                security,
+                username,
+                password,
+                ca_file,
+                max_per_minute,
+            });
+        }
+        s.finish(cx);
+    }
+    if let Some(mut f) = t.table(cx, "file") {
+        if let Some(d) = f.str(cx, "dir") {
+            e.file_dir = rel(base, &d.v);
+        }
+        f.finish(cx);
+    }
+    if e.transport == Transport::Smtp && e.smtp.is_none() && !t.has("smtp") {
+        cx.error(
+            t.span.clone(),
+            "`transport = \"smtp\"` needs an `[email.smtp]` section with at least `host`",
+        );
+    }
+}
+
+pub(super) fn weekend_mask(days: &[Weekday]) -> [bool; 7] {
+    let mut m = [false; 7];
+    for d in days {
+        m[d.num_days_from_monday() as usize] = true;
+    }
+    m
+}
+
+pub(super) fn read_calendar(cx: &mut Cx, t: &mut Tbl) -> RawCalendar {
+    let mut weekend = weekend_mask(&[Weekday::Sat, Weekday::Sun]);
+    if let Some(list) = t.str_list(cx, "weekend") {
+        let mut days = Vec::new();
+        for d in list {
+            match d.v.parse::<Weekday>() {
+                Ok(w) => days.push(w),
+                Err(_) => cx.error(
+                    d.span,
+                    format!(
+                        "`{}` is not a weekday; write mon, tue, wed, thu, fri, sat or sun",
+                        d.v
+                    ),
+                ),
+            }
+        }
+        weekend = weekend_mask(&days);
+    }
+    let statutory = match t.str(cx, "holidays") {
+        None => true,
+        Some(h) => match h.v.as_str() {
+            "vn" => true,
+            "none" => false,
+            other => {
+                cx.error(
+                    h.span,
+                    format!("unknown holiday set `{other}`; use \"vn\" (Vietnamese statutory holidays) or \"none\""),
+                );
+                true
+            }
+        },
+    };
+    let include = t.str_list(cx, "include");
+    let days_off = day_list(cx, t, "days_off");
+    let working_days = day_list(cx, t, "working_days");
+    RawCalendar {
+        weekend,
+        statutory,
+        include,
+        days_off,
+        working_days,
+    }
+}
+
+/// `["2025-10-15", { date = "2025-10-16", reason = "…" }]`.
+pub(super) fn day_list(
+    cx: &mut Cx,
+    t: &mut Tbl,
+    key: &'static str,
+) -> Vec<(At<NaiveDate>, Option<String>)> {
+    let Some(v) = t.get(key) else {
+        return Vec::new();
+    };
+    let name = t.key_name(key);
+    let toml::de::DeValue::Array(items) = v.get_ref() else {
+        cx.error(v.span(), format!("`{name}` must be a list of dates"));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items.iter() {
+        if let toml::de::DeValue::Table(tb) = item.get_ref() {
+            let mut e = Tbl::new(tb, item.span(), name.clone());
+            let d = e.date(cx, "date");
+            let reason = e.str(cx, "reason").map(|r| r.v);
+            if !e.has("date") {
+                e.missing(cx, "date");
+            }
+            e.finish(cx);
+            if let Some(d) = d {
+                out.push((d, reason));
+            }
+        } else if let Some(d) = super::reader::date_of(cx, item, &name) {
+            out.push((d, None));
+        }
+    }
+    out
+}
