@@ -250,12 +250,11 @@ pub(super) fn secret(
     let file = t.str(cx, file_key);
     let env = t.str(cx, env_key);
     match (file, env) {
-        (Some(f), Some(e)) => {
+        (Some(_), Some(e)) => {
             cx.error(
                 e.span,
                 format!("give either `{file_key}` or `{env_key}`, not both"),
             );
-            let _ = f;
             None
         }
         (Some(f), None) => {

@@ -234,7 +234,8 @@ impl<'a, 'i> Tbl<'a, 'i> {
         cx: &mut Cx,
         key: &'static str,
     ) -> Vec<(At<String>, Tbl<'a, 'i>)> {
-        let Some(mut outer) = self.table(cx, key) else {
+        // Every key of the outer table is a name, so it is not `finish`ed.
+        let Some(outer) = self.table(cx, key) else {
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -255,8 +256,6 @@ impl<'a, 'i> Tbl<'a, 'i> {
                 ),
             }
         }
-        // Every key of the outer table is a name, so none is unknown.
-        outer.known = outer.table.keys().map(|_| "").collect();
         out
     }
 
@@ -297,16 +296,12 @@ impl<'a, 'i> Tbl<'a, 'i> {
 
     /// Reports every key that the schema did not ask for.
     pub fn finish(self, cx: &mut Cx) {
-        let known_all = self.known.iter().all(|k| k.is_empty()) && !self.known.is_empty();
-        if known_all {
-            return;
-        }
         for (k, _) in self.table.iter() {
             let key: &str = k.get_ref();
             if self.known.contains(&key) {
                 continue;
             }
-            let suggestion = hint(key, self.known.iter().copied().filter(|k| !k.is_empty()));
+            let suggestion = hint(key, self.known.iter().copied());
             let place = if self.name.is_empty() {
                 "at the top level".to_string()
             } else {
