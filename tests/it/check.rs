@@ -1,0 +1,310 @@
+//! `nhacviec check`: the shipped config, and broken configs with their exact messages.
+//!
+//! The broken configs are `tests/fixtures/broken/*.toml`: each is `tests/fixtures/base.toml` (a
+//! minimal valid config) with one defect (`several.toml` and `rule-missing-title.toml` with
+//! more, as their first line says). They set `holidays = "none"` and an admin password file so
+//! that `check` has no warning of its own to add, whatever today's date.
+
+use chrono::Datelike;
+
+use crate::{Test, lines, plural, repo_toml, today_in_vietnam};
+
+/// A broken fixture run through `check`, which must fail.
+fn broken(name: &str) -> Test {
+    Test::new()
+        .fixture(&format!("broken/{name}.toml"))
+        .file("secrets/admin-password", "mật khẩu\n")
+        .args(&["check"])
+        .status(1)
+}
+
+/// The years of the official schedules the shipped config includes.
+fn shipped_schedule_years() -> Vec<i32> {
+    let config = repo_toml("config/nhacviec.toml");
+    config["calendar"]["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|path| {
+            let schedule = repo_toml(&format!("config/{}", path.as_str().unwrap()));
+            i32::try_from(schedule["year"].as_integer().unwrap()).unwrap()
+        })
+        .collect()
+}
+
+/// The warnings `check` gives for the years ahead with no official schedule: this year and
+/// next, when one has no schedule and its 1 January is at most 365 days from today.
+fn calendar_warnings(config: &str, scheduled: &[i32]) -> Vec<String> {
+    let today = today_in_vietnam();
+    [today.year(), today.year() + 1]
+        .into_iter()
+        .filter(|year| {
+            let jan1 = chrono::NaiveDate::from_ymd_opt(*year, 1, 1).unwrap();
+            (jan1 - today).num_days() <= 365 && !scheduled.contains(year)
+        })
+        .map(|year| {
+            format!(
+                "{config}: warning: no official calendar schedule for {year}: its holidays are the statutory estimate (Tết, Quốc khánh and day swaps may differ); add `calendar/vn-{year}.toml` when the government announces it"
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn shipped_config_is_valid_with_its_warnings() {
+    let shown = "{repo}/config/nhacviec.toml";
+    let mut warnings = calendar_warnings(shown, &shipped_schedule_years());
+    warnings.push(format!(
+        "{shown}: warning: no `server.admin_password_file`: the status page /status is off"
+    ));
+    let stderr: Vec<&str> = warnings.iter().map(String::as_str).collect();
+    Test::new()
+        .shipped()
+        .args(&["check"])
+        .stdout(&format!(
+            "{shown}: ok: 10 units, 3 groups, 10 rules, 2 policies, {}\n",
+            plural(warnings.len(), "warning")
+        ))
+        .stderr(&lines(&stderr))
+        .run();
+}
+
+#[test]
+fn base_fixture_is_valid_and_silent() {
+    // Every broken fixture is this file with one defect: it must have none of its own.
+    let out = Test::new()
+        .fixture("base.toml")
+        .file("secrets/admin-password", "mật khẩu\n")
+        .args(&["check"])
+        .stderr("")
+        .run();
+    assert!(
+        out.stdout
+            .starts_with("nhacviec.toml: ok: 2 units, 0 groups, 2 rules, "),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn warnings_alone_do_not_fail() {
+    Test::new()
+        .fixture("unused-policy.toml")
+        .file("secrets/admin-password", "mật khẩu\n")
+        .args(&["check"])
+        .stdout("nhacviec.toml: ok: 2 units, 0 groups, 2 rules, 2 policies, 1 warning\n")
+        .stderr("nhacviec.toml:15:9: warning: policy `nhiem-vu` is not used by any rule\n")
+        .run();
+}
+
+#[test]
+fn missing_config_file() {
+    Test::new()
+        .config_path("{tmp}/khong-co.toml")
+        .args(&["check"])
+        .stderr(&lines(&[
+            "{tmp}/khong-co.toml: error: cannot read the config file: No such file or directory (os error 2); pass --config PATH or set NHACVIEC_CONFIG",
+            "{tmp}/khong-co.toml: 1 error; the config was not applied",
+        ]))
+        .stdout("")
+        .status(1)
+        .run();
+}
+
+#[test]
+fn toml_syntax_error() {
+    broken("syntax-error")
+        .stderr(&lines(&[
+            "nhacviec.toml:4:31: error: TOML syntax: invalid basic string, expected `\"`",
+            "nhacviec.toml: 1 error; the config was not applied",
+        ]))
+        .stdout("")
+        .run();
+}
+
+#[test]
+fn unknown_key_with_hint() {
+    broken("unknown-key")
+        .stderr(&lines(&[
+            "nhacviec.toml:28:1: error: unknown key `titel` in `[[rule]]`; did you mean `title`?",
+            "nhacviec.toml: 1 error; the config was not applied",
+        ]))
+        .run();
+}
+
+#[test]
+fn unknown_unit_with_hint() {
+    broken("unknown-unit")
+        .stderr(&lines(&[
+            "nhacviec.toml:31:10: error: unknown unit or group `vhx`; did you mean `vhxh`?",
+            "nhacviec.toml: 1 error; the config was not applied",
+        ]))
+        .run();
+}
+
+#[test]
+fn unknown_group_with_hint() {
+    broken("unknown-group")
+        .stderr(&lines(&[
+            "nhacviec.toml:35:10: error: unknown unit or group `phong-bna`; did you mean `phong-ban`?",
+            "nhacviec.toml: 1 error; the config was not applied",
+        ]))
+        .run();
+}
+
+#[test]
+fn duplicate_unit_id() {
+    broken("duplicate-unit")
+        .stderr(&lines(&[
+            "nhacviec.toml:26:6: error: duplicate unit id `vp` (first defined on line 16)",
+            "nhacviec.toml: 1 error; the config was not applied",
+        ]))
+        .run();
+}
+
+#[test]
+fn impossible_date() {
+    broken("bad-date")
+        .stderr(&lines(&[
+            "nhacviec.toml:32:19: error: `2025-02-30` is not a date: 2025-02 has 28 days",
+            "nhacviec.toml: 1 error; the config was not applied",
+        ]))
+        .run();
+}
+
+#[test]
+fn bad_offset() {
+    broken("bad-offset")
+        .stderr(&lines(&[
+            "nhacviec.toml:16:18: error: bad offset `7x`: write a number and a unit: d (calendar days), wd (working days), h (hours) or m (minutes), e.g. \"3wd\"",
+            "nhacviec.toml: 1 error; the config was not applied",
+        ]))
+        .run();
+}
+
+#[test]
+fn unknown_time_zone() {
+    broken("unknown-timezone")
+        .stderr(&lines(&[
+            "nhacviec.toml:5:12: error: unknown time zone `Asia/Ho_Chi_Min`; did you mean `Asia/Ho_Chi_Minh`? (an IANA name; Vietnam is `Asia/Ho_Chi_Minh`)",
+            "nhacviec.toml: 1 error; the config was not applied",
+        ]))
+        .run();
+}
+
+#[test]
+fn missing_secret_file() {
+    broken("missing-secret")
+        .stderr(&lines(&[
+            "nhacviec.toml:18:17: error: secret file `secrets/nope` does not exist (looked at secrets/nope); create it holding only the secret, readable by the daemon's user",
+            "nhacviec.toml: 1 error; the config was not applied",
+        ]))
+        .run();
+}
+
+#[test]
+fn missing_secret_file_named_by_absolute_path() {
+    // With the config named by its absolute path, the secret is looked for next to it, and
+    // the message gives that place in full.
+    broken("missing-secret")
+        .config_path("{tmp}/nhacviec.toml")
+        .stderr(&lines(&[
+            "{tmp}/nhacviec.toml:18:17: error: secret file `secrets/nope` does not exist (looked at {tmp}/secrets/nope); create it holding only the secret, readable by the daemon's user",
+            "{tmp}/nhacviec.toml: 1 error; the config was not applied",
+        ]))
+        .run();
+}
+
+#[test]
+fn rule_owed_by_nobody() {
+    broken("owed-by-nobody")
+        .stderr(&lines(&[
+            "nhacviec.toml:29:1: error: rule `bao-cao-9-thang` is owed by nobody: its `units` name no unit",
+            "nhacviec.toml: 1 error; the config was not applied",
+        ]))
+        .run();
+}
+
+#[test]
+fn unit_with_no_way_to_reach_it() {
+    broken("unreachable-unit")
+        .stderr(&lines(&[
+            "nhacviec.toml:20:1: error: unit `vhxh` has no way to reach it: give it an `email` (or `telegram`, `webhook`)",
+            "nhacviec.toml: 1 error; the config was not applied",
+        ]))
+        .run();
+}
+
+#[test]
+fn escalate_from_not_among_after() {
+    broken("escalate-from")
+        .stderr(&lines(&[
+            "nhacviec.toml:17:17: error: `escalate_from = \"5wd\"` is not one of policy `default`'s `after` steps (1wd, 3wd)",
+            "nhacviec.toml: 1 error; the config was not applied",
+        ]))
+        .run();
+}
+
+#[test]
+fn unknown_policy_with_hint() {
+    broken("unknown-policy")
+        .stderr(&lines(&[
+            "nhacviec.toml:32:10: error: unknown policy `defualt`; did you mean `default`?",
+            "nhacviec.toml: 1 error; the config was not applied",
+        ]))
+        .run();
+}
+
+#[test]
+fn unit_written_as_a_table() {
+    // The fixture's only unit is written `[unit]`: it is not read, so every reference to a
+    // unit fails too (the coordinator on line 6, the rules' `units`).
+    broken("unit-not-array")
+        .stderr(&lines(&[
+            "nhacviec.toml:6:15: error: unknown unit `vhxh`",
+            "nhacviec.toml:15:1: error: `unit` is a list: write `[[unit]]`, not `[unit]`",
+            "nhacviec.toml:26:10: error: unknown unit or group `vp`",
+            "nhacviec.toml:34:10: error: unknown unit or group `vp`",
+            "nhacviec.toml: 4 errors; the config was not applied",
+        ]))
+        .run();
+}
+
+#[test]
+fn several_problems_reported_at_once_in_file_order() {
+    // Found by different passes (syntax of values, names, references), reported together.
+    broken("several")
+        .stderr(&lines(&[
+            "nhacviec.toml:6:12: error: unknown time zone `Asia/Ho_Chi_Min`; did you mean `Asia/Ho_Chi_Minh`? (an IANA name; Vietnam is `Asia/Ho_Chi_Minh`)",
+            "nhacviec.toml:17:18: error: bad offset `7x`: write a number and a unit: d (calendar days), wd (working days), h (hours) or m (minutes), e.g. \"3wd\"",
+            "nhacviec.toml:29:1: error: unit `vp` has no way to reach it: give it an `email` (or `telegram`, `webhook`)",
+            "nhacviec.toml:30:6: error: duplicate unit id `vp` (first defined on line 20)",
+            "nhacviec.toml:37:1: error: unknown key `refrence` in `[[rule]]`; did you mean `reference`?",
+            "nhacviec.toml:40:10: error: unknown unit or group `vhx`; did you mean `vhxh`?",
+            "nhacviec.toml:41:19: error: `2025-02-30` is not a date: 2025-02 has 28 days",
+            "nhacviec.toml: 7 errors; the config was not applied",
+        ]))
+        .run();
+}
+
+#[test]
+fn a_rule_missing_its_title_still_has_its_units_checked() {
+    // The misspelt `titel` is reported once, as an unknown key, not also as a missing `title`.
+    broken("rule-missing-title")
+        .stderr(&lines(&[
+            "nhacviec.toml:28:1: error: unknown key `titel` in `[[rule]]`; did you mean `title`?",
+            "nhacviec.toml:31:10: error: unknown unit or group `vhx`; did you mean `vhxh`?",
+            "nhacviec.toml: 2 errors; the config was not applied",
+        ]))
+        .run();
+}
+
+#[test]
+fn a_unit_missing_its_name_is_not_also_reported_unknown() {
+    broken("unit-missing-name")
+        .stderr(&lines(&[
+            "nhacviec.toml:15:1: error: missing `name` in this `[[unit]]`",
+            "nhacviec.toml: 1 error; the config was not applied",
+        ]))
+        .run();
+}
