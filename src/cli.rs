@@ -53,7 +53,7 @@ pub enum Command {
         #[arg(long, conflicts_with = "days")]
         to: Option<NaiveDate>,
         /// Length of the window in days (default 365).
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         days: Option<u32>,
         /// Only this unit's obligations.
         #[arg(long)]
@@ -201,12 +201,12 @@ fn check(path: &std::path::Path, now: DateTime<Utc>) -> Result<ExitCode> {
     match loaded.config {
         Some(cfg) => {
             emit(&format!(
-                "{}: ok: {} units, {} groups, {} rules, {} policies{}\n",
+                "{}: ok: {}, {}, {}, {}{}\n",
                 path.display(),
-                cfg.units.len(),
-                cfg.groups.len(),
-                cfg.rules.len(),
-                cfg.policies.len(),
+                plural(cfg.units.len(), "unit"),
+                plural(cfg.groups.len(), "group"),
+                plural(cfg.rules.len(), "rule"),
+                plural_n(cfg.policies.len(), "policy", "policies"),
                 plural_suffix(warnings, "warning")
             ))?;
             Ok(ExitCode::SUCCESS)
@@ -224,10 +224,14 @@ fn check(path: &std::path::Path, now: DateTime<Utc>) -> Result<ExitCode> {
 }
 
 fn plural(n: usize, word: &str) -> String {
+    plural_n(n, word, &format!("{word}s"))
+}
+
+fn plural_n(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
-        format!("1 {word}")
+        format!("1 {one}")
     } else {
-        format!("{n} {word}s")
+        format!("{n} {many}")
     }
 }
 
@@ -254,7 +258,7 @@ fn load_or_explain(path: &std::path::Path, now: DateTime<Utc>) -> Result<Config>
                 eprintln!("{d}");
             }
             bail!(
-                "the config has {}; fix it (`nhacviec check` lists them) and try again",
+                "the config has {}; fix them and try again (`nhacviec check` also shows warnings)",
                 plural(errors.len(), "error")
             )
         }
@@ -321,9 +325,9 @@ fn plan_table(cfg: &Config, p: &Plan, from: NaiveDate, to: NaiveDate) -> String 
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} occurrences, {} obligations from {} to {}",
-        p.occurrences.len(),
-        p.obligations.len(),
+        "{}, {} from {} to {}",
+        plural(p.occurrences.len(), "occurrence"),
+        plural(p.obligations.len(), "obligation"),
         day(from),
         day(to)
     );

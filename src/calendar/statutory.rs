@@ -103,7 +103,7 @@ pub fn estimate(year: i32, weekend: &[bool; 7]) -> Vec<DayEntry> {
                 comps.push(entry(
                     d,
                     format!(
-                        "nghỉ bù {} ({} {})",
+                        "nghỉ bù cho {}, {} {}",
                         h.reason,
                         weekday_vi(h.date.weekday()),
                         h.date.format("%d/%m/%Y")
@@ -188,7 +188,7 @@ mod tests {
         let e = estimate(2027, &SAT_SUN);
         let comp = e.iter().find(|x| x.date == d("2027-05-03")).unwrap();
         assert!(
-            comp.reason.starts_with("nghỉ bù Ngày Quốc tế Lao động"),
+            comp.reason.starts_with("nghỉ bù cho Ngày Quốc tế Lao động"),
             "{}",
             comp.reason
         );

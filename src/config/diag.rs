@@ -198,6 +198,14 @@ pub fn hint<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> String 
         .unwrap_or_default()
 }
 
+/// "; did you mean `x`?" when a known word is close, else "; " and the fallback advice.
+pub fn hint_or<'a>(word: &str, known: impl IntoIterator<Item = &'a str>, fallback: &str) -> String {
+    match did_you_mean(word, known) {
+        Some(k) => format!("; did you mean `{k}`?"),
+        None => format!("; {fallback}"),
+    }
+}
+
 /// Levenshtein distance over characters, case-insensitively.
 fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().flat_map(char::to_lowercase).collect();

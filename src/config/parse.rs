@@ -23,12 +23,7 @@ pub(super) fn load(path: &Path, today: NaiveDate) -> Loaded {
         Ok(text) => load_text(path, text, today),
         Err(e) => {
             let mut diags = Diagnostics::default();
-            diags.file_error(
-                path,
-                format!(
-                    "cannot read the config file: {e}; pass --config PATH or set NHACVIEC_CONFIG"
-                ),
-            );
+            diags.file_error(path, format!("cannot read the config file: {e}"));
             finish(None, diags)
         }
     }
@@ -102,6 +97,8 @@ pub(super) struct RawUnit {
     /// `None` when missing (already reported); the unit still resolves references.
     pub(super) name: Option<String>,
     pub(super) email: Vec<String>,
+    /// `email` was written, even if no address in it was valid (those are reported).
+    pub(super) email_given: bool,
     pub(super) escalate_to: Vec<At<String>>,
     pub(super) telegram: Option<At<String>>,
     pub(super) webhook: Option<String>,

@@ -280,12 +280,13 @@ impl<'a, 'i> Tbl<'a, 'i> {
                 }
                 out
             }
-            DeValue::Table(_) => {
+            DeValue::Table(t) => {
                 cx.error(
                     v.span(),
                     format!("`{key}` is a list: write `[[{key}]]`, not `[{key}]`"),
                 );
-                Vec::new()
+                // Read it as a list of one, so what refers to it is not reported too.
+                vec![Tbl::new(t, v.span(), format!("[[{key}]]"))]
             }
             _ => {
                 self.wrong_type(cx, key, v, "a list of tables");

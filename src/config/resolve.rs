@@ -295,7 +295,7 @@ fn resolve_unit(cx: &mut Cx, names: &Names, raw: &Raw, u: &RawUnit) -> Unit {
             format!("unit `{}` escalates to itself", u.id.v),
         );
     }
-    if u.email.is_empty() && u.telegram.is_none() && u.webhook.is_none() {
+    if !u.email_given && u.telegram.is_none() && u.webhook.is_none() {
         cx.error(
             u.span.clone(),
             format!(

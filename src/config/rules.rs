@@ -1,6 +1,6 @@
 //! `[policy.NAME]`, `[[unit]]` and `[[rule]]`.
 
-use super::diag::hint;
+use super::diag::hint_or;
 use super::parse::*;
 use super::reader::{At, Cx, Tbl, int_of, str_of};
 use super::*;
@@ -61,7 +61,14 @@ pub(super) fn read_policy(cx: &mut Cx, t: &mut Tbl, name: &str) -> Policy {
             other => {
                 cx.error(
                     v.span,
-                    format!("unknown `on_day_off = \"{other}\"`{}; use \"earlier\", \"later\" or \"keep\"", hint(other, ["earlier", "later", "keep"])),
+                    format!(
+                        "unknown `on_day_off = \"{other}\"`{}",
+                        hint_or(
+                            other,
+                            ["earlier", "later", "keep"],
+                            "use \"earlier\", \"later\" or \"keep\""
+                        )
+                    ),
                 );
                 d.on_day_off
             }
@@ -105,6 +112,7 @@ pub(super) fn read_policy(cx: &mut Cx, t: &mut Tbl, name: &str) -> Policy {
 pub(super) fn read_unit(cx: &mut Cx, t: &mut Tbl) -> Option<RawUnit> {
     let id = id_field(cx, t, "unit");
     let name = t.req_str(cx, "name");
+    let email_given = t.has("email");
     let email = addresses(cx, t, "email");
     let escalate_to = t.str_list(cx, "escalate_to").unwrap_or_default();
     let telegram = match t.get("telegram") {
@@ -133,6 +141,7 @@ pub(super) fn read_unit(cx: &mut Cx, t: &mut Tbl) -> Option<RawUnit> {
         id: id?,
         name: name.map(|n| n.v),
         email,
+        email_given,
         escalate_to,
         telegram,
         webhook,
@@ -144,19 +153,24 @@ pub(super) fn read_rule(cx: &mut Cx, t: &mut Tbl) -> RawRule {
     let id = id_field(cx, t, "rule");
     let kind = match t.req_str(cx, "kind") {
         None => None,
-        Some(k) => {
-            match k.v.as_str() {
-                "report" => Some(Kind::Report),
-                "task" => Some(Kind::Task),
-                other => {
-                    cx.error(
+        Some(k) => match k.v.as_str() {
+            "report" => Some(Kind::Report),
+            "task" => Some(Kind::Task),
+            other => {
+                cx.error(
                     k.span,
-                    format!("unknown kind `{other}`{}; use \"report\" (báo cáo) or \"task\" (nhiệm vụ)", hint(other, ["report", "task"])),
+                    format!(
+                        "unknown kind `{other}`{}",
+                        hint_or(
+                            other,
+                            ["report", "task"],
+                            "use \"report\" (báo cáo) or \"task\" (nhiệm vụ)"
+                        )
+                    ),
                 );
-                    None
-                }
+                None
             }
-        }
+        },
     };
     let title = t.req_str(cx, "title");
     let description = t.str(cx, "description").map(|d| d.v);
@@ -182,9 +196,15 @@ pub(super) fn read_rule(cx: &mut Cx, t: &mut Tbl) -> RawRule {
                 cx.error(
                     p.span,
                     format!(
-                        "unknown period `{other}`{}; use one of {}",
-                        hint(other, PERIODS),
-                        PERIODS.map(|p| format!("\"{p}\"")).join(", ")
+                        "unknown period `{other}`{}",
+                        hint_or(
+                            other,
+                            PERIODS,
+                            &format!(
+                                "use one of {}",
+                                PERIODS.map(|p| format!("\"{p}\"")).join(", ")
+                            )
+                        )
                     ),
                 );
                 None

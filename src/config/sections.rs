@@ -5,35 +5,38 @@ use std::path::Path;
 use chrono::{NaiveDate, Weekday};
 use chrono_tz::Tz;
 
-use super::diag::{did_you_mean_within, hint};
+use super::diag::{did_you_mean_within, hint_or};
 use super::parse::*;
 use super::reader::{At, Cx, Tbl};
 use super::*;
+
+/// The message for a time zone chrono-tz does not know.
+fn unknown_time_zone(name: &str) -> String {
+    // An offset such as "UTC+7" or "+07:00" is not a zone; "UTC" would be 7 hours off.
+    let offset_like = name.contains('+') || name.contains("-0") || name.contains("-1");
+    if offset_like {
+        return format!(
+            "`{name}` is an offset, not a time zone: write an IANA name (Vietnam, UTC+7, is `Asia/Ho_Chi_Minh`)"
+        );
+    }
+    // Time zone names are long and alike: only a near miss is worth a hint.
+    let h = did_you_mean_within(name, chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()), 2)
+        .map(|z| format!("; did you mean `{z}`?"))
+        .unwrap_or_default();
+    format!("unknown time zone `{name}`{h} (an IANA name; Vietnam is `Asia/Ho_Chi_Minh`)")
+}
 
 pub(super) fn read_org(cx: &mut Cx, t: &mut Tbl) -> Option<RawOrg> {
     let name = t.req_str(cx, "name");
     let timezone = match t.str(cx, "timezone") {
         None => Some(chrono_tz::Asia::Ho_Chi_Minh),
-        Some(tz) => {
-            match tz.v.parse::<Tz>() {
-                Ok(z) => Some(z),
-                Err(_) => {
-                    // Time zone names are long and alike: only a near miss is worth a hint.
-                    let h = did_you_mean_within(
-                        &tz.v,
-                        chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()),
-                        2,
-                    )
-                    .map(|z| format!("; did you mean `{z}`?"))
-                    .unwrap_or_default();
-                    cx.error(
-                    tz.span,
-                    format!("unknown time zone `{}`{h} (an IANA name; Vietnam is `Asia/Ho_Chi_Minh`)", tz.v),
-                );
-                    None
-                }
+        Some(tz) => match tz.v.parse::<Tz>() {
+            Ok(z) => Some(z),
+            Err(_) => {
+                cx.error(tz.span, unknown_time_zone(&tz.v));
+                None
             }
-        }
+        },
     };
     let public_url = t.str(cx, "public_url").and_then(|u| {
         let ok = (u.v.starts_with("http://") || u.v.starts_with("https://"))
@@ -98,8 +101,8 @@ pub(super) fn read_email(
             other => cx.error(
                 tr.span,
                 format!(
-                    "unknown transport `{other}`{}; use \"smtp\" or \"file\"",
-                    hint(other, ["smtp", "file"])
+                    "unknown transport `{other}`{}",
+                    hint_or(other, ["smtp", "file"], "use \"smtp\" or \"file\"")
                 ),
             ),
         }
@@ -108,20 +111,25 @@ pub(super) fn read_email(
         let host = s.req_str(cx, "host");
         let security = match s.str(cx, "security") {
             None => Some(Security::Starttls),
-            Some(v) => {
-                match v.v.as_str() {
-                    "starttls" => Some(Security::Starttls),
-                    "tls" => Some(Security::Tls),
-                    "none" => Some(Security::None),
-                    other => {
-                        cx.error(
+            Some(v) => match v.v.as_str() {
+                "starttls" => Some(Security::Starttls),
+                "tls" => Some(Security::Tls),
+                "none" => Some(Security::None),
+                other => {
+                    cx.error(
                         v.span,
-                        format!("unknown security `{other}`{}; use \"starttls\", \"tls\" or \"none\"", hint(other, ["starttls", "tls", "none"])),
+                        format!(
+                            "unknown security `{other}`{}",
+                            hint_or(
+                                other,
+                                ["starttls", "tls", "none"],
+                                "use \"starttls\", \"tls\" or \"none\""
+                            )
+                        ),
                     );
-                        None
-                    }
+                    None
                 }
-            }
+            },
         };
         let port = match s.int(cx, "port") {
             None => Some(match security {

@@ -323,8 +323,7 @@ fn table_of_the_nine_month_report() {
             "2025-10-31",
         ])
         .stdout(&lines(&[
-            // "1 occurrences": a plural bug, pinned as printed (see the test report).
-            "1 occurrences, 8 obligations from Mon 01/09/2025 to Fri 31/10/2025",
+            "1 occurrence, 8 obligations from Mon 01/09/2025 to Fri 31/10/2025",
             "",
             "bao-cao-9-thang/2025-9M  report  9 tháng năm 2025",
             "  Báo cáo tình hình, kết quả thực hiện công tác dân vận chính quyền",
@@ -462,4 +461,18 @@ fn worked_examples_table_with_the_default_policy() {
         ]))
         .stderr("")
         .run();
+}
+
+#[test]
+fn an_empty_window_is_refused_by_the_argument_parser() {
+    let out = Test::new()
+        .shipped()
+        .args(&["plan", "--from", "2025-09-01", "--days", "0"])
+        .status(2)
+        .run();
+    assert!(
+        out.stderr.contains("--days") && out.stderr.contains("0 is not in 1.."),
+        "{}",
+        out.stderr
+    );
 }
