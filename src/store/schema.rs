@@ -1,0 +1,103 @@
+//! The schema, as embedded migrations applied at start (rusqlite_migration, `user_version`).
+//!
+//! Instants are integers, milliseconds since the Unix epoch (UTC), so they sort and compare
+//! in SQL; calendar days are `YYYY-MM-DD` text. Tables are STRICT so a wrong type is an error,
+//! not a silent conversion. A new version of the schema is a new entry at the end: never edit
+//! one that has shipped.
+
+use rusqlite_migration::{M, Migrations};
+
+const V1: &str = r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+-- Each config the daemon applied: its hash, where it came from, when.
+CREATE TABLE config_versions (
+    id         INTEGER PRIMARY KEY,
+    hash       TEXT NOT NULL,
+    path       TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+) STRICT;
+
+-- One rule in one period, as it was when first seen.
+CREATE TABLE occurrences (
+    id           INTEGER PRIMARY KEY,
+    rule         TEXT NOT NULL,
+    period       TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    title        TEXT NOT NULL,
+    period_label TEXT NOT NULL,
+    deadline     INTEGER NOT NULL,
+    last_day     TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    UNIQUE (rule, period)
+) STRICT;
+
+-- One occurrence for one unit: what is reminded, acknowledged, done.
+CREATE TABLE obligations (
+    id            INTEGER PRIMARY KEY,
+    occurrence_id INTEGER NOT NULL REFERENCES occurrences (id),
+    unit          TEXT NOT NULL,
+    key           TEXT NOT NULL UNIQUE,          -- rule/period/unit
+    token_hash    BLOB NOT NULL UNIQUE,          -- SHA-256 of the ack token
+    state         TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'seen', 'done')),
+    seen_at       INTEGER,
+    done_at       INTEGER,
+    created_at    INTEGER NOT NULL,
+    UNIQUE (occurrence_id, unit)
+) STRICT;
+
+-- The outbox: one row per step, channel and recipient. Rows are never deleted.
+CREATE TABLE messages (
+    id               INTEGER PRIMARY KEY,
+    obligation       TEXT NOT NULL,              -- obligation key, or e.g. digest/2025-10-03
+    obligation_id    INTEGER REFERENCES obligations (id),
+    step             TEXT NOT NULL,
+    channel          TEXT NOT NULL,
+    recipient        TEXT NOT NULL,
+    template         TEXT NOT NULL,
+    context          TEXT NOT NULL,              -- JSON for the template; holds no secret
+    message_id       TEXT NOT NULL UNIQUE,
+    status           TEXT NOT NULL DEFAULT 'pending'
+                     CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    created_at       INTEGER NOT NULL,
+    next_attempt_at  INTEGER,
+    first_attempt_at INTEGER,
+    last_attempt_at  INTEGER,
+    sent_at          INTEGER,
+    subject          TEXT,
+    last_error       TEXT,
+    UNIQUE (obligation, step, channel, recipient)
+) STRICT;
+CREATE INDEX messages_due ON messages (status, next_attempt_at);
+CREATE INDEX messages_obligation ON messages (obligation_id);
+
+-- Append-only record of every acknowledgement, whether or not it changed the state.
+CREATE TABLE acks (
+    id            INTEGER PRIMARY KEY,
+    obligation_id INTEGER NOT NULL REFERENCES obligations (id),
+    action        TEXT NOT NULL CHECK (action IN ('seen', 'done')),
+    at            INTEGER NOT NULL,
+    source        TEXT NOT NULL,                 -- web | cli | status
+    ip            TEXT,
+    user_agent    TEXT,
+    note          TEXT,
+    changed       INTEGER NOT NULL
+) STRICT;
+"#;
+
+/// All migrations, oldest first.
+pub fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(V1)])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        assert!(super::migrations().validate().is_ok());
+    }
+}

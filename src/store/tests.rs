@@ -1,0 +1,208 @@
+//! The store against a real SQLite file in a temporary folder.
+
+use chrono::Duration;
+use serde_json::json;
+
+use super::*;
+
+/// A fresh folder under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "nhacviec-store-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 9, 19, 1, 0, 0).unwrap()
+}
+
+fn occurrence() -> OccurrenceRecord {
+    OccurrenceRecord {
+        rule: "bao-cao-9-thang".into(),
+        period: "2025-9M".into(),
+        kind: "report".into(),
+        title: "Báo cáo".into(),
+        period_label: "9 tháng năm 2025".into(),
+        deadline: Utc.with_ymd_and_hms(2025, 10, 4, 17, 0, 0).unwrap(),
+        last_day: "2025-10-03".into(),
+    }
+}
+
+fn obligation(unit: &str) -> ObligationRecord {
+    let mut token_hash = [0u8; 32];
+    token_hash[..unit.len()].copy_from_slice(unit.as_bytes());
+    ObligationRecord {
+        unit: unit.into(),
+        key: format!("bao-cao-9-thang/2025-9M/{unit}"),
+        token_hash,
+    }
+}
+
+fn message(unit: &str, step: &str, at: DateTime<Utc>) -> NewMessage {
+    NewMessage {
+        obligation: format!("bao-cao-9-thang/2025-9M/{unit}"),
+        step: step.into(),
+        channel: "email".into(),
+        recipient: format!("{unit}@example.invalid"),
+        template: "before".into(),
+        context: json!({"unit": unit}),
+        message_id: format!("<bao-cao-9-thang.2025-9M.{unit}.{step}@example.invalid>"),
+        not_before: at,
+        skipped: false,
+    }
+}
+
+#[test]
+fn open_creates_a_wal_database_and_keeps_its_first_start() {
+    let dir = TempDir::new("open");
+    let path = dir.0.join("sub/nhacviec.db");
+    let store = Store::open(&path, t0()).unwrap();
+    assert!(path.is_file());
+    let mode: String = store
+        .conn()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(store.first_start().unwrap(), t0());
+    drop(store);
+    let again = Store::open(&path, t0() + Duration::days(3)).unwrap();
+    assert_eq!(again.first_start().unwrap(), t0(), "first start is kept");
+}
+
+#[test]
+fn enqueue_is_idempotent_by_the_unique_key() {
+    let dir = TempDir::new("enqueue");
+    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    let obls = [obligation("vp"), obligation("kt")];
+    let msgs = [message("vp", "before-14d", t0()), message("kt", "before-14d", t0())];
+    assert_eq!(store.enqueue(t0(), &occurrence(), &obls, &msgs).unwrap(), 2);
+    assert_eq!(store.enqueue(t0(), &occurrence(), &obls, &msgs).unwrap(), 0);
+    let rows = store.messages().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|m| m.status == "pending" && m.attempts == 0));
+    let n: i64 = store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM obligations WHERE occurrence_id IS NOT NULL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 2);
+    let linked: i64 = store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM messages WHERE obligation_id IS NOT NULL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(linked, 2, "messages point at their obligations");
+}
+
+#[test]
+fn claim_retry_fail_send_and_recover() {
+    let dir = TempDir::new("claim");
+    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    let later = t0() + Duration::hours(2);
+    let mut skipped = message("hcc", "before-14d", t0());
+    skipped.skipped = true;
+    let msgs = [
+        message("vp", "before-14d", t0()),
+        message("kt", "before-14d", t0()),
+        message("vhxh", "before-14d", later),
+        skipped,
+    ];
+    let obls: Vec<_> = ["vp", "kt", "vhxh", "hcc"].map(obligation).to_vec();
+    store.enqueue(t0(), &occurrence(), &obls, &msgs).unwrap();
+
+    let claimed = store.claim_due(t0(), 10).unwrap();
+    let who: Vec<&str> = claimed.iter().map(|c| c.recipient.as_str()).collect();
+    assert_eq!(who, ["vp@example.invalid", "kt@example.invalid"], "only due, never skipped");
+    assert!(claimed.iter().all(|c| c.attempts == 1 && c.first_attempt_at == t0()));
+    assert!(store.claim_due(t0(), 10).unwrap().is_empty(), "sending is not claimed twice");
+
+    store.mark_sent(claimed[0].id, t0(), Some("Tiêu đề")).unwrap();
+    let retry_at = t0() + Duration::minutes(1);
+    store
+        .mark_retry(claimed[1].id, retry_at, "451 4.3.0 Try again later", None)
+        .unwrap();
+    assert_eq!(store.next_attempt_at().unwrap(), Some(retry_at));
+    let again = store.claim_due(retry_at, 10).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 2);
+    assert_eq!(again[0].first_attempt_at, t0(), "first attempt is kept");
+    store.mark_failed(again[0].id, "550 5.1.1 Mailbox unavailable", None).unwrap();
+
+    // vhxh's is claimed, then the process "crashes": it is put back at the next start.
+    let cut = store.claim_due(later, 10).unwrap();
+    assert_eq!(cut.len(), 1);
+    assert_eq!(store.recover_sending(later).unwrap(), 1);
+    let resent = store.claim_due(later, 10).unwrap();
+    assert_eq!(resent[0].message_id, cut[0].message_id, "same Message-ID");
+    assert_eq!(resent[0].attempts, 2);
+
+    let rows = store.messages().unwrap();
+    let by = |r: &str| rows.iter().find(|m| m.recipient == r).unwrap().clone();
+    assert_eq!(by("vp@example.invalid").status, "sent");
+    assert_eq!(by("vp@example.invalid").subject.as_deref(), Some("Tiêu đề"));
+    assert_eq!(by("vp@example.invalid").sent_at, Some(t0()));
+    let kt = by("kt@example.invalid");
+    assert_eq!(kt.status, "failed");
+    assert_eq!(kt.last_error.as_deref(), Some("550 5.1.1 Mailbox unavailable"));
+    assert_eq!(kt.attempts, 2);
+    assert_eq!(by("hcc@example.invalid").status, "skipped");
+    assert_eq!(
+        store.outbox_counts().unwrap(),
+        OutboxCounts {
+            pending: 0,
+            sending: 1,
+            sent: 1,
+            failed: 1,
+            skipped: 1
+        }
+    );
+}
+
+#[test]
+fn config_versions_record_changes_only() {
+    let dir = TempDir::new("config");
+    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    assert!(store.record_config("aaa", "x.toml", t0()).unwrap());
+    assert!(!store.record_config("aaa", "x.toml", t0()).unwrap());
+    assert!(store.record_config("bbb", "x.toml", t0()).unwrap());
+    assert!(store.record_config("aaa", "x.toml", t0()).unwrap());
+    assert_eq!(store.config_hashes().unwrap(), ["aaa", "bbb", "aaa"]);
+}
+
+#[test]
+fn other_messages_have_no_obligation() {
+    let dir = TempDir::new("other");
+    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    let mut m = message("x", "digest", t0());
+    m.obligation = "digest/2025-09-19".into();
+    assert_eq!(store.enqueue_other(t0(), &[m.clone()]).unwrap(), 1);
+    assert_eq!(store.enqueue_other(t0(), &[m]).unwrap(), 0);
+    assert_eq!(store.claim_due(t0(), 5).unwrap().len(), 1);
+}
+
+#[test]
+fn an_unwritable_place_is_a_clear_error() {
+    let dir = TempDir::new("unwritable");
+    let file = dir.0.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let err = Store::open(&file.join("nhacviec.db"), t0()).unwrap_err();
+    assert!(
+        err.to_string().starts_with("cannot create the folder for the database"),
+        "{err}"
+    );
+}
