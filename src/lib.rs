@@ -12,6 +12,8 @@ pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod deliver;
 pub mod plan;
 pub mod store;
+pub mod token;
 pub mod vi;

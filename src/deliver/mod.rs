@@ -1,0 +1,3 @@
+//! Delivery: templates, channels and the outbox worker.
+
+pub mod templates;

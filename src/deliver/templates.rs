@@ -1,0 +1,352 @@
+//! Message templates (minijinja): built-in Vietnamese defaults, overridable file by file.
+//!
+//! Each message kind has three templates: `KIND.subject.j2`, `KIND.txt.j2`, `KIND.html.j2`;
+//! names starting with `_` are shared parts (`_layout.html.j2`, `_details.txt.j2`, …). The
+//! defaults are compiled in from `config/templates/`; a file of the same name in the config's
+//! templates folder replaces one. Undefined variables are errors (strict mode), HTML templates
+//! escape what they print, and [`Templates::check`] renders every kind on sample data so that
+//! `check` (and a reload) reports a broken template with its line before any message needs it.
+
+use std::path::{Path, PathBuf};
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde_json::{Value, json};
+
+use crate::config::diag::{Diagnostics, Source};
+use crate::config::Diagnostic;
+
+/// The message kinds that have templates.
+pub const KINDS: &[&str] = &["before", "due", "after", "escalated", "test"];
+
+macro_rules! builtin {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../config/templates/", $name)))),*]
+    };
+}
+
+/// The compiled-in defaults: (file name, source).
+pub const BUILTIN: &[(&str, &str)] = builtin![
+    "_layout.html.j2",
+    "_details.html.j2",
+    "_details.txt.j2",
+    "_footer.txt.j2",
+    "before.subject.j2",
+    "before.txt.j2",
+    "before.html.j2",
+    "due.subject.j2",
+    "due.txt.j2",
+    "due.html.j2",
+    "after.subject.j2",
+    "after.txt.j2",
+    "after.html.j2",
+    "escalated.subject.j2",
+    "escalated.txt.j2",
+    "escalated.html.j2",
+    "test.subject.j2",
+    "test.txt.j2",
+    "test.html.j2",
+];
+
+/// A rendered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// One line.
+    pub subject: String,
+    /// The text/plain part.
+    pub text: String,
+    /// The text/html part.
+    pub html: String,
+}
+
+/// Why a message could not be rendered.
+#[derive(Debug, thiserror::Error)]
+#[error("template {name}: {detail}")]
+pub struct RenderError {
+    /// The template.
+    pub name: String,
+    /// What minijinja said, with the line.
+    pub detail: String,
+}
+
+/// Where each template's source came from, for error messages.
+#[derive(Debug, Clone)]
+struct Origin {
+    name: &'static str,
+    path: PathBuf,
+    text: String,
+}
+
+/// The loaded templates.
+#[derive(Debug)]
+pub struct Templates {
+    env: Environment<'static>,
+    origins: Vec<Origin>,
+}
+
+impl Templates {
+    /// Loads the built-ins, replaced by files of the same name in `dir` where present.
+    /// Syntax errors come back as diagnostics with the file, line and column.
+    pub fn load(dir: Option<&Path>) -> (Option<Templates>, Vec<Diagnostic>) {
+        let mut diags = Diagnostics::default();
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html.j2") {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        env.set_formatter(escape_formatter);
+        let mut origins = Vec::new();
+        for (name, builtin) in BUILTIN {
+            let file = dir.map(|d| d.join(name)).filter(|p| p.is_file());
+            let (path, text) = match file {
+                Some(p) => match std::fs::read_to_string(&p) {
+                    Ok(t) => (p, t),
+                    Err(e) => {
+                        diags.file_error(&p, format!("cannot read template: {e}"));
+                        continue;
+                    }
+                },
+                None => (
+                    PathBuf::from(format!("(built-in) templates/{name}")),
+                    (*builtin).to_string(),
+                ),
+            };
+            if let Err(e) = env.add_template_owned(*name, text.clone()) {
+                report(&mut diags, &path, &text, &e);
+            }
+            origins.push(Origin { name, path, text });
+        }
+        if diags.has_errors() {
+            return (None, diags.into_vec());
+        }
+        let t = Templates { env, origins };
+        let problems = t.check();
+        let ok = problems.is_empty();
+        (ok.then_some(t), problems)
+    }
+
+    /// Renders every kind on sample data; each failure is a diagnostic at its line.
+    pub fn check(&self) -> Vec<Diagnostic> {
+        let mut diags = Diagnostics::default();
+        for kind in KINDS {
+            let ctx = if *kind == "test" {
+                sample_test()
+            } else {
+                sample(kind)
+            };
+            for part in ["subject", "txt", "html"] {
+                let name = format!("{kind}.{part}.j2");
+                if let Err(e) = self.render_one(&name, &ctx) {
+                    self.report_render(&mut diags, &e);
+                }
+            }
+        }
+        diags.into_vec()
+    }
+
+    fn report_render(&self, diags: &mut Diagnostics, e: &minijinja::Error) {
+        // The error may be in an included or extended template: name that one.
+        let name = e.name().unwrap_or_default();
+        match self.origins.iter().find(|o| o.name == name) {
+            Some(o) => report(diags, &o.path, &o.text, e),
+            None => diags.file_error(Path::new("templates"), describe(e)),
+        }
+    }
+
+    fn render_one(&self, name: &str, ctx: &Value) -> Result<String, minijinja::Error> {
+        self.env
+            .get_template(name)?
+            .render(minijinja::value::Serde(ctx))
+    }
+
+    /// Renders a message of `kind` (`before`, `due`, …) with `ctx`.
+    pub fn render(&self, kind: &str, ctx: &Value) -> Result<Rendered, RenderError> {
+        let part = |p: &str| {
+            let name = format!("{kind}.{p}.j2");
+            self.render_one(&name, ctx).map_err(|e| RenderError {
+                name,
+                detail: describe(&e),
+            })
+        };
+        let subject = part("subject")?
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(Rendered {
+            subject,
+            text: part("txt")?,
+            html: part("html")?,
+        })
+    }
+}
+
+/// Escapes `& < > " '` in HTML templates, and nothing else: minijinja's default also
+/// escapes `/`, which makes every link and date in the HTML part unreadable to a person
+/// looking at the source.
+fn escape_formatter(
+    out: &mut minijinja::Output,
+    state: &mut minijinja::State,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    if *state.auto_escape() == AutoEscape::Html && !value.is_safe() && !value.is_none() {
+        let s = value.to_string();
+        let mut escaped = String::with_capacity(s.len());
+        for c in s.chars() {
+            match c {
+                '&' => escaped.push_str("&amp;"),
+                '<' => escaped.push_str("&lt;"),
+                '>' => escaped.push_str("&gt;"),
+                '"' => escaped.push_str("&quot;"),
+                '\'' => escaped.push_str("&#39;"),
+                c => escaped.push(c),
+            }
+        }
+        out.write_str(&escaped).map_err(minijinja::Error::from)
+    } else {
+        minijinja::escape_formatter(out, state, value)
+    }
+}
+
+/// minijinja's message with its line, without the source excerpt.
+fn describe(e: &minijinja::Error) -> String {
+    let mut s = e.detail().map_or_else(|| e.kind().to_string(), str::to_string);
+    if let Some(line) = e.line() {
+        s.push_str(&format!(" (line {line})"));
+    }
+    s
+}
+
+fn report(diags: &mut Diagnostics, path: &Path, text: &str, e: &minijinja::Error) {
+    let src = Source::new(path, text.to_string());
+    let detail = e.detail().map_or_else(|| e.kind().to_string(), str::to_string);
+    let msg = format!("template: {}: {detail}", e.kind());
+    match (e.range(), e.line()) {
+        (Some(r), _) => diags.error(&src, r, msg),
+        (None, Some(line)) => {
+            let offset = text
+                .split_inclusive('\n')
+                .take(line.saturating_sub(1))
+                .map(str::len)
+                .sum();
+            diags.error(&src, offset..offset, msg);
+        }
+        (None, None) => diags.file_error(path, msg),
+    }
+}
+
+/// Sample data with every variable a reminder template may use.
+pub fn sample(kind: &str) -> Value {
+    json!({
+        "org": {"name": "Ủy ban nhân dân phường Mẫu", "public_url": "http://127.0.0.1:8080"},
+        "unit": {"id": "vp", "name": "Văn phòng HĐND và UBND phường"},
+        "recipient": {"name": if kind == "escalated" { "Lãnh đạo UBND phường" } else { "Văn phòng HĐND và UBND phường" },
+                      "escalation": kind == "escalated"},
+        "rule": {"id": "bao-cao-9-thang", "kind": "report", "kind_label": "báo cáo",
+                 "title": "Báo cáo kết quả công tác dân vận chính quyền",
+                 "description": "Mô tả <mẫu> & chi tiết", "reference": "Chương trình 05/CTr-UBND"},
+        "period": {"id": "2025-9M", "label": "9 tháng năm 2025"},
+        "deadline": {"words": "trước ngày 05/10/2025 (Chủ nhật)", "date": "05/10/2025",
+                     "weekday": "Chủ nhật", "time": "00:00", "iso": "2025-10-05T00:00:00+07:00"},
+        "last_day": {"words": "thứ Sáu 03/10/2025", "date": "03/10/2025", "weekday": "thứ Sáu",
+                     "iso": "2025-10-03"},
+        "deadline_words": "trước ngày 05/10/2025 (Chủ nhật); hạn làm việc cuối: thứ Sáu 03/10/2025",
+        "submit_to": "Phòng Văn hóa – Xã hội",
+        "step": {"name": match kind { "before" => "before-7d", "due" => "due", _ => "after-3wd" },
+                 "kind": kind},
+        "working_days_left": if kind == "before" { json!(5) } else { Value::Null },
+        "working_days_late": if kind == "after" || kind == "escalated" { json!(3) } else { Value::Null },
+        "ack_url": "http://127.0.0.1:8080/a/0123456789abcdef0123456789abcdef",
+    })
+}
+
+/// Sample data for the test message.
+pub fn sample_test() -> Value {
+    json!({
+        "org": {"name": "Ủy ban nhân dân phường Mẫu", "public_url": "http://127.0.0.1:8080"},
+        "sent_at": "08:00 thứ Sáu 03/10/2025",
+        "transport": "SMTP mail.example.invalid:587",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_render_every_kind() {
+        let (t, diags) = Templates::load(None);
+        assert!(diags.is_empty(), "{diags:#?}");
+        let t = t.unwrap();
+        for kind in ["before", "due", "after", "escalated"] {
+            let r = t.render(kind, &sample(kind)).unwrap();
+            assert!(!r.subject.contains('\n'));
+            for text in [&r.text, &r.html] {
+                // What every message must say (DESIGN §6).
+                for must in [
+                    "Văn phòng HĐND và UBND phường",
+                    "Báo cáo kết quả công tác dân vận chính quyền",
+                    "9 tháng năm 2025",
+                    "trước ngày 05/10/2025 (Chủ nhật); hạn làm việc cuối: thứ Sáu 03/10/2025",
+                    "Phòng Văn hóa – Xã hội",
+                    "Chương trình 05/CTr-UBND",
+                    "http://127.0.0.1:8080/a/0123456789abcdef0123456789abcdef",
+                ] {
+                    assert!(text.contains(must), "{kind}: {must:?} missing in\n{text}");
+                }
+            }
+            assert!(r.html.contains("Mô tả &lt;mẫu&gt; &amp; chi tiết"), "HTML is escaped");
+            assert!(r.text.contains("Mô tả <mẫu> & chi tiết"), "text is not");
+        }
+        let esc = t.render("escalated", &sample("escalated")).unwrap();
+        assert!(esc.subject.contains("Văn phòng HĐND và UBND phường chưa hoàn thành"));
+        assert!(esc.text.contains("Đơn vị Văn phòng HĐND và UBND phường chưa hoàn thành"));
+    }
+
+    fn dir_with(name: &str, text: &str) -> PathBuf {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "nhacviec-tpl-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(name), text).unwrap();
+        d
+    }
+
+    #[test]
+    fn an_override_replaces_one_file() {
+        let d = dir_with("due.subject.j2", "Hạn: {{ period.label }}\n");
+        let (t, diags) = Templates::load(Some(&d));
+        assert!(diags.is_empty(), "{diags:#?}");
+        let r = t.unwrap().render("due", &sample("due")).unwrap();
+        assert_eq!(r.subject, "Hạn: 9 tháng năm 2025");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_file_and_line() {
+        let d = dir_with("after.txt.j2", "Dòng 1\nDòng 2 {{ unit.nam }}\n");
+        let (t, diags) = Templates::load(Some(&d));
+        assert!(t.is_none());
+        assert_eq!(diags.len(), 1, "{diags:#?}");
+        let shown = diags[0].to_string();
+        let want = format!("{}:2:", d.join("after.txt.j2").display());
+        assert!(shown.starts_with(&want), "{shown}");
+        assert!(shown.contains("undefined"), "{shown}");
+
+        let d2 = dir_with("before.html.j2", "{% extends \"_layout.html.j2\" %}\n{% block body %}{% if %}{% endblock %}\n");
+        let (t, diags) = Templates::load(Some(&d2));
+        assert!(t.is_none());
+        let shown = diags[0].to_string();
+        assert!(shown.starts_with(&format!("{}:2:", d2.join("before.html.j2").display())), "{shown}");
+        assert!(shown.contains("syntax error"), "{shown}");
+        std::fs::remove_dir_all(d).unwrap();
+        std::fs::remove_dir_all(d2).unwrap();
+    }
+}

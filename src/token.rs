@@ -1,0 +1,157 @@
+//! Acknowledgement tokens: unguessable, and stored only as their SHA-256 hash.
+//!
+//! Each obligation's token is the first 128 bits of HMAC-SHA256 under a random 256-bit key,
+//! of the obligation's key (`rule/period/unit`), written as 32 hex digits. The key lives in a
+//! file beside the database (mode 0600), never in it, so a copy of the database alone cannot
+//! forge or recover a link, and the database holds only each token's SHA-256 hash, which is
+//! what an incoming link is looked up by. Deriving the token (rather than storing a random
+//! one) is what lets every later message of an obligation carry the same link without the
+//! token being written anywhere.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+/// The secret that tokens are derived from.
+#[derive(Clone)]
+pub struct TokenKey([u8; 32]);
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKey(…)")
+    }
+}
+
+/// The key file that belongs to a database file: `nhacviec.db` → `nhacviec.key`.
+pub fn key_path(db: &Path) -> PathBuf {
+    db.with_extension("key")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+impl TokenKey {
+    /// Reads the key file, or creates it with a fresh random key (readable by its owner
+    /// only) if it does not exist.
+    pub fn load_or_create(path: &Path) -> std::io::Result<TokenKey> {
+        match Self::load(path)? {
+            Some(k) => Ok(k),
+            None => {
+                let mut key = [0u8; 32];
+                getrandom::fill(&mut key).map_err(std::io::Error::other)?;
+                let mut opts = std::fs::OpenOptions::new();
+                opts.write(true).create_new(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    opts.mode(0o600);
+                }
+                let mut f = opts.open(path)?;
+                f.write_all(hex(&key).as_bytes())?;
+                f.sync_all()?;
+                Ok(TokenKey(key))
+            }
+        }
+    }
+
+    /// Reads the key file if it exists.
+    pub fn load(path: &Path) -> std::io::Result<Option<TokenKey>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let text = text.trim();
+        let mut key = [0u8; 32];
+        let ok = text.len() == 64
+            && text.is_char_boundary(64)
+            && key.iter_mut().enumerate().all(|(i, b)| {
+                u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+                    .map(|v| *b = v)
+                    .is_ok()
+            });
+        if ok {
+            Ok(Some(TokenKey(key)))
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} is not a token key (64 hex digits); restore it from a backup, or remove it to issue new links (old links stop working)",
+                    path.display()
+                ),
+            ))
+        }
+    }
+
+    /// A key from bytes (tests).
+    pub fn from_bytes(key: [u8; 32]) -> TokenKey {
+        TokenKey(key)
+    }
+
+    /// The token of an obligation: 32 hex digits.
+    pub fn token(&self, obligation_key: &str) -> String {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(b"nhacviec ack v1\0");
+        mac.update(obligation_key.as_bytes());
+        hex(&mac.finalize().into_bytes()[..16])
+    }
+}
+
+/// SHA-256 of a token, as stored and looked up.
+pub fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// True if `s` has a token's shape (32 lowercase hex digits): anything else is not looked up.
+pub fn well_formed(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_stable_distinct_and_keyed() {
+        let a = TokenKey::from_bytes([1; 32]);
+        let b = TokenKey::from_bytes([2; 32]);
+        let t = a.token("bao-cao-9-thang/2025-9M/vp");
+        assert!(well_formed(&t), "{t}");
+        assert_eq!(t, a.token("bao-cao-9-thang/2025-9M/vp"));
+        assert_ne!(t, a.token("bao-cao-9-thang/2025-9M/kt"));
+        assert_ne!(t, b.token("bao-cao-9-thang/2025-9M/vp"));
+        assert_ne!(hash(&t), hash(&a.token("x")));
+        assert!(!well_formed(&t[..31]));
+        assert!(!well_formed(&t.to_uppercase()));
+    }
+
+    #[test]
+    fn key_file_is_created_once_and_private() {
+        let dir = std::env::temp_dir().join(format!("nhacviec-token-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = key_path(&dir.join("nhacviec.db"));
+        assert_eq!(path.file_name().unwrap(), "nhacviec.key");
+        let k1 = TokenKey::load_or_create(&path).unwrap();
+        let k2 = TokenKey::load_or_create(&path).unwrap();
+        assert_eq!(k1.token("x"), k2.token("x"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, "garbage").unwrap();
+        let err = TokenKey::load(&path).unwrap_err();
+        assert!(err.to_string().contains("is not a token key"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
