@@ -46,6 +46,9 @@ pub struct Config {
     pub digest: Digest,
     /// Optional message channels besides email.
     pub channels: Channels,
+    /// Where the admin's templates are (`[templates] dir`, or `templates/` beside the
+    /// config if it exists); any template not found there is the built-in one.
+    pub templates_dir: Option<PathBuf>,
     /// Reminder policies; `policies[0]` is always `default`.
     pub policies: Vec<Policy>,
     /// Units in file order; indices into this are the unit handles used everywhere else.
@@ -96,6 +99,23 @@ pub enum Secret {
     File(PathBuf),
     /// An environment variable holding it.
     Env(String),
+}
+
+impl Secret {
+    /// Reads the secret now (surrounding whitespace, such as a final newline, is dropped).
+    pub fn read(&self) -> std::io::Result<String> {
+        match self {
+            Secret::File(p) => std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display()))),
+            Secret::Env(v) => std::env::var(v).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("environment variable {v} is not set"),
+                )
+            }),
+        }
+    }
 }
 
 /// How email is sent.

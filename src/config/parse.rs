@@ -159,6 +159,7 @@ pub(super) struct Raw {
     pub(super) digest_time: chrono::NaiveTime,
     pub(super) digest_to: Option<Vec<At<String>>>,
     pub(super) channels: Channels,
+    pub(super) templates_dir: Option<PathBuf>,
     pub(super) policies: Vec<RawPolicy>,
     pub(super) units: Vec<RawUnit>,
     pub(super) groups: Vec<RawGroup>,
@@ -375,6 +376,25 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
         t.finish(cx);
     }
 
+    let mut templates_dir = Some(rel(base, "templates")).filter(|d| d.is_dir());
+    if let Some(mut t) = top.table(cx, "templates") {
+        if let Some(d) = t.str(cx, "dir") {
+            let dir = rel(base, &d.v);
+            if !dir.is_dir() {
+                cx.error(
+                    d.span.clone(),
+                    format!(
+                        "templates folder `{}` does not exist (looked at {})",
+                        d.v,
+                        dir.display()
+                    ),
+                );
+            }
+            templates_dir = Some(dir);
+        }
+        t.finish(cx);
+    }
+
     let mut channels = Channels::default();
     if let Some(mut t) = top.table(cx, "channels") {
         if let Some(mut tg) = t.table(cx, "telegram") {
@@ -487,6 +507,7 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
         digest_time,
         digest_to,
         channels,
+        templates_dir,
         policies,
         units,
         groups,

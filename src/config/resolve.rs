@@ -276,6 +276,7 @@ pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) ->
             to: digest_to,
         },
         channels: raw.channels,
+        templates_dir: raw.templates_dir,
         policies: raw.policies.into_iter().map(|p| p.policy).collect(),
         units,
         groups,

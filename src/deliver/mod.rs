@@ -1,3 +1,9 @@
-//! Delivery: templates, channels and the outbox worker.
+//! Delivery: what a step becomes in the outbox ([`enqueue`]), the data its templates see
+//! ([`context`]), the templates ([`templates`]), the email channel ([`email`]) and the worker
+//! that sends ([`outbox`]).
 
+pub mod context;
+pub mod email;
+pub mod enqueue;
+pub mod outbox;
 pub mod templates;

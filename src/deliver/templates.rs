@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde_json::{Value, json};
 
-use crate::config::diag::{Diagnostics, Source};
 use crate::config::Diagnostic;
+use crate::config::diag::{Diagnostics, Source};
 
 /// The message kinds that have templates.
 pub const KINDS: &[&str] = &["before", "due", "after", "escalated", "test"];
@@ -212,7 +212,9 @@ fn escape_formatter(
 
 /// minijinja's message with its line, without the source excerpt.
 fn describe(e: &minijinja::Error) -> String {
-    let mut s = e.detail().map_or_else(|| e.kind().to_string(), str::to_string);
+    let mut s = e
+        .detail()
+        .map_or_else(|| e.kind().to_string(), str::to_string);
     if let Some(line) = e.line() {
         s.push_str(&format!(" (line {line})"));
     }
@@ -221,7 +223,9 @@ fn describe(e: &minijinja::Error) -> String {
 
 fn report(diags: &mut Diagnostics, path: &Path, text: &str, e: &minijinja::Error) {
     let src = Source::new(path, text.to_string());
-    let detail = e.detail().map_or_else(|| e.kind().to_string(), str::to_string);
+    let detail = e
+        .detail()
+        .map_or_else(|| e.kind().to_string(), str::to_string);
     let msg = format!("template: {}: {detail}", e.kind());
     match (e.range(), e.line()) {
         (Some(r), _) => diags.error(&src, r, msg),
@@ -297,12 +301,21 @@ mod tests {
                     assert!(text.contains(must), "{kind}: {must:?} missing in\n{text}");
                 }
             }
-            assert!(r.html.contains("Mô tả &lt;mẫu&gt; &amp; chi tiết"), "HTML is escaped");
+            assert!(
+                r.html.contains("Mô tả &lt;mẫu&gt; &amp; chi tiết"),
+                "HTML is escaped"
+            );
             assert!(r.text.contains("Mô tả <mẫu> & chi tiết"), "text is not");
         }
         let esc = t.render("escalated", &sample("escalated")).unwrap();
-        assert!(esc.subject.contains("Văn phòng HĐND và UBND phường chưa hoàn thành"));
-        assert!(esc.text.contains("Đơn vị Văn phòng HĐND và UBND phường chưa hoàn thành"));
+        assert!(
+            esc.subject
+                .contains("Văn phòng HĐND và UBND phường chưa hoàn thành")
+        );
+        assert!(
+            esc.text
+                .contains("Đơn vị Văn phòng HĐND và UBND phường chưa hoàn thành")
+        );
     }
 
     fn dir_with(name: &str, text: &str) -> PathBuf {
@@ -340,11 +353,17 @@ mod tests {
         assert!(shown.starts_with(&want), "{shown}");
         assert!(shown.contains("undefined"), "{shown}");
 
-        let d2 = dir_with("before.html.j2", "{% extends \"_layout.html.j2\" %}\n{% block body %}{% if %}{% endblock %}\n");
+        let d2 = dir_with(
+            "before.html.j2",
+            "{% extends \"_layout.html.j2\" %}\n{% block body %}{% if %}{% endblock %}\n",
+        );
         let (t, diags) = Templates::load(Some(&d2));
         assert!(t.is_none());
         let shown = diags[0].to_string();
-        assert!(shown.starts_with(&format!("{}:2:", d2.join("before.html.j2").display())), "{shown}");
+        assert!(
+            shown.starts_with(&format!("{}:2:", d2.join("before.html.j2").display())),
+            "{shown}"
+        );
         assert!(shown.contains("syntax error"), "{shown}");
         std::fs::remove_dir_all(d).unwrap();
         std::fs::remove_dir_all(d2).unwrap();

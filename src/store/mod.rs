@@ -232,7 +232,8 @@ impl Store {
             source,
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -448,8 +449,18 @@ impl Store {
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, obligation, step, channel, recipient, template, ctx, message_id, attempts, first) =
-                row?;
+            let (
+                id,
+                obligation,
+                step,
+                channel,
+                recipient,
+                template,
+                ctx,
+                message_id,
+                attempts,
+                first,
+            ) = row?;
             let context = serde_json::from_str(&ctx)
                 .map_err(|e| StoreError::Corrupt(format!("context of message {id}: {e}")))?;
             out.push(Claimed {

@@ -91,20 +91,34 @@ fn enqueue_is_idempotent_by_the_unique_key() {
     let dir = TempDir::new("enqueue");
     let store = Store::open(&dir.0.join("db"), t0()).unwrap();
     let obls = [obligation("vp"), obligation("kt")];
-    let msgs = [message("vp", "before-14d", t0()), message("kt", "before-14d", t0())];
+    let msgs = [
+        message("vp", "before-14d", t0()),
+        message("kt", "before-14d", t0()),
+    ];
     assert_eq!(store.enqueue(t0(), &occurrence(), &obls, &msgs).unwrap(), 2);
     assert_eq!(store.enqueue(t0(), &occurrence(), &obls, &msgs).unwrap(), 0);
     let rows = store.messages().unwrap();
     assert_eq!(rows.len(), 2);
-    assert!(rows.iter().all(|m| m.status == "pending" && m.attempts == 0));
+    assert!(
+        rows.iter()
+            .all(|m| m.status == "pending" && m.attempts == 0)
+    );
     let n: i64 = store
         .conn()
-        .query_row("SELECT COUNT(*) FROM obligations WHERE occurrence_id IS NOT NULL", [], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM obligations WHERE occurrence_id IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(n, 2);
     let linked: i64 = store
         .conn()
-        .query_row("SELECT COUNT(*) FROM messages WHERE obligation_id IS NOT NULL", [], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM messages WHERE obligation_id IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(linked, 2, "messages point at their obligations");
 }
@@ -127,11 +141,24 @@ fn claim_retry_fail_send_and_recover() {
 
     let claimed = store.claim_due(t0(), 10).unwrap();
     let who: Vec<&str> = claimed.iter().map(|c| c.recipient.as_str()).collect();
-    assert_eq!(who, ["vp@example.invalid", "kt@example.invalid"], "only due, never skipped");
-    assert!(claimed.iter().all(|c| c.attempts == 1 && c.first_attempt_at == t0()));
-    assert!(store.claim_due(t0(), 10).unwrap().is_empty(), "sending is not claimed twice");
+    assert_eq!(
+        who,
+        ["vp@example.invalid", "kt@example.invalid"],
+        "only due, never skipped"
+    );
+    assert!(
+        claimed
+            .iter()
+            .all(|c| c.attempts == 1 && c.first_attempt_at == t0())
+    );
+    assert!(
+        store.claim_due(t0(), 10).unwrap().is_empty(),
+        "sending is not claimed twice"
+    );
 
-    store.mark_sent(claimed[0].id, t0(), Some("Tiêu đề")).unwrap();
+    store
+        .mark_sent(claimed[0].id, t0(), Some("Tiêu đề"))
+        .unwrap();
     let retry_at = t0() + Duration::minutes(1);
     store
         .mark_retry(claimed[1].id, retry_at, "451 4.3.0 Try again later", None)
@@ -141,7 +168,9 @@ fn claim_retry_fail_send_and_recover() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
     assert_eq!(again[0].first_attempt_at, t0(), "first attempt is kept");
-    store.mark_failed(again[0].id, "550 5.1.1 Mailbox unavailable", None).unwrap();
+    store
+        .mark_failed(again[0].id, "550 5.1.1 Mailbox unavailable", None)
+        .unwrap();
 
     // vhxh's is claimed, then the process "crashes": it is put back at the next start.
     let cut = store.claim_due(later, 10).unwrap();
@@ -158,7 +187,10 @@ fn claim_retry_fail_send_and_recover() {
     assert_eq!(by("vp@example.invalid").sent_at, Some(t0()));
     let kt = by("kt@example.invalid");
     assert_eq!(kt.status, "failed");
-    assert_eq!(kt.last_error.as_deref(), Some("550 5.1.1 Mailbox unavailable"));
+    assert_eq!(
+        kt.last_error.as_deref(),
+        Some("550 5.1.1 Mailbox unavailable")
+    );
     assert_eq!(kt.attempts, 2);
     assert_eq!(by("hcc@example.invalid").status, "skipped");
     assert_eq!(
@@ -202,7 +234,8 @@ fn an_unwritable_place_is_a_clear_error() {
     std::fs::write(&file, "x").unwrap();
     let err = Store::open(&file.join("nhacviec.db"), t0()).unwrap_err();
     assert!(
-        err.to_string().starts_with("cannot create the folder for the database"),
+        err.to_string()
+            .starts_with("cannot create the folder for the database"),
         "{err}"
     );
 }

@@ -1,0 +1,311 @@
+//! The email channel: building messages with lettre, and sending them over SMTP or to files.
+//!
+//! Every header is built by lettre (never by string concatenation): UTF-8 subjects and names
+//! are encoded as RFC 2047 words, bodies as multipart/alternative text + HTML. Send errors
+//! are classified: a 5xx answer is permanent; a 4xx answer, a refused or cut-off connection,
+//! a timeout or a TLS failure is transient and retried. An authentication failure is also
+//! retried (it is our configuration, not the recipient, that is wrong: nothing is given up
+//! while the admin fixes the password) and says so in its error text.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use sha2::{Digest, Sha256};
+
+use super::templates::Rendered;
+use crate::config::{Config, Security, Transport};
+
+/// How a send failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth retrying: a 4xx answer, a network problem, a timeout, a full disk.
+    #[error("{0}")]
+    Transient(String),
+    /// Not worth retrying: a 5xx answer, an address that cannot be used.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// One email to build.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    /// The recipient's display name (a unit's name).
+    pub to_name: &'a str,
+    /// The recipient's address.
+    pub to_addr: &'a str,
+    /// The Message-ID, with angle brackets.
+    pub message_id: &'a str,
+    /// Subject and bodies.
+    pub rendered: &'a Rendered,
+    /// The Date header.
+    pub date: DateTime<Utc>,
+}
+
+/// The domain of the From address, for Message-IDs and List-Id.
+pub fn from_domain(cfg: &Config) -> String {
+    let from = &cfg.email.from;
+    let addr = match (from.rfind('<'), from.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &from[a + 1..b],
+        _ => from.as_str(),
+    };
+    addr.rsplit('@')
+        .next()
+        .unwrap_or("localhost")
+        .trim()
+        .to_string()
+}
+
+/// A Message-ID that names the message: `<rule.period.unit.step.r1a2b3c4@domain>`. It is
+/// derived from the outbox key, so it is the same for every attempt.
+pub fn message_id(obligation: &str, step: &str, recipient: &str, domain: &str) -> String {
+    let digest = Sha256::digest(recipient.as_bytes());
+    let tag: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let name: String = obligation
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    format!("<{name}.{step}.r{tag}@{domain}>")
+}
+
+fn parse_mailbox(name: Option<&str>, addr: &str) -> Result<Mailbox, SendError> {
+    let address = addr
+        .parse()
+        .map_err(|e| SendError::Permanent(format!("invalid address `{addr}`: {e}")))?;
+    Ok(Mailbox::new(name.map(str::to_string), address))
+}
+
+/// Builds the email: multipart text + HTML, From, To, Reply-To, Subject, Date, Message-ID,
+/// List-Id, Auto-Submitted (MIME-Version is added by lettre with the multipart body).
+pub fn build(cfg: &Config, out: &Outgoing<'_>) -> Result<Message, SendError> {
+    let from: Mailbox = cfg
+        .email
+        .from
+        .parse()
+        .map_err(|e| SendError::Permanent(format!("invalid From `{}`: {e}", cfg.email.from)))?;
+    let to = parse_mailbox(Some(out.to_name), out.to_addr)?;
+    let mut b = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(out.rendered.subject.clone())
+        .date(SystemTime::from(out.date))
+        .message_id(Some(out.message_id.to_string()));
+    if let Some(r) = &cfg.email.reply_to {
+        let reply: Mailbox = r
+            .parse()
+            .map_err(|e| SendError::Permanent(format!("invalid Reply-To `{r}`: {e}")))?;
+        b = b.reply_to(reply);
+    }
+    let domain = from_domain(cfg);
+    b = b
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Id"),
+            format!("nhacviec <nhacviec.{domain}>"),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".to_string(),
+        ));
+    b.multipart(MultiPart::alternative_plain_html(
+        out.rendered.text.clone(),
+        out.rendered.html.clone(),
+    ))
+    .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))
+}
+
+/// Where email goes.
+pub struct Mailer {
+    kind: Kind,
+    description: String,
+}
+
+enum Kind {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+/// How long one SMTP command may take before the attempt counts as a transient failure.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Mailer {
+    /// The configured transport; reads the SMTP password and CA file now, so a problem with
+    /// them is reported at start or reload, not at the first send.
+    pub fn new(cfg: &Config) -> Result<Mailer> {
+        match (cfg.email.transport, &cfg.email.smtp) {
+            (Transport::File, _) => Ok(Mailer {
+                kind: Kind::File(cfg.email.file_dir.clone()),
+                description: format!("file transport into {}", cfg.email.file_dir.display()),
+            }),
+            (Transport::Smtp, None) => anyhow::bail!("`transport = \"smtp\"` needs `[email.smtp]`"),
+            (Transport::Smtp, Some(s)) => {
+                let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
+                    .port(s.port)
+                    .timeout(Some(SMTP_TIMEOUT))
+                    .pool_config(PoolConfig::new().max_size(4));
+                if s.security != Security::None {
+                    let mut params = TlsParameters::builder(s.host.clone());
+                    if let Some(ca) = &s.ca_file {
+                        let pem = std::fs::read(ca).with_context(|| {
+                            format!("cannot read `email.smtp.ca_file` {}", ca.display())
+                        })?;
+                        let cert = Certificate::from_pem(&pem).with_context(|| {
+                            format!(
+                                "`email.smtp.ca_file` {} is not a PEM certificate",
+                                ca.display()
+                            )
+                        })?;
+                        params = params.add_root_certificate(cert);
+                    }
+                    let params = params
+                        .build_rustls()
+                        .context("cannot set up TLS for SMTP")?;
+                    b = b.tls(match s.security {
+                        Security::Tls => Tls::Wrapper(params),
+                        _ => Tls::Required(params),
+                    });
+                }
+                if let (Some(user), Some(secret)) = (&s.username, &s.password) {
+                    let password = secret
+                        .read()
+                        .context("cannot read the SMTP password (`email.smtp.password_file` or `password_env`)")?;
+                    b = b.credentials(Credentials::new(user.clone(), password));
+                }
+                let security = match s.security {
+                    Security::Starttls => "STARTTLS",
+                    Security::Tls => "TLS",
+                    Security::None => "no encryption",
+                };
+                Ok(Mailer {
+                    kind: Kind::Smtp(b.build()),
+                    description: format!("SMTP {}:{} ({security})", s.host, s.port),
+                })
+            }
+        }
+    }
+
+    /// "SMTP mail.example.invalid:587 (STARTTLS)" or "file transport into var/mail".
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+
+    /// Sends one message. At least once: if the connection is cut after the server took the
+    /// message but before it answered, this reports a transient error and the message is sent
+    /// again later, with the same Message-ID, so the recipient's mail system can tell.
+    pub async fn send(&self, msg: Message) -> Result<(), SendError> {
+        match &self.kind {
+            Kind::Smtp(t) => t.send(msg).await.map(|_| ()).map_err(classify),
+            Kind::File(dir) => write_eml(dir, &msg).await,
+        }
+    }
+}
+
+/// One `.eml` file per message, named by its Message-ID, written atomically (a temporary
+/// file renamed into place), so a crash leaves no half-written file and a resend replaces it.
+async fn write_eml(dir: &std::path::Path, msg: &Message) -> Result<(), SendError> {
+    let id = msg
+        .headers()
+        .get_raw("Message-ID")
+        .unwrap_or("<unnamed>")
+        .to_string();
+    let name: String = id
+        .trim_matches(|c| c == '<' || c == '>')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-.@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let io = |what: &str, e: std::io::Error| {
+        SendError::Transient(format!("cannot {what} in {}: {e}", dir.display()))
+    };
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| io("create the mail folder", e))?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    tokio::fs::write(&tmp, msg.formatted())
+        .await
+        .map_err(|e| io("write the message", e))?;
+    tokio::fs::rename(&tmp, dir.join(format!("{name}.eml")))
+        .await
+        .map_err(|e| io("write the message", e))
+}
+
+/// Transient or permanent, with a message that says what to check.
+fn classify(e: lettre::transport::smtp::Error) -> SendError {
+    let text = e.to_string();
+    let code: Option<u16> = e.status().and_then(|c| c.to_string().parse().ok());
+    match code {
+        Some(530 | 534 | 535 | 538 | 454) => SendError::Transient(format!(
+            "SMTP authentication failed ({text}): check `email.smtp.username` and the password"
+        )),
+        _ if e.is_permanent() => SendError::Permanent(text),
+        _ if e.is_tls() => SendError::Transient(format!(
+            "{text} (if the server's certificate is from a private CA, name it in `email.smtp.ca_file`)"
+        )),
+        _ if e.is_timeout() => SendError::Transient(format!(
+            "{text} (no answer within {} s)",
+            SMTP_TIMEOUT.as_secs()
+        )),
+        _ => SendError::Transient(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_name_the_message_and_are_stable() {
+        let a = message_id(
+            "bao-cao-9-thang/2025-9M/vp",
+            "before-7d",
+            "vp@example.invalid",
+            "example.invalid",
+        );
+        assert!(
+            a.starts_with("<bao-cao-9-thang.2025-9M.vp.before-7d.r"),
+            "{a}"
+        );
+        assert!(a.ends_with("@example.invalid>"));
+        assert_eq!(
+            a,
+            message_id(
+                "bao-cao-9-thang/2025-9M/vp",
+                "before-7d",
+                "vp@example.invalid",
+                "example.invalid"
+            )
+        );
+        assert_ne!(
+            a,
+            message_id(
+                "bao-cao-9-thang/2025-9M/vp",
+                "before-7d",
+                "lanhdao@example.invalid",
+                "example.invalid"
+            )
+        );
+    }
+}

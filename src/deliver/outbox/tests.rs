@@ -1,0 +1,297 @@
+//! The worker with the real file transport, a real SQLite file and a manual clock.
+
+use std::path::{Path, PathBuf};
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::deliver::enqueue;
+use crate::plan::{self, Period};
+use crate::store::NewMessage;
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "nhacviec-outbox-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn config(dir: &Path, mail_dir: &str) -> Arc<Config> {
+    let text = format!(
+        r#"
+[organization]
+name = "UBND phường Thử"
+public_url = "https://nhacviec.example.invalid"
+coordinator = "vhxh"
+[email]
+from = "Nhắc việc <nhacviec@example.invalid>"
+[email.file]
+dir = "{mail_dir}"
+[[unit]]
+id = "vp"
+name = "Văn phòng HĐND và UBND phường"
+email = ["vp@example.invalid"]
+escalate_to = ["lanh-dao"]
+[[unit]]
+id = "vhxh"
+name = "Phòng Văn hóa – Xã hội"
+email = ["vhxh@example.invalid"]
+[[unit]]
+id = "lanh-dao"
+name = "Lãnh đạo UBND phường"
+email = ["lanhdao@example.invalid"]
+[[rule]]
+id = "bao-cao-9-thang"
+kind = "report"
+title = "Báo cáo công tác dân vận"
+period = "nine-months"
+due = {{ month = "next", day = 5, before = true }}
+units = ["vp"]
+submit_to = "vhxh"
+"#
+    );
+    let loaded = crate::config::load_str(
+        &dir.join("nhacviec.toml"),
+        text,
+        chrono::NaiveDate::from_ymd_opt(2025, 9, 1).unwrap(),
+    );
+    Arc::new(
+        loaded
+            .config
+            .unwrap_or_else(|| panic!("{:#?}", loaded.diagnostics)),
+    )
+}
+
+struct Fixture {
+    _dir: TempDir,
+    mail: PathBuf,
+    store: Arc<Store>,
+    clock: Arc<ManualClock>,
+    outbox: Outbox,
+    cfg: Arc<Config>,
+    key: TokenKey,
+}
+
+fn fixture(mail_dir: &str) -> Fixture {
+    let dir = TempDir::new("w");
+    let cfg = config(&dir.0, mail_dir);
+    let t0 = Utc.with_ymd_and_hms(2025, 9, 19, 1, 0, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let store = Arc::new(Store::open(&dir.0.join("db"), t0).unwrap());
+    let key = TokenKey::from_bytes([7; 32]);
+    let (templates, diags) = Templates::load(None);
+    assert!(diags.is_empty());
+    let parts = Parts {
+        config: cfg.clone(),
+        templates: Arc::new(templates.unwrap()),
+        mailer: Arc::new(Mailer::new(&cfg).unwrap()),
+        key: key.clone(),
+    };
+    let outbox = Outbox::new(store.clone(), clock.clone(), parts);
+    Fixture {
+        mail: dir.0.join(mail_dir),
+        _dir: dir,
+        store,
+        clock,
+        outbox,
+        cfg,
+        key,
+    }
+}
+
+/// Enqueues every step of the 9-month report 2025 (all due by 15/10/2025).
+fn enqueue_all(f: &Fixture) -> usize {
+    let occ = plan::occurrence(&f.cfg, 0, Period::NineMonths(2025)).unwrap();
+    let mut n = 0;
+    for step in &occ.steps {
+        let (o, obls, msgs) = enqueue::step_rows(&f.cfg, &f.key, &occ, step, &[0], false);
+        n += f.store.enqueue(f.clock.now(), &o, &obls, &msgs).unwrap();
+    }
+    n
+}
+
+fn emls(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.ends_with(".eml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn due_messages_are_sent_once_each_with_the_required_headers() {
+    let f = fixture("mail");
+    // 8 steps for vp; after-3wd and after-7wd are escalated: one more message each.
+    assert_eq!(enqueue_all(&f), 10);
+    assert_eq!(enqueue_all(&f), 0, "enqueueing again adds nothing");
+
+    // On 19/09 only before-14d is due.
+    let o = f.outbox.drain().await.unwrap();
+    assert_eq!(
+        o,
+        Outcome {
+            sent: 1,
+            retried: 0,
+            failed: 0
+        }
+    );
+    // Three weeks later every step is due.
+    f.clock.advance(Duration::days(30));
+    let o = f.outbox.drain().await.unwrap();
+    assert_eq!(o.sent, 9);
+    assert_eq!(f.outbox.drain().await.unwrap().total(), 0);
+    let files = emls(&f.mail);
+    assert_eq!(files.len(), 10, "{files:?}");
+    let esc: Vec<&String> = files.iter().filter(|n| n.contains(".after-")).collect();
+    assert_eq!(
+        esc.len(),
+        5,
+        "after-1wd; after-3wd and after-7wd to vp and to lanh-dao: {esc:?}"
+    );
+
+    let raw = std::fs::read_to_string(f.mail.join(&files[0])).unwrap();
+    for header in [
+        "MIME-Version: 1.0",
+        "Auto-Submitted: auto-generated",
+        "List-Id: nhacviec <nhacviec.example.invalid>",
+        "Reply-To: vhxh@example.invalid",
+        "Message-ID: <bao-cao-9-thang.2025-9M.vp.",
+        "Content-Type: multipart/alternative",
+        "Subject: =?utf-8?",
+    ] {
+        assert!(raw.contains(header), "{header} missing:\n{raw}");
+    }
+    // The link carries the derived token, and the store holds only its hash.
+    let token = f.key.token("bao-cao-9-thang/2025-9M/vp");
+    assert!(!raw.contains("/a/0123"), "not the sample link");
+    let rows = f.store.messages().unwrap();
+    assert!(rows.iter().all(|m| m.status == "sent" && m.attempts == 1));
+    assert!(rows.iter().all(|m| {
+        m.subject
+            .as_deref()
+            .is_some_and(|s| s.contains("9 tháng năm 2025"))
+    }));
+    let db = std::fs::read(f.store.path()).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&db).contains(&token),
+        "no token in the database"
+    );
+}
+
+#[tokio::test]
+async fn transient_failures_back_off_then_give_up_after_48_hours() {
+    let f = fixture("mail");
+    // The mail folder's place is taken by a file: every write fails, transiently.
+    std::fs::write(&f.mail, "not a folder").unwrap();
+    let occ = plan::occurrence(&f.cfg, 0, Period::NineMonths(2025)).unwrap();
+    let step = &occ.steps[0];
+    let (o, obls, msgs) = enqueue::step_rows(&f.cfg, &f.key, &occ, step, &[0], false);
+    f.store.enqueue(f.clock.now(), &o, &obls, &msgs).unwrap();
+    f.clock.set(step.at.with_timezone(&Utc));
+    let start = f.clock.now();
+    let mut waits = Vec::new();
+    loop {
+        let out = f.outbox.drain().await.unwrap();
+        if out.failed == 1 {
+            break;
+        }
+        assert_eq!(out.retried, 1);
+        let row = &f.store.messages().unwrap()[0];
+        assert_eq!(row.status, "pending");
+        assert!(
+            row.last_error
+                .as_deref()
+                .unwrap_or("")
+                .contains("cannot create the mail folder")
+        );
+        let next = row.next_attempt_at.unwrap();
+        waits.push((next - f.clock.now()).num_minutes());
+        f.clock.set(next);
+        assert!(waits.len() < 200, "never gave up");
+    }
+    assert_eq!(&waits[..8], [1, 2, 4, 8, 16, 32, 60, 60]);
+    let row = &f.store.messages().unwrap()[0];
+    assert_eq!(row.status, "failed");
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("gave up after 48 h of retries")
+    );
+    assert!(f.clock.now() - start >= Duration::hours(48));
+    assert!(f.clock.now() - start < Duration::hours(49));
+}
+
+#[tokio::test]
+async fn a_message_cut_off_by_a_crash_is_sent_again_with_its_message_id() {
+    let f = fixture("mail");
+    enqueue_all(&f);
+    let claimed = f.store.claim_due(f.clock.now(), 10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    // The process dies here; at the next start:
+    assert_eq!(f.store.recover_sending(f.clock.now()).unwrap(), 1);
+    assert_eq!(f.outbox.drain().await.unwrap().sent, 1);
+    let files = emls(&f.mail);
+    assert_eq!(files.len(), 1);
+    assert!(
+        files[0].starts_with(
+            claimed[0]
+                .message_id
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+        )
+    );
+    assert_eq!(f.store.messages().unwrap()[0].attempts, 2);
+}
+
+#[tokio::test]
+async fn an_unknown_channel_fails_at_once_and_says_why() {
+    let f = fixture("mail");
+    let m = NewMessage {
+        obligation: "x/1/vp".into(),
+        step: "due".into(),
+        channel: "fax".into(),
+        recipient: "123".into(),
+        template: "due".into(),
+        context: serde_json::json!({}),
+        message_id: "<x@example.invalid>".into(),
+        not_before: f.clock.now(),
+        skipped: false,
+    };
+    f.store.enqueue_other(f.clock.now(), &[m]).unwrap();
+    assert_eq!(f.outbox.drain().await.unwrap().failed, 1);
+    let row = &f.store.messages().unwrap()[0];
+    assert_eq!(row.status, "failed");
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("channel `fax` is not available in this version")
+    );
+}
+
+#[test]
+fn backoff_doubles_from_a_minute_to_an_hour() {
+    let mins: Vec<i64> = (1..=9).map(|a| backoff(a).num_minutes()).collect();
+    assert_eq!(mins, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+}
