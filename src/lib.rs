@@ -9,6 +9,7 @@
 //! The wall clock is read in one place, [`clock`].
 
 pub mod calendar;
+pub mod checked;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -38,7 +38,7 @@ pub enum SendError {
 #[derive(Debug, Clone)]
 pub struct Outgoing<'a> {
     /// The recipient's display name (a unit's name).
-    pub to_name: &'a str,
+    pub to_name: Option<&'a str>,
     /// The recipient's address.
     pub to_addr: &'a str,
     /// The Message-ID, with angle brackets.
@@ -96,7 +96,7 @@ pub fn build(cfg: &Config, out: &Outgoing<'_>) -> Result<Message, SendError> {
         .from
         .parse()
         .map_err(|e| SendError::Permanent(format!("invalid From `{}`: {e}", cfg.email.from)))?;
-    let to = parse_mailbox(Some(out.to_name), out.to_addr)?;
+    let to = parse_mailbox(out.to_name, out.to_addr)?;
     let mut b = Message::builder()
         .from(from)
         .to(to)

@@ -217,7 +217,7 @@ async fn send_email(
         .unwrap_or(&m.recipient)
         .to_string();
     let out = Outgoing {
-        to_name: &name,
+        to_name: Some(&name),
         to_addr: &m.recipient,
         message_id: &m.message_id,
         rendered: &rendered,

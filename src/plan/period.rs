@@ -37,6 +37,28 @@ impl Period {
         }
     }
 
+    /// Parses a period id of a rule with periods of `kind` (the inverse of `Display`).
+    pub fn parse(kind: PeriodKind, s: &str) -> Option<Period> {
+        let (year, rest) = match s.split_once('-') {
+            Some((y, r)) => (y.parse::<i32>().ok()?, Some(r)),
+            None => (s.parse::<i32>().ok()?, None),
+        };
+        let num = |prefix: &str, max: u32| -> Option<u32> {
+            let n: u32 = rest?.strip_prefix(prefix)?.parse().ok()?;
+            (1..=max).contains(&n).then_some(n)
+        };
+        let p = match kind {
+            PeriodKind::Month => Period::Month(year, num("", 12)?),
+            PeriodKind::Quarter => Period::Quarter(year, num("Q", 4)?),
+            PeriodKind::HalfYear => Period::Half(year, num("H", 2)?),
+            PeriodKind::NineMonths => (rest? == "9M").then_some(Period::NineMonths(year))?,
+            PeriodKind::Year => rest.is_none().then_some(Period::Year(year))?,
+            PeriodKind::Once => Period::Once(NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?),
+        };
+        // Only the canonical spelling ("2025-07", not "2025-7").
+        (p.to_string() == s).then_some(p)
+    }
+
     /// The year and month of the period's last month.
     pub fn last_month(&self) -> (i32, u32) {
         match *self {
@@ -99,6 +121,25 @@ mod tests {
         for (p, id, label) in cases {
             assert_eq!(p.to_string(), id);
             assert_eq!(p.label(), label);
+            let kind = match p {
+                Period::Month(..) => PeriodKind::Month,
+                Period::Quarter(..) => PeriodKind::Quarter,
+                Period::Half(..) => PeriodKind::HalfYear,
+                Period::NineMonths(_) => PeriodKind::NineMonths,
+                Period::Year(_) => PeriodKind::Year,
+                Period::Once(_) => PeriodKind::Once,
+            };
+            assert_eq!(Period::parse(kind, id), Some(p), "{id}");
+        }
+        for (kind, bad) in [
+            (PeriodKind::Month, "2025-7"),
+            (PeriodKind::Month, "2025-13"),
+            (PeriodKind::Quarter, "2025-Q5"),
+            (PeriodKind::HalfYear, "2025-9M"),
+            (PeriodKind::Year, "2025-H1"),
+            (PeriodKind::Once, "2025-02-30"),
+        ] {
+            assert_eq!(Period::parse(kind, bad), None, "{bad}");
         }
     }
 }

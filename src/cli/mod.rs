@@ -12,11 +12,16 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use clap::{Parser, Subcommand, ValueEnum};
-use serde::Serialize;
 
+use crate::checked;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, Severity};
-use crate::plan::{self, Filter, Plan};
+use crate::plan::{self, Filter};
+
+mod mail;
+mod show;
+
+use show::{calendar_table, plan_json, plan_table};
 
 /// nhacviec: reminders for the reporting deadlines of a Vietnamese local government.
 #[derive(Debug, Parser)]
@@ -37,6 +42,15 @@ pub enum Format {
     Table,
     /// JSON (DESIGN §9).
     Json,
+}
+
+/// Output formats of `preview`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PreviewFormat {
+    /// Readable: headers, the text part, the HTML part.
+    Text,
+    /// The RFC 5322 message exactly as it would be sent.
+    Eml,
 }
 
 /// The subcommands.
@@ -73,6 +87,27 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+    },
+    /// Send one test email with the configured transport.
+    SendTest {
+        /// The address to send to.
+        #[arg(long)]
+        to: String,
+    },
+    /// Render a reminder to stdout as it would be sent.
+    Preview {
+        /// The obligation, RULE/PERIOD/UNIT (e.g. bao-cao-9-thang/2025-9M/vp).
+        #[arg(long)]
+        obligation: String,
+        /// The step (e.g. before-7d, due, after-3wd).
+        #[arg(long)]
+        step: String,
+        /// Show the copy sent to the escalation units (for an escalated step).
+        #[arg(long)]
+        escalated: bool,
+        /// `text`: headers, text and HTML parts; `eml`: the message as sent, encoded.
+        #[arg(long, value_enum, default_value_t = PreviewFormat::Text)]
+        format: PreviewFormat,
     },
 }
 
@@ -125,6 +160,21 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 Format::Json => plan_json(&cfg, &p)?,
                 Format::Table => plan_table(&cfg, &p, from, to),
             };
+            emit(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SendTest { to } => {
+            let (cfg, templates) = load_checked_or_explain(&cli.config, now)?;
+            mail::send_test(&cfg, &templates, &to, now)
+        }
+        Command::Preview {
+            obligation,
+            step,
+            escalated,
+            format,
+        } => {
+            let (cfg, templates) = load_checked_or_explain(&cli.config, now)?;
+            let text = mail::preview(&cfg, &templates, &obligation, &step, escalated, format, now)?;
             emit(&text)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -186,20 +236,16 @@ fn load_today(now: DateTime<Utc>) -> NaiveDate {
 
 /// `nhacviec check`.
 fn check(path: &std::path::Path, now: DateTime<Utc>) -> Result<ExitCode> {
-    let loaded = config::load(path, load_today(now));
+    let checked = checked::load(path, load_today(now));
     let mut err = String::new();
-    for d in &loaded.diagnostics {
+    for d in &checked.diagnostics {
         let _ = writeln!(err, "{d}");
     }
-    let errors = loaded
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
-    let warnings = loaded.diagnostics.len() - errors;
+    let errors = checked.errors();
+    let warnings = checked.diagnostics.len() - errors;
     eprint!("{err}");
-    match loaded.config {
-        Some(cfg) => {
+    match checked.ready {
+        Some((cfg, _)) => {
             emit(&format!(
                 "{}: ok: {}, {}, {}, {}{}\n",
                 path.display(),
@@ -223,7 +269,7 @@ fn check(path: &std::path::Path, now: DateTime<Utc>) -> Result<ExitCode> {
     }
 }
 
-fn plural(n: usize, word: &str) -> String {
+pub(crate) fn plural(n: usize, word: &str) -> String {
     plural_n(n, word, &format!("{word}s"))
 }
 
@@ -240,6 +286,31 @@ fn plural_suffix(n: usize, word: &str) -> String {
         String::new()
     } else {
         format!(", {}", plural(n, word))
+    }
+}
+
+/// Like [`load_or_explain`], with the templates.
+fn load_checked_or_explain(
+    path: &std::path::Path,
+    now: DateTime<Utc>,
+) -> Result<(Config, crate::deliver::templates::Templates)> {
+    let checked = checked::load(path, load_today(now));
+    let errors = checked.errors();
+    match checked.ready {
+        Some(ready) => Ok(ready),
+        None => {
+            for d in checked
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+            {
+                eprintln!("{d}");
+            }
+            bail!(
+                "the config has {}; fix them and try again (`nhacviec check` also shows warnings)",
+                plural(errors, "error")
+            )
+        }
     }
 }
 
@@ -263,181 +334,4 @@ fn load_or_explain(path: &std::path::Path, now: DateTime<Utc>) -> Result<Config>
             )
         }
     }
-}
-
-/// `Fri 03/10/2025`: English weekday (CLI text is English), Vietnamese date order.
-fn day(d: NaiveDate) -> String {
-    d.format("%a %d/%m/%Y").to_string()
-}
-
-/// "before Sun 05/10/2025" for a deadline at midnight, "end of Tue 30/09/2025" for one at
-/// 24:00, or the date and time.
-fn deadline_words(occ: &plan::Occurrence) -> String {
-    let local = occ.deadline.naive_local();
-    if local.time() != chrono::NaiveTime::MIN {
-        format!("{} {}", day(local.date()), local.format("%H:%M"))
-    } else if local.date() == occ.due_day {
-        format!("before {} (00:00)", day(occ.due_day))
-    } else {
-        let end = local.date().pred_opt().unwrap_or(local.date());
-        format!("end of {} (24:00)", day(end))
-    }
-}
-
-fn calendar_table(cfg: &Config, year: i32) -> String {
-    let devs = cfg.calendar.deviations(year);
-    let mut s = String::new();
-    let _ = writeln!(s, "{:<16} {:<8} {:<10} REASON", "DATE", "STATE", "LAYER");
-    for d in &devs {
-        let state = if d.working { "working" } else { "off" };
-        let _ = write!(
-            s,
-            "{:<16} {:<8} {:<10} {}",
-            day(d.date),
-            state,
-            d.layer.as_str(),
-            d.reason
-        );
-        if let Some(src) = &d.source {
-            let _ = write!(s, " [{src}]");
-        }
-        s.push('\n');
-    }
-    let off = devs.iter().filter(|d| !d.working).count();
-    let working = devs.len() - off;
-    let basis = if cfg.calendar.has_schedule(year) {
-        format!("official schedule for {year}")
-    } else {
-        format!(
-            "no official schedule for {year}: statutory estimate, check it against the government's announcement"
-        )
-    };
-    let _ = writeln!(
-        s,
-        "{year}: {} off, {} working on a weekend day; {basis}",
-        plural(off, "weekday"),
-        plural(working, "day")
-    );
-    s
-}
-
-fn plan_table(cfg: &Config, p: &Plan, from: NaiveDate, to: NaiveDate) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{}, {} from {} to {}",
-        plural(p.occurrences.len(), "occurrence"),
-        plural(p.obligations.len(), "obligation"),
-        day(from),
-        day(to)
-    );
-    for (oi, occ) in p.occurrences.iter().enumerate() {
-        let rule = &cfg.rules[occ.rule];
-        let _ = writeln!(
-            s,
-            "\n{}  {}  {}",
-            occ.key(cfg),
-            rule.kind.as_str(),
-            occ.period.label()
-        );
-        let _ = writeln!(s, "  {}", rule.title);
-        let _ = writeln!(s, "  deadline  {}", deadline_words(occ));
-        let natural = (occ.deadline - chrono::Duration::seconds(1)).date_naive();
-        let moved = if occ.last_day == natural {
-            String::new()
-        } else {
-            let why = cfg.calendar.reason(natural).unwrap_or("weekend");
-            format!("  (moved: {} is off: {why})", day(natural))
-        };
-        let _ = writeln!(s, "  last day  {}{moved}", day(occ.last_day));
-        let units: Vec<&str> = p
-            .obligations
-            .iter()
-            .filter(|o| o.occurrence as usize == oi)
-            .map(|o| cfg.units[o.unit as usize].id.as_str())
-            .collect();
-        let _ = writeln!(
-            s,
-            "  owed by   {} ({})",
-            units.join(", "),
-            plural(units.len(), "unit")
-        );
-        for (i, st) in occ.steps.iter().enumerate() {
-            let head = if i == 0 { "  steps" } else { "" };
-            let _ = writeln!(
-                s,
-                "{head:<12}{:<12} {} {}{}",
-                st.name.to_string(),
-                day(st.at.date_naive()),
-                st.at.format("%H:%M"),
-                if st.escalate { "  + escalation" } else { "" }
-            );
-        }
-    }
-    s
-}
-
-#[derive(Serialize)]
-struct JsonStep {
-    step: String,
-    at: String,
-}
-
-#[derive(Serialize)]
-struct JsonObligation<'a> {
-    unit: &'a str,
-    steps: &'a [JsonStep],
-}
-
-#[derive(Serialize)]
-struct JsonOccurrence<'a> {
-    rule: &'a str,
-    kind: &'a str,
-    title: &'a str,
-    period: String,
-    period_label: String,
-    deadline: String,
-    last_day: String,
-    obligations: Vec<JsonObligation<'a>>,
-}
-
-fn plan_json(cfg: &Config, p: &Plan) -> Result<String> {
-    let steps: Vec<Vec<JsonStep>> = p
-        .occurrences
-        .iter()
-        .map(|o| {
-            o.steps
-                .iter()
-                .map(|s| JsonStep {
-                    step: s.name.to_string(),
-                    at: s.at.to_rfc3339(),
-                })
-                .collect()
-        })
-        .collect();
-    let mut out: Vec<JsonOccurrence> = p
-        .occurrences
-        .iter()
-        .map(|o| {
-            let rule = &cfg.rules[o.rule];
-            JsonOccurrence {
-                rule: &rule.id,
-                kind: rule.kind.as_str(),
-                title: &rule.title,
-                period: o.period.to_string(),
-                period_label: o.period.label(),
-                deadline: o.deadline.to_rfc3339(),
-                last_day: o.last_day.to_string(),
-                obligations: Vec::new(),
-            }
-        })
-        .collect();
-    for ob in &p.obligations {
-        let oi = ob.occurrence as usize;
-        out[oi].obligations.push(JsonObligation {
-            unit: &cfg.units[ob.unit as usize].id,
-            steps: &steps[oi],
-        });
-    }
-    Ok(serde_json::to_string_pretty(&out)? + "\n")
 }

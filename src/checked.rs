@@ -1,0 +1,48 @@
+//! Everything `check` validates, in one place: the config and the templates it uses.
+//!
+//! `check`, `run` at start and every reload call [`load`], so a config that `check` accepts
+//! is exactly one the daemon applies.
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+
+use crate::config::{self, Config, Diagnostic, Severity};
+use crate::deliver::templates::Templates;
+
+/// A config with its templates, or the reasons it cannot be used.
+#[derive(Debug)]
+pub struct Checked {
+    /// The config and templates, when there was no error.
+    pub ready: Option<(Config, Templates)>,
+    /// Every error and warning, config first, then templates.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    /// How many errors.
+    pub fn errors(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+}
+
+/// Loads and validates the config at `path` and its templates.
+pub fn load(path: &Path, today: NaiveDate) -> Checked {
+    let loaded = config::load(path, today);
+    let mut diagnostics = loaded.diagnostics;
+    let Some(cfg) = loaded.config else {
+        return Checked {
+            ready: None,
+            diagnostics,
+        };
+    };
+    let (templates, problems) = Templates::load(cfg.templates_dir.as_deref());
+    diagnostics.extend(problems);
+    Checked {
+        ready: templates.map(|t| (cfg, t)),
+        diagnostics,
+    }
+}
