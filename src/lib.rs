@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod deliver;
+pub mod engine;
 pub mod plan;
 pub mod store;
 pub mod token;

@@ -30,13 +30,6 @@ pub(super) fn send_test(
     to: &str,
     now: DateTime<Utc>,
 ) -> Result<ExitCode> {
-    let mailer = Mailer::new(cfg)?;
-    let ctx = json!({
-        "org": {"name": cfg.organization.name, "public_url": cfg.organization.public_url},
-        "sent_at": context::moment_words(now.with_timezone(&cfg.organization.timezone)),
-        "transport": mailer.describe(),
-    });
-    let rendered = templates.render("test", &ctx)?;
     let domain = email::from_domain(cfg);
     let id = email::message_id(
         &format!("test/{}", now.timestamp_millis()),
@@ -44,23 +37,32 @@ pub(super) fn send_test(
         to,
         &domain,
     );
-    let out = Outgoing {
-        to_name: None,
-        to_addr: to,
-        message_id: &id,
-        rendered: &rendered,
-        date: now,
-    };
-    let result = match email::build(cfg, &out) {
-        Ok(msg) => runtime()?.block_on(mailer.send(msg)),
-        Err(e) => Err(e),
-    };
+    // The pooled SMTP transport must live and die inside the runtime.
+    let (result, describe) = runtime()?.block_on(async {
+        let mailer = Mailer::new(cfg)?;
+        let describe = mailer.describe().to_string();
+        let ctx = json!({
+            "org": {"name": cfg.organization.name, "public_url": cfg.organization.public_url},
+            "sent_at": context::moment_words(now.with_timezone(&cfg.organization.timezone)),
+            "transport": describe,
+        });
+        let rendered = templates.render("test", &ctx)?;
+        let out = Outgoing {
+            to_name: None,
+            to_addr: to,
+            message_id: &id,
+            rendered: &rendered,
+            date: now,
+        };
+        let result = match email::build(cfg, &out) {
+            Ok(msg) => mailer.send(msg).await,
+            Err(e) => Err(e),
+        };
+        anyhow::Ok((result, describe))
+    })?;
     match result {
         Ok(()) => {
-            println!(
-                "sent a test email to {to} via {}; Message-ID {id}",
-                mailer.describe()
-            );
+            println!("sent a test email to {to} via {describe}; Message-ID {id}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -68,10 +70,7 @@ pub(super) fn send_test(
                 SendError::Transient(_) => "temporary failure, a later attempt may succeed",
                 SendError::Permanent(_) => "permanent failure",
             };
-            eprintln!(
-                "error: the test email to {to} was not sent via {} ({kind}): {e}",
-                mailer.describe()
-            );
+            eprintln!("error: the test email to {to} was not sent via {describe} ({kind}): {e}");
             Ok(ExitCode::FAILURE)
         }
     }

@@ -18,6 +18,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, Severity};
 use crate::plan::{self, Filter};
 
+mod daemon;
 mod mail;
 mod show;
 
@@ -53,9 +54,24 @@ pub enum PreviewFormat {
     Eml,
 }
 
+/// Log formats of `run`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: send reminders as their steps fall due, until SIGTERM or SIGINT.
+    Run {
+        /// Log format on stderr (filter with RUST_LOG, e.g. RUST_LOG=debug).
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
     /// Validate the config, its calendar files and templates; report every problem at once.
     Check,
     /// Show every occurrence and reminder step in a window of days (touches no database).
@@ -116,6 +132,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let clock = SystemClock;
     let now = clock.now();
     match cli.command {
+        Command::Run { log_format } => daemon::run(&cli.config, log_format),
         Command::Check => check(&cli.config, now),
         Command::Plan {
             from,

@@ -252,6 +252,19 @@ async fn write_eml(dir: &std::path::Path, msg: &Message) -> Result<(), SendError
         .map_err(|e| io("write the message", e))
 }
 
+/// An untrusted server certificate shows as a network error, not a TLS one: look at the
+/// causes.
+fn is_certificate_error(e: &lettre::transport::smtp::Error) -> bool {
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.to_string().to_lowercase().contains("certificate") {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// Transient or permanent, with a message that says what to check.
 fn classify(e: lettre::transport::smtp::Error) -> SendError {
     let text = e.to_string();
@@ -261,7 +274,7 @@ fn classify(e: lettre::transport::smtp::Error) -> SendError {
             "SMTP authentication failed ({text}): check `email.smtp.username` and the password"
         )),
         _ if e.is_permanent() => SendError::Permanent(text),
-        _ if e.is_tls() => SendError::Transient(format!(
+        _ if e.is_tls() || is_certificate_error(&e) => SendError::Transient(format!(
             "{text} (if the server's certificate is from a private CA, name it in `email.smtp.ca_file`)"
         )),
         _ if e.is_timeout() => SendError::Transient(format!(

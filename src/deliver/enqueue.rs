@@ -6,7 +6,7 @@ use super::context::{self, Recipient};
 use super::email;
 use crate::config::Config;
 use crate::plan::{Occurrence, Step};
-use crate::store::{NewMessage, ObligationRecord, OccurrenceRecord};
+use crate::store::{NewMessage, ObligationRecord, OccurrenceRecord, StepRows};
 use crate::token::{self, TokenKey};
 
 /// `rule/period/unit`.
@@ -39,7 +39,7 @@ pub fn step_rows(
     step: &Step,
     units: &[usize],
     skipped: bool,
-) -> (OccurrenceRecord, Vec<ObligationRecord>, Vec<NewMessage>) {
+) -> StepRows {
     let domain = email::from_domain(cfg);
     let step_name = step.name.to_string();
     let not_before = step.at.with_timezone(&Utc);
@@ -76,5 +76,9 @@ pub fn step_rows(
             }
         }
     }
-    (occurrence_record(cfg, occ), obligations, messages)
+    StepRows {
+        occurrence: occurrence_record(cfg, occ),
+        obligations,
+        messages,
+    }
 }

@@ -217,6 +217,77 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(MessageRow, Option<i6
     ))
 }
 
+/// One step of one occurrence, ready for the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRows {
+    /// The occurrence.
+    pub occurrence: OccurrenceRecord,
+    /// Its obligations concerned by the step.
+    pub obligations: Vec<ObligationRecord>,
+    /// The messages of the step.
+    pub messages: Vec<NewMessage>,
+}
+
+fn insert_group(tx: &rusqlite::Transaction<'_>, now: DateTime<Utc>, g: &StepRows) -> Result<usize> {
+    let o = &g.occurrence;
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO occurrences
+             (rule, period, kind, title, period_label, deadline, last_day, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        o.rule,
+        o.period,
+        o.kind,
+        o.title,
+        o.period_label,
+        ms(o.deadline),
+        o.last_day,
+        ms(now)
+    ])?;
+    let occ_id: i64 = tx
+        .prepare_cached("SELECT id FROM occurrences WHERE rule = ?1 AND period = ?2")?
+        .query_row(params![o.rule, o.period], |r| r.get(0))?;
+    let mut ins = tx.prepare_cached(
+        "INSERT OR IGNORE INTO obligations (occurrence_id, unit, key, token_hash, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for ob in &g.obligations {
+        ins.execute(params![
+            occ_id,
+            ob.unit,
+            ob.key,
+            &ob.token_hash[..],
+            ms(now)
+        ])?;
+    }
+    let mut ins = tx.prepare_cached(
+        "INSERT OR IGNORE INTO messages
+             (obligation, obligation_id, step, channel, recipient, template, context,
+              message_id, status, created_at, next_attempt_at)
+         VALUES (?1, (SELECT id FROM obligations WHERE key = ?1), ?2, ?3, ?4, ?5, ?6,
+                 ?7, ?8, ?9, ?10)",
+    )?;
+    let mut inserted = 0;
+    for m in &g.messages {
+        let status = if m.skipped { "skipped" } else { "pending" };
+        let next = (!m.skipped).then(|| ms(m.not_before));
+        inserted += ins.execute(params![
+            m.obligation,
+            m.step,
+            m.channel,
+            m.recipient,
+            m.template,
+            m.context.to_string(),
+            m.message_id,
+            status,
+            ms(now),
+            next
+        ])?;
+    }
+    Ok(inserted)
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     /// `now` is recorded as the first start of a new database.
@@ -309,75 +380,49 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// In one transaction: records the occurrence and its obligations (if new) and enqueues
-    /// the messages (a message already there, by its unique key, is left as it is). Returns
-    /// how many messages were new.
+    /// In one transaction: records each group's occurrence and obligations (if new), enqueues
+    /// their messages (one already there, by its unique key, is left as it is) and, if given,
+    /// moves the engine's mark to `until` (every step up to it has been enqueued). Returns how
+    /// many messages were new.
     pub fn enqueue(
         &self,
         now: DateTime<Utc>,
-        occurrence: &OccurrenceRecord,
-        obligations: &[ObligationRecord],
-        messages: &[NewMessage],
+        groups: &[StepRows],
+        until: Option<DateTime<Utc>>,
     ) -> Result<usize> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT OR IGNORE INTO occurrences
-                 (rule, period, kind, title, period_label, deadline, last_day, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                occurrence.rule,
-                occurrence.period,
-                occurrence.kind,
-                occurrence.title,
-                occurrence.period_label,
-                ms(occurrence.deadline),
-                occurrence.last_day,
-                ms(now)
-            ],
-        )?;
-        let occ_id: i64 = tx.query_row(
-            "SELECT id FROM occurrences WHERE rule = ?1 AND period = ?2",
-            params![occurrence.rule, occurrence.period],
-            |r| r.get(0),
-        )?;
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT OR IGNORE INTO obligations (occurrence_id, unit, key, token_hash, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for o in obligations {
-                ins.execute(params![occ_id, o.unit, o.key, &o.token_hash[..], ms(now)])?;
-            }
-        }
         let mut inserted = 0;
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT OR IGNORE INTO messages
-                     (obligation, obligation_id, step, channel, recipient, template, context,
-                      message_id, status, created_at, next_attempt_at)
-                 VALUES (?1, (SELECT id FROM obligations WHERE key = ?1), ?2, ?3, ?4, ?5, ?6,
-                         ?7, ?8, ?9, ?10)",
+        for g in groups {
+            inserted += insert_group(&tx, now, g)?;
+        }
+        if let Some(t) = until {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('engine_until', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![ms(t).to_string()],
             )?;
-            for m in messages {
-                let status = if m.skipped { "skipped" } else { "pending" };
-                let next = (!m.skipped).then(|| ms(m.not_before));
-                inserted += ins.execute(params![
-                    m.obligation,
-                    m.step,
-                    m.channel,
-                    m.recipient,
-                    m.template,
-                    m.context.to_string(),
-                    m.message_id,
-                    status,
-                    ms(now),
-                    next
-                ])?;
-            }
         }
         tx.commit()?;
         Ok(inserted)
+    }
+
+    /// Up to when every step has been enqueued; `None` before the engine's first wake.
+    pub fn engine_until(&self) -> Result<Option<DateTime<Utc>>> {
+        let v: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'engine_until'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        v.map(|v| {
+            v.parse::<i64>()
+                .map_err(|_| StoreError::Corrupt(format!("engine_until {v}")))
+                .and_then(from_ms)
+        })
+        .transpose()
     }
 
     /// Enqueues messages that belong to no obligation (digest, admin notices, tests).

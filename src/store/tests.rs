@@ -69,6 +69,36 @@ fn message(unit: &str, step: &str, at: DateTime<Utc>) -> NewMessage {
     }
 }
 
+fn rows(obls: &[ObligationRecord], msgs: &[NewMessage]) -> StepRows {
+    StepRows {
+        occurrence: occurrence(),
+        obligations: obls.to_vec(),
+        messages: msgs.to_vec(),
+    }
+}
+
+#[test]
+fn the_engine_mark_moves_with_its_enqueue() {
+    let dir = TempDir::new("mark");
+    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    assert_eq!(store.engine_until().unwrap(), None);
+    let until = t0() + Duration::minutes(5);
+    store.enqueue(t0(), &[], Some(until)).unwrap();
+    assert_eq!(store.engine_until().unwrap(), Some(until));
+    store
+        .enqueue(
+            t0(),
+            &[rows(&[obligation("vp")], &[message("vp", "due", t0())])],
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        store.engine_until().unwrap(),
+        Some(until),
+        "unchanged without a mark"
+    );
+}
+
 #[test]
 fn open_creates_a_wal_database_and_keeps_its_first_start() {
     let dir = TempDir::new("open");
@@ -95,8 +125,8 @@ fn enqueue_is_idempotent_by_the_unique_key() {
         message("vp", "before-14d", t0()),
         message("kt", "before-14d", t0()),
     ];
-    assert_eq!(store.enqueue(t0(), &occurrence(), &obls, &msgs).unwrap(), 2);
-    assert_eq!(store.enqueue(t0(), &occurrence(), &obls, &msgs).unwrap(), 0);
+    assert_eq!(store.enqueue(t0(), &[rows(&obls, &msgs)], None).unwrap(), 2);
+    assert_eq!(store.enqueue(t0(), &[rows(&obls, &msgs)], None).unwrap(), 0);
     let rows = store.messages().unwrap();
     assert_eq!(rows.len(), 2);
     assert!(
@@ -137,7 +167,7 @@ fn claim_retry_fail_send_and_recover() {
         skipped,
     ];
     let obls: Vec<_> = ["vp", "kt", "vhxh", "hcc"].map(obligation).to_vec();
-    store.enqueue(t0(), &occurrence(), &obls, &msgs).unwrap();
+    store.enqueue(t0(), &[rows(&obls, &msgs)], None).unwrap();
 
     let claimed = store.claim_due(t0(), 10).unwrap();
     let who: Vec<&str> = claimed.iter().map(|c| c.recipient.as_str()).collect();

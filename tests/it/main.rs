@@ -11,6 +11,7 @@
 mod calendar;
 mod check;
 mod plan;
+mod smtp;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -121,8 +121,8 @@ fn enqueue_all(f: &Fixture) -> usize {
     let occ = plan::occurrence(&f.cfg, 0, Period::NineMonths(2025)).unwrap();
     let mut n = 0;
     for step in &occ.steps {
-        let (o, obls, msgs) = enqueue::step_rows(&f.cfg, &f.key, &occ, step, &[0], false);
-        n += f.store.enqueue(f.clock.now(), &o, &obls, &msgs).unwrap();
+        let rows = enqueue::step_rows(&f.cfg, &f.key, &occ, step, &[0], false);
+        n += f.store.enqueue(f.clock.now(), &[rows], None).unwrap();
     }
     n
 }
@@ -207,8 +207,8 @@ async fn transient_failures_back_off_then_give_up_after_48_hours() {
     std::fs::write(&f.mail, "not a folder").unwrap();
     let occ = plan::occurrence(&f.cfg, 0, Period::NineMonths(2025)).unwrap();
     let step = &occ.steps[0];
-    let (o, obls, msgs) = enqueue::step_rows(&f.cfg, &f.key, &occ, step, &[0], false);
-    f.store.enqueue(f.clock.now(), &o, &obls, &msgs).unwrap();
+    let rows = enqueue::step_rows(&f.cfg, &f.key, &occ, step, &[0], false);
+    f.store.enqueue(f.clock.now(), &[rows], None).unwrap();
     f.clock.set(step.at.with_timezone(&Utc));
     let start = f.clock.now();
     let mut waits = Vec::new();

@@ -1,0 +1,184 @@
+//! The engine with a manual clock, a real SQLite file and the file transport.
+
+use std::path::PathBuf;
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::deliver::email::Mailer;
+use crate::deliver::outbox::Parts;
+use crate::deliver::templates::Templates;
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(name: &str) -> TempDir {
+    let p = std::env::temp_dir().join(format!("nhacviec-engine-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    TempDir(p)
+}
+
+const CONFIG: &str = r#"
+[organization]
+name = "UBND phường Thử"
+[[unit]]
+id = "vp"
+name = "Văn phòng"
+email = ["vp@example.invalid"]
+escalate_to = ["lanh-dao"]
+[[unit]]
+id = "lanh-dao"
+name = "Lãnh đạo"
+email = ["lanhdao@example.invalid"]
+[[rule]]
+id = "bao-cao-6-thang"
+kind = "report"
+title = "Báo cáo 6 tháng"
+period = "half-year"
+which = [1]
+due = { month = "next", day = 5, before = true }
+units = ["vp"]
+[[rule]]
+id = "bao-cao-9-thang"
+kind = "report"
+title = "Báo cáo 9 tháng"
+period = "nine-months"
+due = { month = "next", day = 5, before = true }
+units = ["vp"]
+"#;
+
+fn local(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+    chrono_tz::Asia::Ho_Chi_Minh
+        .with_ymd_and_hms(y, m, d, h, min, 0)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+struct Fixture {
+    _dir: TempDir,
+    clock: Arc<ManualClock>,
+    store: Arc<Store>,
+    engine: Engine,
+}
+
+fn fixture(name: &str, first_start: DateTime<Utc>) -> Fixture {
+    let dir = temp_dir(name);
+    let loaded = crate::config::load_str(
+        &dir.0.join("nhacviec.toml"),
+        CONFIG.to_string(),
+        first_start.date_naive(),
+    );
+    let cfg = Arc::new(loaded.config.unwrap());
+    let clock = Arc::new(ManualClock::new(first_start));
+    let store = Arc::new(Store::open(&dir.0.join("var/db"), first_start).unwrap());
+    let key = TokenKey::from_bytes([3; 32]);
+    let parts = Parts {
+        config: cfg.clone(),
+        templates: Arc::new(Templates::load(None).0.unwrap()),
+        mailer: Arc::new(Mailer::new(&cfg).unwrap()),
+        key: key.clone(),
+    };
+    let outbox = Arc::new(Outbox::new(store.clone(), clock.clone(), parts));
+    let engine = Engine::new(store.clone(), outbox, clock.clone(), cfg, key);
+    Fixture {
+        _dir: dir,
+        clock,
+        store,
+        engine,
+    }
+}
+
+fn statuses(store: &Store) -> Vec<(String, String, String)> {
+    store
+        .messages()
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.obligation, m.step, m.status))
+        .collect()
+}
+
+fn row(o: &str, s: &str, st: &str) -> (String, String, String) {
+    (o.into(), s.into(), st.into())
+}
+
+#[tokio::test]
+async fn first_start_sends_the_latest_missed_step_and_never_chases_past_deadlines() {
+    // First start on Mon 29/09/2025 09:00: before-14d (19/09) and before-7d (26/09) of the
+    // 9-month report are past; the 6-month report (deadline 05/07) is long over.
+    let f = fixture("first", local(2025, 9, 29, 9, 0));
+    f.engine.wake_once().await.unwrap();
+    assert_eq!(
+        statuses(&f.store),
+        [
+            row("bao-cao-9-thang/2025-9M/vp", "before-14d", "skipped"),
+            row("bao-cao-9-thang/2025-9M/vp", "before-7d", "sent"),
+        ]
+    );
+    // A second wake at the same time adds nothing.
+    f.engine.wake_once().await.unwrap();
+    assert_eq!(f.store.messages().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn after_downtime_only_the_latest_missed_step_is_sent() {
+    let f = fixture("downtime", local(2025, 9, 29, 9, 0));
+    f.engine.wake_once().await.unwrap();
+    // Down from 29/09 until Thu 09/10 09:00: before-3wd (30/09), before-1wd (02/10),
+    // due (03/10), after-1wd (06/10) and after-3wd (08/10, escalated) were missed.
+    f.clock.set(local(2025, 10, 9, 9, 0));
+    f.engine.wake_once().await.unwrap();
+    let rows = statuses(&f.store);
+    let sent: Vec<_> = rows.iter().filter(|r| r.2 == "sent").collect();
+    assert_eq!(sent.len(), 3, "{rows:#?}");
+    assert!(
+        sent.iter().filter(|r| r.1 == "after-3wd").count() == 2,
+        "to vp and its escalation"
+    );
+    let skipped: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.2 == "skipped")
+        .map(|r| r.1.as_str())
+        .collect();
+    assert_eq!(
+        skipped,
+        ["before-14d", "before-3wd", "before-1wd", "due", "after-1wd"]
+    );
+}
+
+#[tokio::test]
+async fn steps_are_sent_at_their_time_and_the_engine_sleeps_at_most_a_minute() {
+    let f = fixture("timing", local(2025, 10, 2, 7, 0));
+    assert_eq!(
+        f.engine.wake_once().await.unwrap(),
+        local(2025, 10, 2, 7, 1),
+        "capped at 60 s"
+    );
+    // before-3wd (30/09) was missed at first start and is sent now; the two before it are
+    // recorded as skipped.
+    assert_eq!(
+        statuses(&f.store).last().unwrap(),
+        &row("bao-cao-9-thang/2025-9M/vp", "before-3wd", "sent")
+    );
+    assert_eq!(f.store.messages().unwrap().len(), 3);
+    f.clock.set(local(2025, 10, 2, 7, 59));
+    assert_eq!(
+        f.engine.wake_once().await.unwrap(),
+        local(2025, 10, 2, 8, 0),
+        "wakes exactly at the next step"
+    );
+    assert_eq!(f.store.messages().unwrap().len(), 3, "not early");
+    f.clock.set(local(2025, 10, 2, 8, 0));
+    f.engine.wake_once().await.unwrap();
+    let rows = statuses(&f.store);
+    assert_eq!(
+        rows.last().unwrap(),
+        &row("bao-cao-9-thang/2025-9M/vp", "before-1wd", "sent")
+    );
+}
