@@ -12,14 +12,14 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
+use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use sha2::{Digest, Sha256};
 
+use super::smtp;
 use super::templates::Rendered;
 use crate::config::{Config, Security, Transport};
 
@@ -133,7 +133,7 @@ pub struct Mailer {
 }
 
 enum Kind {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(smtp::Pool),
     File(PathBuf),
 }
 
@@ -157,11 +157,7 @@ impl Mailer {
             }),
             (Transport::Smtp, None) => anyhow::bail!("`transport = \"smtp\"` needs `[email.smtp]`"),
             (Transport::Smtp, Some(s)) => {
-                let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
-                    .port(s.port)
-                    .timeout(Some(SMTP_TIMEOUT))
-                    .pool_config(PoolConfig::new().max_size(4));
-                if s.security != Security::None {
+                let params = || -> Result<TlsParameters> {
                     let mut params = TlsParameters::builder(s.host.clone());
                     if let Some(ca) = &s.ca_file {
                         let pem = std::fs::read(ca).with_context(|| {
@@ -175,27 +171,35 @@ impl Mailer {
                         })?;
                         params = params.add_root_certificate(cert);
                     }
-                    let params = params
-                        .build_rustls()
-                        .context("cannot set up TLS for SMTP")?;
-                    b = b.tls(match s.security {
-                        Security::Tls => Tls::Wrapper(params),
-                        _ => Tls::Required(params),
-                    });
-                }
-                if let (Some(user), Some(secret)) = (&s.username, &s.password) {
-                    let password = secret
-                        .read()
-                        .context("cannot read the SMTP password (`email.smtp.password_file` or `password_env`)")?;
-                    b = b.credentials(Credentials::new(user.clone(), password));
-                }
+                    params.build_rustls().context("cannot set up TLS for SMTP")
+                };
+                let tls = match s.security {
+                    Security::None => smtp::Tls::None,
+                    Security::Starttls => smtp::Tls::Starttls(params()?),
+                    Security::Tls => smtp::Tls::Implicit(params()?),
+                };
+                let credentials = match (&s.username, &s.password) {
+                    (Some(user), Some(secret)) => {
+                        let password = secret.read().context(
+                            "cannot read the SMTP password (`email.smtp.password_file` or `password_env`)",
+                        )?;
+                        Some(Credentials::new(user.clone(), password))
+                    }
+                    _ => None,
+                };
                 let security = match s.security {
                     Security::Starttls => "STARTTLS",
                     Security::Tls => "TLS",
                     Security::None => "no encryption",
                 };
                 Ok(Mailer {
-                    kind: Kind::Smtp(b.build()),
+                    kind: Kind::Smtp(smtp::Pool::new(smtp::Server {
+                        host: s.host.clone(),
+                        port: s.port,
+                        tls,
+                        credentials,
+                        timeout: SMTP_TIMEOUT,
+                    })),
                     description: format!("SMTP {}:{} ({security})", s.host, s.port),
                 })
             }
@@ -212,7 +216,7 @@ impl Mailer {
     /// again later, with the same Message-ID, so the recipient's mail system can tell.
     pub async fn send(&self, msg: Message) -> Result<(), SendError> {
         match &self.kind {
-            Kind::Smtp(t) => t.send(msg).await.map(|_| ()).map_err(classify),
+            Kind::Smtp(pool) => pool.send(&msg).await,
             Kind::File(dir) => write_eml(dir, &msg).await,
         }
     }
@@ -263,6 +267,12 @@ fn is_certificate_error(e: &lettre::transport::smtp::Error) -> bool {
         cause = c.source();
     }
     false
+}
+
+impl From<lettre::transport::smtp::Error> for SendError {
+    fn from(e: lettre::transport::smtp::Error) -> SendError {
+        classify(e)
+    }
 }
 
 /// Transient or permanent, with a message that says what to check.

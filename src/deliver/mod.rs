@@ -6,4 +6,5 @@ pub mod context;
 pub mod email;
 pub mod enqueue;
 pub mod outbox;
+pub mod smtp;
 pub mod templates;

@@ -142,6 +142,8 @@ class Handler:
         self.data_seen = 0
 
     def log(self, event, **fields):
+        if self.args.sink:
+            return
         with open(self.out / "log.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps({"event": event, **fields}, ensure_ascii=False) + "\n")
 
@@ -173,6 +175,9 @@ class Handler:
 
     async def handle_DATA(self, server, session, envelope):
         self.data_seen += 1
+        if self.args.sink:
+            # Benchmarks: accept at once, keep nothing, so the server is not what is measured.
+            return reply(250)
         msg = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
         about = {"subject": msg["Subject"] and str(msg["Subject"]),
                  "message_id": msg["Message-ID"] and str(msg["Message-ID"])}
@@ -268,6 +273,7 @@ def main():
     p.add_argument("--reject-rcpt", type=int, metavar="CODE", help="reply to every RCPT TO")
     p.add_argument("--drop-data", action="store_true", help="close at end of DATA, no reply")
     p.add_argument("--fail-first", type=int, default=0, metavar="N", help="451 the first N DATA")
+    p.add_argument("--sink", action="store_true", help="accept every message, record nothing (benchmarks)")
     p.add_argument("--watch-stdin", action="store_true", help="also stop when stdin closes")
     args = p.parse_args()
     if args.mode != "plain" and not args.certs:
