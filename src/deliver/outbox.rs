@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::store::{Claimed, Store, StoreError};
 use crate::token::TokenKey;
 
-/// How many messages one step claims.
+/// How many messages one step sends at most (then the engine looks at the clock again).
 const BATCH: usize = 64;
 /// How many sends run at once (the SMTP pool holds up to 4 connections).
 const PARALLEL: usize = 4;
@@ -134,17 +134,20 @@ impl Outbox {
         self.parts.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Claims one batch of due messages and sends it; returns what happened.
+    /// Sends up to [`BATCH`] due messages, [`PARALLEL`] at a time; returns what happened.
+    /// A message is claimed (marked `sending`) only when a sender is free to take it, so at
+    /// most [`PARALLEL`] rows are `sending` at any moment: exactly those in flight.
     pub async fn step(&self) -> Result<Outcome, StoreError> {
-        let batch = self.store.claim_due(self.clock.now(), BATCH)?;
-        if batch.is_empty() {
-            return Ok(Outcome::default());
-        }
+        let now = self.clock.now();
         let parts = self.parts();
         let sem = Arc::new(Semaphore::new(PARALLEL));
         let mut tasks = JoinSet::new();
-        for m in batch {
+        let mut out = Outcome::default();
+        for _ in 0..BATCH {
             let Ok(permit) = sem.clone().acquire_owned().await else {
+                break;
+            };
+            let Some(m) = self.store.claim_due(now, 1)?.pop() else {
                 break;
             };
             self.limiter.wait().await;
@@ -154,17 +157,13 @@ impl Outbox {
                 drop(permit);
                 r
             });
-        }
-        let mut out = Outcome::default();
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Ok(Delivered::Sent)) => out.sent += 1,
-                Ok(Ok(Delivered::Retry)) => out.retried += 1,
-                Ok(Ok(Delivered::Failed)) => out.failed += 1,
-                Ok(Err(e)) => return Err(e),
-                // A panicking send leaves its message `sending`: the next start resends it.
-                Err(e) => tracing::error!(error = %e, "a send task failed"),
+            // Collect what has finished, so an error surfaces early.
+            while let Some(joined) = tasks.try_join_next() {
+                tally(&mut out, joined)?;
             }
+        }
+        while let Some(joined) = tasks.join_next().await {
+            tally(&mut out, joined)?;
         }
         Ok(out)
     }
@@ -182,6 +181,21 @@ impl Outbox {
             total.failed += o.failed;
         }
     }
+}
+
+fn tally(
+    out: &mut Outcome,
+    joined: Result<Result<Delivered, StoreError>, tokio::task::JoinError>,
+) -> Result<(), StoreError> {
+    match joined {
+        Ok(Ok(Delivered::Sent)) => out.sent += 1,
+        Ok(Ok(Delivered::Retry)) => out.retried += 1,
+        Ok(Ok(Delivered::Failed)) => out.failed += 1,
+        Ok(Err(e)) => return Err(e),
+        // A panicking send leaves its message `sending`: the next start resends it.
+        Err(e) => tracing::error!(error = %e, "a send task failed"),
+    }
+    Ok(())
 }
 
 enum Delivered {
