@@ -295,3 +295,17 @@ fn backoff_doubles_from_a_minute_to_an_hour() {
     let mins: Vec<i64> = (1..=9).map(|a| backoff(a).num_minutes()).collect();
     assert_eq!(mins, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_rate_limit_spaces_sends() {
+    // max_per_minute = 60: one send a second.
+    let limiter = Limiter {
+        interval: StdDuration::from_secs(1),
+        next: Mutex::new(tokio::time::Instant::now()),
+    };
+    let start = tokio::time::Instant::now();
+    for _ in 0..4 {
+        limiter.wait().await;
+    }
+    assert_eq!(start.elapsed(), StdDuration::from_secs(3));
+}
