@@ -1,33 +1,47 @@
 //! The daemon loop: one timer, enqueue what fell due, send, sleep until the next thing.
 //!
-//! At each wake the engine reads the clock once, enqueues every step that fell due since its
-//! mark (persisted in the store with the messages, in one transaction), lets the outbox send,
-//! then sleeps until the earliest of: the next step, the next retry, or 60 s (so a clock step
-//! or a suspend is noticed). It wakes early when told (an ack, a reload) and stops on
-//! shutdown. It has no other periodic work, so an idle daemon wakes once a minute.
+//! At each wake the engine reads the clock once, reloads the config if asked (SIGHUP) or if
+//! the file changed, enqueues every step that fell due since its mark (persisted with the
+//! messages, in one transaction) and the day's digest when its time has come, lets the outbox
+//! send, then sleeps until the earliest of: the next step, the next retry, the next digest,
+//! or 60 s (so a clock step or a suspend is noticed). It wakes early when told (an ack, a
+//! reload) and stops on shutdown. It has no other periodic work: an idle daemon wakes once a
+//! minute.
 //!
 //! Catch-up (DESIGN §5): when several steps of one occurrence fell due since the mark (the
 //! daemon was down), only the latest is sent; the earlier ones are recorded `skipped`.
 //! Occurrences whose deadline passed before the database was created are never chased.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
+use crate::checked;
 use crate::clock::Clock;
-use crate::config::Config;
-use crate::deliver::enqueue;
-use crate::deliver::outbox::Outbox;
+use crate::config::{Config, Severity};
+use crate::deliver::email::{self, Mailer};
+use crate::deliver::outbox::{Outbox, Parts};
+use crate::deliver::{context, digest, enqueue};
 use crate::plan::{self, Filter};
-use crate::store::{Store, StoreError};
+use crate::store::{NewMessage, Store, StoreError};
 use crate::token::TokenKey;
 
 /// The longest sleep: a changed clock is noticed within this.
 pub const MAX_SLEEP: Duration = Duration::seconds(60);
 
+/// How long a shutdown waits for sends in flight before releasing them.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// How far back the first wake looks for occurrences still open.
 const FIRST_LOOKBACK_DAYS: i64 = 400;
+
+/// How far ahead the engine looks for the next step to report in its status.
+const STATUS_HORIZON_DAYS: i64 = 400;
 
 /// What one wake enqueued.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,14 +52,77 @@ pub struct Enqueued {
     pub skipped: usize,
 }
 
+/// What the engine shows the outside world (health, systemd status).
+#[derive(Debug, Default)]
+pub struct Status {
+    last_wake_ms: AtomicI64,
+    next: Mutex<Option<String>>,
+}
+
+impl Status {
+    /// When the engine last woke.
+    pub fn last_wake(&self) -> Option<DateTime<Utc>> {
+        match self.last_wake_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Utc.timestamp_millis_opt(ms).single(),
+        }
+    }
+
+    /// "before-7d of bao-cao-9-thang/2025-9M at 2025-09-26T08:00:00+07:00".
+    pub fn next(&self) -> Option<String> {
+        self.next.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, wake: DateTime<Utc>, next: Option<String>) {
+        self.last_wake_ms
+            .store(wake.timestamp_millis(), Ordering::Relaxed);
+        *self.next.lock().unwrap_or_else(|e| e.into_inner()) = next;
+    }
+}
+
+/// The config file's identity, to notice an edit (an editor that saves by renaming a new
+/// file into place changes the inode as well as the time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+fn stamp(path: &std::path::Path) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(Stamp {
+        modified: m.modified().ok(),
+        len: m.len(),
+        inode,
+    })
+}
+
+/// The SHA-256 of a file, hex, as recorded for each applied config.
+pub fn file_hash(path: &std::path::Path) -> std::io::Result<String> {
+    let bytes = std::fs::read(path)?;
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
 /// The engine.
 pub struct Engine {
     store: Arc<Store>,
     outbox: Arc<Outbox>,
     clock: Arc<dyn Clock>,
-    config: Arc<Config>,
+    config: RwLock<Arc<Config>>,
     key: TokenKey,
     wake: Arc<Notify>,
+    status: Arc<Status>,
+    /// The config file to watch, with its last seen identity.
+    source: Option<(PathBuf, Mutex<Option<Stamp>>)>,
+    reload_requested: AtomicBool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -67,10 +144,20 @@ impl Engine {
             store,
             outbox,
             clock,
-            config,
+            config: RwLock::new(config),
             key,
             wake: Arc::new(Notify::new()),
+            status: Arc::new(Status::default()),
+            source: None,
+            reload_requested: AtomicBool::new(false),
         }
+    }
+
+    /// Watches `path` (the file the config came from) for changes, reloading at the next wake.
+    pub fn watch(mut self, path: PathBuf) -> Engine {
+        let s = stamp(&path);
+        self.source = Some((path, Mutex::new(s)));
+        self
     }
 
     /// A handle that wakes the engine early.
@@ -78,9 +165,28 @@ impl Engine {
         self.wake.clone()
     }
 
+    /// What health checks and systemd see.
+    pub fn status(&self) -> Arc<Status> {
+        self.status.clone()
+    }
+
+    /// Asks for a reload at once (SIGHUP).
+    pub fn request_reload(&self) {
+        self.reload_requested.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// The config in use.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Enqueues every step due in (mark, now], in one transaction with the new mark.
     pub fn enqueue_due(&self, now: DateTime<Utc>) -> Result<Enqueued, StoreError> {
-        let cfg = &*self.config;
+        let cfg = self.config();
         let tz = cfg.organization.timezone;
         let first_start = self.store.first_start()?;
         let mark = self.store.engine_until()?;
@@ -89,10 +195,9 @@ impl Engine {
             Some(m) => m.with_timezone(&tz).date_naive(),
             None => today - Duration::days(FIRST_LOOKBACK_DAYS),
         };
-        let p = plan::plan(cfg, from.min(today), today, Filter::default());
         let mut groups = Vec::new();
         let mut out = Enqueued::default();
-        for occ in &p.occurrences {
+        for occ in plan::occurrences(&cfg, from.min(today), today, Filter::default()) {
             if occ.deadline.with_timezone(&Utc) <= first_start {
                 continue;
             }
@@ -107,7 +212,7 @@ impl Engine {
             let units = &cfg.rules[occ.rule].units;
             for (i, step) in due.iter().enumerate() {
                 let skipped = i + 1 < due.len();
-                let rows = enqueue::step_rows(cfg, &self.key, occ, step, units, skipped);
+                let rows = enqueue::step_rows(&cfg, &self.key, &occ, step, units, skipped);
                 if skipped {
                     out.skipped += rows.messages.len();
                 } else {
@@ -120,45 +225,229 @@ impl Engine {
         Ok(out)
     }
 
-    /// When the engine must wake next, seen from `now`.
-    pub fn next_wake(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
-        let cfg = &*self.config;
-        let tz = cfg.organization.timezone;
-        let today = now.with_timezone(&tz).date_naive();
-        let cap = now + MAX_SLEEP;
-        // Only a step within the cap matters: a later one is found at a later wake.
-        let horizon = (cap.with_timezone(&tz).date_naive()).max(today);
-        let next_step = plan::plan(cfg, today, horizon, Filter::default())
-            .occurrences
-            .iter()
-            .flat_map(|o| o.steps.iter().map(|s| s.at.with_timezone(&Utc)))
-            .filter(|at| *at > now)
-            .min();
-        let next_retry = self.store.next_attempt_at()?;
-        Ok([Some(cap), next_step, next_retry]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(cap)
-            .max(now))
+    /// The digest instant of `day`.
+    fn digest_at(cfg: &Config, day: NaiveDate) -> DateTime<Utc> {
+        plan::local(cfg.organization.timezone, day, cfg.digest.time).with_timezone(&Utc)
     }
 
-    /// One wake: enqueue, send, and say when to wake next.
+    /// The next digest after `now`: today's if it is a working day and its time is ahead,
+    /// else the next working day's.
+    pub fn next_digest(cfg: &Config, now: DateTime<Utc>) -> DateTime<Utc> {
+        let today = now.with_timezone(&cfg.organization.timezone).date_naive();
+        let mut day = cfg.calendar.working_on_or_after(today);
+        if Self::digest_at(cfg, day) <= now {
+            day = cfg.calendar.next_working(day);
+        }
+        Self::digest_at(cfg, day)
+    }
+
+    /// Enqueues today's digest once its time has come (once a day; nothing if nothing is
+    /// open). Returns how many messages.
+    pub fn enqueue_digest(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let cfg = self.config();
+        let today = now.with_timezone(&cfg.organization.timezone).date_naive();
+        if !cfg.calendar.is_working(today) || now < Self::digest_at(&cfg, today) {
+            return Ok(0);
+        }
+        let done_for = today.to_string();
+        if self.store.meta("digest_date")?.as_deref() == Some(done_for.as_str()) {
+            return Ok(0);
+        }
+        let rows = self.store.obligation_states(now - digest::OPEN_FOR)?;
+        let failed = self.store.failed_since(now - Duration::days(7))?;
+        let n = match digest::context(&cfg, &rows, &failed, today, now) {
+            Some(ctx) => {
+                let msgs = digest::messages(&cfg, &ctx, today, now);
+                self.store.enqueue_other(now, &msgs)?
+            }
+            None => 0,
+        };
+        self.store.set_meta("digest_date", &done_for)?;
+        Ok(n)
+    }
+
+    /// Reloads the config if asked or if the file changed. A config that fails `check` is not
+    /// applied: the errors are logged and the admins get one email per broken version.
+    pub fn maybe_reload(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let Some((path, seen)) = &self.source else {
+            return Ok(());
+        };
+        let current = stamp(path);
+        let changed = {
+            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            let changed = *seen != current;
+            *seen = current;
+            changed
+        };
+        let asked = self.reload_requested.swap(false, Ordering::SeqCst);
+        if !(changed || asked) {
+            return Ok(());
+        }
+        let old = self.config();
+        let today = now.with_timezone(&old.organization.timezone).date_naive();
+        let checked = checked::load(path, today);
+        let hash = file_hash(path).unwrap_or_default();
+        let applied = match checked.ready {
+            Some((cfg, templates)) => match Mailer::new(&cfg) {
+                Ok(mailer) => Ok((cfg, templates, mailer)),
+                Err(e) => Err(vec![format!("{}: error: {e:#}", path.display())]),
+            },
+            None => Err(checked
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .map(ToString::to_string)
+                .collect()),
+        };
+        match applied {
+            Ok((cfg, templates, mailer)) => {
+                if cfg.storage.path != old.storage.path || cfg.server.listen != old.server.listen {
+                    tracing::warn!(
+                        "`storage.path` and `server.listen` take effect at the next start"
+                    );
+                }
+                let cfg = Arc::new(cfg);
+                self.outbox.replace(Parts {
+                    config: cfg.clone(),
+                    templates: Arc::new(templates),
+                    mailer: Arc::new(mailer),
+                    key: self.key.clone(),
+                });
+                *self.config.write().unwrap_or_else(|e| e.into_inner()) = cfg;
+                self.store
+                    .record_config(&hash, &path.display().to_string(), now)?;
+                tracing::info!(config = %path.display(), hash = %hash, "config reloaded");
+            }
+            Err(errors) => {
+                for e in &errors {
+                    tracing::error!("{e}");
+                }
+                tracing::error!(
+                    config = %path.display(),
+                    errors = errors.len(),
+                    "the new config was not applied; still running the previous one"
+                );
+                self.notify_admins(&old, path, &hash, &errors, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One email to each admin about a config version that failed to load.
+    fn notify_admins(
+        &self,
+        cfg: &Config,
+        path: &std::path::Path,
+        hash: &str,
+        errors: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let key = format!("admin/config-error/{}", &hash[..hash.len().min(16)]);
+        let domain = email::from_domain(cfg);
+        let ctx = serde_json::json!({
+            "org": {"name": cfg.organization.name, "public_url": cfg.organization.public_url},
+            "path": path.display().to_string(),
+            "at": context::moment_words(now.with_timezone(&cfg.organization.timezone)),
+            "errors": errors,
+            "recipient": {"name": "Quản trị hệ thống nhắc việc"},
+        });
+        let msgs: Vec<NewMessage> = cfg
+            .organization
+            .admins
+            .iter()
+            .map(|a| NewMessage {
+                obligation: key.clone(),
+                step: "notice".into(),
+                channel: "email".into(),
+                recipient: a.clone(),
+                template: "config_error".into(),
+                context: ctx.clone(),
+                message_id: email::message_id(&key, "notice", a, &domain),
+                not_before: now,
+                skipped: false,
+            })
+            .collect();
+        self.store.enqueue_other(now, &msgs)?;
+        Ok(())
+    }
+
+    /// When the engine must wake next, seen from `now`, and a description of the next step.
+    pub fn next_wake(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(DateTime<Utc>, Option<String>), StoreError> {
+        let cfg = self.config();
+        let tz = cfg.organization.timezone;
+        let today = now.with_timezone(&tz).date_naive();
+        let horizon = today + Duration::days(STATUS_HORIZON_DAYS);
+        let next_step = plan::occurrences(&cfg, today, horizon, Filter::default())
+            .iter()
+            .flat_map(|o| {
+                o.steps
+                    .iter()
+                    .map(move |s| (s.at.with_timezone(&Utc), o, s))
+            })
+            .filter(|(at, _, _)| *at > now)
+            .min_by_key(|(at, _, _)| *at)
+            .map(|(at, o, s)| {
+                let text = format!("{} of {} at {}", s.name, o.key(&cfg), s.at.to_rfc3339());
+                (at, text)
+            });
+        let next_retry = self.store.next_attempt_at()?;
+        let next_digest = Self::next_digest(&cfg, now);
+        let cap = now + MAX_SLEEP;
+        let wake = [
+            Some(cap),
+            next_step.as_ref().map(|n| n.0),
+            next_retry,
+            Some(next_digest),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(cap)
+        .max(now);
+        Ok((wake, next_step.map(|n| n.1)))
+    }
+
+    /// One wake: reload if needed, enqueue, send, and say when to wake next.
     pub async fn wake_once(&self) -> Result<DateTime<Utc>, StoreError> {
         let now = self.clock.now();
+        self.maybe_reload(now)?;
         let e = self.enqueue_due(now)?;
         if e.pending + e.skipped > 0 {
             tracing::info!(pending = e.pending, skipped = e.skipped, "steps fell due");
         }
+        let d = self.enqueue_digest(now)?;
+        if d > 0 {
+            tracing::info!(messages = d, "digest enqueued");
+        }
         self.outbox.drain().await?;
-        self.next_wake(self.clock.now())
+        let (next, what) = self.next_wake(self.clock.now())?;
+        self.status.set(now, what);
+        Ok(next)
     }
 
-    /// Runs until `shutdown` completes.
-    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
+    /// Runs until `shutdown` completes. On shutdown no new send starts; sends in flight get
+    /// [`SHUTDOWN_GRACE`] to finish, and what is still unfinished then is put back to
+    /// `pending` for the next start (at least once: it may have reached the server).
+    pub async fn run(
+        &self,
+        shutdown: impl std::future::Future<Output = ()>,
+        mut on_wake: impl FnMut(&Status),
+    ) {
         tokio::pin!(shutdown);
         loop {
-            let next = match self.wake_once().await {
+            let wake = self.wake_once();
+            tokio::pin!(wake);
+            let result = tokio::select! {
+                r = &mut wake => r,
+                () = &mut shutdown => {
+                    self.stop(wake).await;
+                    return;
+                }
+            };
+            let next = match result {
                 Ok(next) => next,
                 Err(e) => {
                     // A full disk or a locked database: nothing is lost (the mark did not
@@ -167,6 +456,7 @@ impl Engine {
                     self.clock.now() + MAX_SLEEP
                 }
             };
+            on_wake(&self.status);
             let wait = (next - self.clock.now()).to_std().unwrap_or_default();
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
@@ -177,6 +467,28 @@ impl Engine {
                 }
             }
         }
+    }
+
+    async fn stop(
+        &self,
+        wake: impl std::future::Future<Output = Result<DateTime<Utc>, StoreError>>,
+    ) {
+        tracing::info!("shutting down: finishing the sends in flight");
+        self.outbox.stop();
+        if tokio::time::timeout(SHUTDOWN_GRACE, wake).await.is_err() {
+            tracing::warn!("sends still in flight after the grace period are released");
+        }
+        match self.store.recover_sending(self.clock.now()) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                released = n,
+                "messages put back to pending for the next start"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot release the messages in flight; the next start will")
+            }
+        }
+        tracing::info!("shutting down");
     }
 }
 

@@ -19,3 +19,4 @@ pub mod plan;
 pub mod store;
 pub mod token;
 pub mod vi;
+pub mod web;

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
 
 use super::{LogFormat, load_today};
 use crate::checked;
@@ -16,6 +15,7 @@ use crate::deliver::outbox::{Outbox, Parts};
 use crate::engine::Engine;
 use crate::store::Store;
 use crate::token::{self, TokenKey};
+use crate::web;
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -30,31 +30,70 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
+/// The signals the daemon handles, registered as the very first thing it does, so a SIGTERM
+/// during start-up is a clean stop and not the default death.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
+        })
+    }
+
+    /// Raises `stop` on SIGTERM or SIGINT; SIGHUP asks the engine to reload.
+    async fn handle(mut self, engine: Arc<Engine>, stop: tokio::sync::watch::Sender<bool>) {
+        loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+                _ = self.int.recv() => break,
+                _ = self.term.recv() => break,
+                _ = self.hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the config");
+                    engine.request_reload();
+                }
             }
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM; stop with SIGINT");
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        let _ = stop.send(true);
+    }
+
+    /// Before the engine runs: true if a stop signal is already waiting.
+    fn stop_pending(&mut self) -> bool {
+        use std::task::Poll;
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        matches!(self.term.poll_recv(&mut cx), Poll::Ready(_))
+            || matches!(self.int.poll_recv(&mut cx), Poll::Ready(_))
+    }
+}
+
+/// Resolves when the stop flag is raised.
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    // Outside systemd (no NOTIFY_SOCKET) this does nothing.
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::debug!(error = %e, "sd_notify failed");
     }
 }
 
 pub(super) fn run(path: &Path, format: LogFormat) -> Result<ExitCode> {
     init_logging(format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the daemon is idle almost always, and one thread wakes least.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        let mut signals = Signals::register()?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let now = clock.now();
         let checked = checked::load(path, load_today(now));
@@ -80,14 +119,14 @@ pub(super) fn run(path: &Path, format: LogFormat) -> Result<ExitCode> {
                 "messages cut off by a stop are sent again (same Message-ID)"
             );
         }
-        let text =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let hash: String = Sha256::digest(&text)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hash = crate::engine::file_hash(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         store.record_config(&hash, &path.display().to_string(), now)?;
         let mailer = Mailer::new(&cfg)?;
+        let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (`server.listen`)", cfg.server.listen))?;
+        let listen = listener.local_addr().unwrap_or(cfg.server.listen);
         let cfg = Arc::new(cfg);
         tracing::info!(
             config = %path.display(),
@@ -95,6 +134,7 @@ pub(super) fn run(path: &Path, format: LogFormat) -> Result<ExitCode> {
             rules = cfg.rules.len(),
             transport = mailer.describe(),
             database = %cfg.storage.path.display(),
+            listen = %listen,
             "nhacviec started"
         );
         let parts = Parts {
@@ -104,8 +144,32 @@ pub(super) fn run(path: &Path, format: LogFormat) -> Result<ExitCode> {
             key: key.clone(),
         };
         let outbox = Arc::new(Outbox::new(store.clone(), clock.clone(), parts));
-        let engine = Engine::new(store, outbox, clock, cfg, key);
-        engine.run(shutdown_signal()).await;
+        let engine =
+            Arc::new(Engine::new(store.clone(), outbox, clock, cfg, key).watch(path.to_path_buf()));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(signals.stop_pending());
+        let app = web::router(web::AppState {
+            store,
+            status: engine.status(),
+        });
+        let server = tokio::spawn(web::serve(listener, app, stopped(stop_rx.clone())));
+        tokio::spawn(signals.handle(engine.clone(), stop_tx));
+        notify(&[sd_notify::NotifyState::Ready]);
+        engine
+            .run(stopped(stop_rx), |status| {
+                let next = status.next().unwrap_or_else(|| "nothing planned".into());
+                notify(&[
+                    sd_notify::NotifyState::Watchdog,
+                    sd_notify::NotifyState::Status(&format!("next: {next}")),
+                ]);
+            })
+            .await;
+        notify(&[sd_notify::NotifyState::Stopping]);
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server failed"),
+            Err(e) => tracing::error!(error = %e, "the HTTP server task failed"),
+        }
+        tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
 }

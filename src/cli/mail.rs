@@ -11,7 +11,7 @@ use super::PreviewFormat;
 use crate::config::diag::hint;
 use crate::config::{Config, PeriodKind};
 use crate::deliver::context::{self, Recipient};
-use crate::deliver::email::{self, Mailer, Outgoing, SendError};
+use crate::deliver::email::{self, Mailer, Outgoing};
 use crate::deliver::templates::Templates;
 use crate::plan::{self, Period};
 use crate::token::{self, TokenKey};
@@ -66,11 +66,7 @@ pub(super) fn send_test(
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            let kind = match e {
-                SendError::Transient(_) => "temporary failure, a later attempt may succeed",
-                SendError::Permanent(_) => "permanent failure",
-            };
-            eprintln!("error: the test email to {to} was not sent via {describe} ({kind}): {e}");
+            eprintln!("error: the test email to {to} was not sent via {describe}: {e}");
             Ok(ExitCode::FAILURE)
         }
     }

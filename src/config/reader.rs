@@ -12,7 +12,7 @@ use chrono::{NaiveDate, NaiveTime};
 use toml::Spanned;
 use toml::de::{DeArray, DeTable, DeValue};
 
-use super::diag::{Diagnostics, Source, hint};
+use super::diag::{Diagnostics, Source};
 
 /// A value with the byte range it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +60,7 @@ pub struct Tbl<'a, 'i> {
     /// How the table is named in messages: `email.smtp`, `[[unit]]`.
     pub name: String,
     known: Vec<&'static str>,
+    absent: Vec<&'static str>,
 }
 
 /// What a TOML value is, for "must be a string, found an integer".
@@ -83,6 +84,7 @@ impl<'a, 'i> Tbl<'a, 'i> {
             span,
             name: name.into(),
             known: Vec::new(),
+            absent: Vec::new(),
         }
     }
 
@@ -120,16 +122,14 @@ impl<'a, 'i> Tbl<'a, 'i> {
         );
     }
 
-    /// Reports a key the schema requires but the table lacks, unless a misspelling of it is
-    /// present: that is reported by [`Tbl::finish`] as an unknown key with the hint.
-    pub fn missing(&self, cx: &mut Cx, key: &str) {
-        let misspelt = self
-            .table
-            .keys()
-            .any(|k| k.get_ref() != key && super::diag::did_you_mean(k.get_ref(), [key]).is_some());
-        if misspelt {
-            return;
-        }
+    /// Records a key the schema requires but the table lacks. It is reported by
+    /// [`Tbl::finish`], unless an unknown key there is a misspelling of it: then the unknown
+    /// key's message, with its hint, says it all.
+    pub fn missing(&mut self, _cx: &mut Cx, key: &'static str) {
+        self.absent.push(key);
+    }
+
+    fn report_missing(&self, cx: &mut Cx, key: &str) {
         let what = if self.name.is_empty() {
             "the file".to_string()
         } else if self.name.starts_with("[[") {
@@ -295,20 +295,32 @@ impl<'a, 'i> Tbl<'a, 'i> {
         }
     }
 
-    /// Reports every key that the schema did not ask for.
+    /// Reports every key that the schema did not ask for, and every required key missing.
     pub fn finish(self, cx: &mut Cx) {
+        let mut hinted: Vec<&str> = Vec::new();
         for (k, _) in self.table.iter() {
             let key: &str = k.get_ref();
             if self.known.contains(&key) {
                 continue;
             }
-            let suggestion = hint(key, self.known.iter().copied());
+            let suggestion = super::diag::did_you_mean(key, self.known.iter().copied());
+            if let Some(s) = suggestion {
+                hinted.push(s);
+            }
+            let suggestion = suggestion
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
             let place = if self.name.is_empty() {
                 "at the top level".to_string()
             } else {
                 format!("in `{}`", self.name)
             };
             cx.error(k.span(), format!("unknown key `{key}` {place}{suggestion}"));
+        }
+        for key in &self.absent {
+            if !hinted.contains(key) {
+                self.report_missing(cx, key);
+            }
         }
     }
 }

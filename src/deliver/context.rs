@@ -103,7 +103,11 @@ pub fn reminder(cfg: &Config, occ: &Occurrence, unit: usize, step: &Step, to: Re
             "description": rule.description,
             "reference": rule.reference,
         },
-        "period": {"id": occ.period.to_string(), "label": occ.period.label()},
+        "period": {
+            "id": occ.period.to_string(),
+            "label": occ.period.label(),
+            "once": matches!(occ.period, crate::plan::Period::Once(_)),
+        },
         "deadline": {
             "words": words,
             "date": vi::date(occ.deadline.date_naive()),

@@ -278,10 +278,10 @@ impl From<lettre::transport::smtp::Error> for SendError {
 /// Transient or permanent, with a message that says what to check.
 fn classify(e: lettre::transport::smtp::Error) -> SendError {
     let text = e.to_string();
-    let code: Option<u16> = e.status().and_then(|c| c.to_string().parse().ok());
+    let code: Option<u16> = e.status().map(u16::from);
     match code {
         Some(530 | 534 | 535 | 538 | 454) => SendError::Transient(format!(
-            "SMTP authentication failed ({text}): check `email.smtp.username` and the password"
+            "SMTP authentication failed ({text}): check `email.smtp.username` and the password in `email.smtp.password_file` (or `password_env`)"
         )),
         _ if e.is_permanent() => SendError::Permanent(text),
         _ if e.is_tls() || is_certificate_error(&e) => SendError::Transient(format!(
@@ -291,6 +291,9 @@ fn classify(e: lettre::transport::smtp::Error) -> SendError {
             "{text} (no answer within {} s)",
             SMTP_TIMEOUT.as_secs()
         )),
+        _ if e.is_response() && text.contains("incomplete") => SendError::Transient(
+            "the server closed the connection without answering: the message may or may not have arrived; it is sent again (same Message-ID)".into(),
+        ),
         _ => SendError::Transient(text),
     }
 }

@@ -3,6 +3,7 @@
 //! that sends ([`outbox`]).
 
 pub mod context;
+pub mod digest;
 pub mod email;
 pub mod enqueue;
 pub mod outbox;

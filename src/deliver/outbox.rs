@@ -89,6 +89,7 @@ impl Limiter {
 
 /// The outbox worker.
 pub struct Outbox {
+    stopping: std::sync::atomic::AtomicBool,
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
     parts: std::sync::RwLock<Arc<Parts>>,
@@ -118,11 +119,18 @@ impl Outbox {
             next: Mutex::new(tokio::time::Instant::now()),
         });
         Outbox {
+            stopping: std::sync::atomic::AtomicBool::new(false),
             store,
             clock,
             parts: std::sync::RwLock::new(Arc::new(parts)),
             limiter,
         }
+    }
+
+    /// Stops taking new messages (shutdown): a step in progress sends what it has claimed.
+    pub fn stop(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Swaps in a new config, templates and mailer (after a reload).
@@ -138,7 +146,6 @@ impl Outbox {
     /// A message is claimed (marked `sending`) only when a sender is free to take it, so at
     /// most [`PARALLEL`] rows are `sending` at any moment: exactly those in flight.
     pub async fn step(&self) -> Result<Outcome, StoreError> {
-        let now = self.clock.now();
         let parts = self.parts();
         let sem = Arc::new(Semaphore::new(PARALLEL));
         let mut tasks = JoinSet::new();
@@ -147,10 +154,14 @@ impl Outbox {
             let Ok(permit) = sem.clone().acquire_owned().await else {
                 break;
             };
-            let Some(m) = self.store.claim_due(now, 1)?.pop() else {
+            if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            // Wait for the rate limit first, so the attempt is recorded when it is made.
+            self.limiter.wait().await;
+            let Some(m) = self.store.claim_due(self.clock.now(), 1)?.pop() else {
                 break;
             };
-            self.limiter.wait().await;
             let (store, clock, parts) = (self.store.clone(), self.clock.clone(), parts.clone());
             tasks.spawn(async move {
                 let r = deliver(&store, &*clock, &parts, m).await;

@@ -174,7 +174,11 @@ impl Pool {
             .timed("connect", async {
                 TcpStream::connect(&addr)
                     .await
-                    .map_err(|e| SendError::Transient(format!("cannot connect to {addr}: {e}")))
+                    .map_err(|e| {
+                        SendError::Transient(format!(
+                            "cannot connect to {addr}: {e} (is the SMTP server running, and are `email.smtp.host` and `port` right?)"
+                        ))
+                    })
             })
             .await?;
         // The point of this module: no Nagle delay on the final line of each message.

@@ -16,7 +16,15 @@ use crate::config::Diagnostic;
 use crate::config::diag::{Diagnostics, Source};
 
 /// The message kinds that have templates.
-pub const KINDS: &[&str] = &["before", "due", "after", "escalated", "test"];
+pub const KINDS: &[&str] = &[
+    "before",
+    "due",
+    "after",
+    "escalated",
+    "test",
+    "digest",
+    "config_error",
+];
 
 macro_rules! builtin {
     ($($name:literal),* $(,)?) => {
@@ -45,6 +53,12 @@ pub const BUILTIN: &[(&str, &str)] = builtin![
     "test.subject.j2",
     "test.txt.j2",
     "test.html.j2",
+    "digest.subject.j2",
+    "digest.txt.j2",
+    "digest.html.j2",
+    "config_error.subject.j2",
+    "config_error.txt.j2",
+    "config_error.html.j2",
 ];
 
 /// A rendered message.
@@ -132,10 +146,11 @@ impl Templates {
     pub fn check(&self) -> Vec<Diagnostic> {
         let mut diags = Diagnostics::default();
         for kind in KINDS {
-            let ctx = if *kind == "test" {
-                sample_test()
-            } else {
-                sample(kind)
+            let ctx = match *kind {
+                "test" => sample_test(),
+                "digest" => sample_digest(),
+                "config_error" => sample_config_error(),
+                _ => sample(kind),
             };
             for part in ["subject", "txt", "html"] {
                 let name = format!("{kind}.{part}.j2");
@@ -251,7 +266,7 @@ pub fn sample(kind: &str) -> Value {
         "rule": {"id": "bao-cao-9-thang", "kind": "report", "kind_label": "báo cáo",
                  "title": "Báo cáo kết quả công tác dân vận chính quyền",
                  "description": "Mô tả <mẫu> & chi tiết", "reference": "Chương trình 05/CTr-UBND"},
-        "period": {"id": "2025-9M", "label": "9 tháng năm 2025"},
+        "period": {"id": "2025-9M", "label": "9 tháng năm 2025", "once": false},
         "deadline": {"words": "trước ngày 05/10/2025 (Chủ nhật)", "date": "05/10/2025",
                      "weekday": "Chủ nhật", "time": "00:00", "iso": "2025-10-05T00:00:00+07:00"},
         "last_day": {"words": "thứ Sáu 03/10/2025", "date": "03/10/2025", "weekday": "thứ Sáu",
@@ -263,6 +278,40 @@ pub fn sample(kind: &str) -> Value {
         "working_days_left": if kind == "before" { json!(5) } else { Value::Null },
         "working_days_late": if kind == "after" || kind == "escalated" { json!(3) } else { Value::Null },
         "ack_url": "http://127.0.0.1:8080/a/0123456789abcdef0123456789abcdef",
+    })
+}
+
+/// Sample data for the daily digest.
+pub fn sample_digest() -> Value {
+    json!({
+        "org": {"name": "Ủy ban nhân dân phường Mẫu", "public_url": "http://127.0.0.1:8080"},
+        "recipient": {"name": "Phòng Văn hóa – Xã hội"},
+        "date": {"words": "thứ Hai 06/10/2025", "iso": "2025-10-06"},
+        "totals": {"done": 1, "seen": 1, "pending": 0, "overdue": 1, "open": 1},
+        "occurrences": [{
+            "key": "bao-cao-9-thang/2025-9M",
+            "title": "Báo cáo kết quả công tác dân vận chính quyền",
+            "period_label": "9 tháng năm 2025",
+            "deadline_words": "trước ngày 05/10/2025 (Chủ nhật); hạn làm việc cuối: thứ Sáu 03/10/2025",
+            "overdue": true,
+            "counts": {"done": 1, "seen": 1, "pending": 0, "overdue": 1},
+            "units": [
+                {"id": "vp", "name": "Văn phòng <HĐND>", "state": "done", "state_label": "Đã hoàn thành", "color": "#15803d", "at": "08:10 03/10/2025"},
+                {"id": "kt", "name": "Phòng Kinh tế", "state": "overdue", "state_label": "Quá hạn", "color": "#b91c1c", "at": null},
+            ],
+        }],
+        "failed": [{"recipient": "x@example.invalid", "about": "bao-cao-9-thang/2025-9M/kt, after-1wd", "error": "550 5.1.1 Mailbox unavailable"}],
+        "status_url": "http://127.0.0.1:8080/status",
+    })
+}
+
+/// Sample data for the notice of a config that failed to load.
+pub fn sample_config_error() -> Value {
+    json!({
+        "org": {"name": "Ủy ban nhân dân phường Mẫu", "public_url": "http://127.0.0.1:8080"},
+        "path": "/etc/nhacviec/nhacviec.toml",
+        "at": "08:00 thứ Hai 06/10/2025",
+        "errors": ["/etc/nhacviec/nhacviec.toml:12:9: error: unknown unit `vhx`; did you mean `vhxh`?"],
     })
 }
 

@@ -278,9 +278,14 @@ fn active(rule: &Rule, due_day: NaiveDate) -> bool {
     rule.active_from.is_none_or(|f| due_day >= f) && rule.active_until.is_none_or(|u| due_day <= u)
 }
 
-/// Every occurrence (and its obligations) whose days touch `from..=to`: the span from its
-/// first step to the later of its last step and its last day.
-pub fn plan(cfg: &Config, from: NaiveDate, to: NaiveDate, filter: Filter) -> Plan {
+/// Every occurrence whose days touch `from..=to`: the span from its first step to the later
+/// of its last step and its last day. Sorted by deadline, then rule order.
+pub fn occurrences(
+    cfg: &Config,
+    from: NaiveDate,
+    to: NaiveDate,
+    filter: Filter,
+) -> Vec<Occurrence> {
     let mut occurrences = Vec::new();
     for (ri, rule) in cfg.rules.iter().enumerate() {
         if filter.rule.is_some_and(|r| r != ri) {
@@ -322,6 +327,12 @@ pub fn plan(cfg: &Config, from: NaiveDate, to: NaiveDate, filter: Filter) -> Pla
         }
     }
     occurrences.sort_by_key(|o| (o.deadline, o.rule));
+    occurrences
+}
+
+/// Every occurrence whose days touch `from..=to`, with its obligations (see [`occurrences`]).
+pub fn plan(cfg: &Config, from: NaiveDate, to: NaiveDate, filter: Filter) -> Plan {
+    let occurrences = occurrences(cfg, from, to, filter);
     let mut obligations = Vec::new();
     for (oi, occ) in occurrences.iter().enumerate() {
         let units = &cfg.rules[occ.rule].units;

@@ -171,6 +171,33 @@ pub struct MessageRow {
     pub subject: Option<String>,
 }
 
+/// One obligation with its occurrence and state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObligationState {
+    /// Rule id.
+    pub rule: String,
+    /// Period id.
+    pub period: String,
+    /// Rule title.
+    pub title: String,
+    /// Period label.
+    pub period_label: String,
+    /// Deadline instant.
+    pub deadline: DateTime<Utc>,
+    /// Last day, `YYYY-MM-DD`.
+    pub last_day: String,
+    /// Unit id.
+    pub unit: String,
+    /// `rule/period/unit`.
+    pub key: String,
+    /// pending, seen or done.
+    pub state: String,
+    /// When first seen.
+    pub seen_at: Option<DateTime<Utc>>,
+    /// When done.
+    pub done_at: Option<DateTime<Utc>>,
+}
+
 /// How many messages are in each state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxCounts {
@@ -592,6 +619,141 @@ impl Store {
             }
         }
         Ok(c)
+    }
+
+    /// Messages per channel and status, for metrics: (channel, status, count).
+    pub fn counts_by_channel(&self) -> Result<Vec<(String, String, u64)>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT channel, status, COUNT(*) FROM messages GROUP BY channel, status ORDER BY 1, 2",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (c, s, n) = row?;
+            out.push((c, s, u64::try_from(n).unwrap_or(0)));
+        }
+        Ok(out)
+    }
+
+    /// Acknowledgements recorded, per action: (action, count).
+    pub fn ack_counts(&self) -> Result<Vec<(String, u64)>> {
+        let conn = self.conn();
+        let mut st =
+            conn.prepare("SELECT action, COUNT(*) FROM acks GROUP BY action ORDER BY 1")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (a, n) = row?;
+            out.push((a, u64::try_from(n).unwrap_or(0)));
+        }
+        Ok(out)
+    }
+
+    /// A value from the meta table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Sets a value in the meta table.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// The obligations of occurrences whose deadline is at or after `since`, with their state,
+    /// in deadline order (for the digest and the status views).
+    pub fn obligation_states(&self, since: DateTime<Utc>) -> Result<Vec<ObligationState>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT o.rule, o.period, o.title, o.period_label, o.deadline, o.last_day,
+                    b.unit, b.key, b.state, b.seen_at, b.done_at
+               FROM obligations b JOIN occurrences o ON o.id = b.occurrence_id
+              WHERE o.deadline >= ?1
+              ORDER BY o.deadline, o.rule, o.period, b.id",
+        )?;
+        let rows = st.query_map(params![ms(since)], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, String>(8)?,
+                r.get::<_, Option<i64>>(9)?,
+                r.get::<_, Option<i64>>(10)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (
+                rule,
+                period,
+                title,
+                period_label,
+                deadline,
+                last_day,
+                unit,
+                key,
+                state,
+                seen,
+                done,
+            ) = row?;
+            out.push(ObligationState {
+                rule,
+                period,
+                title,
+                period_label,
+                deadline: from_ms(deadline)?,
+                last_day,
+                unit,
+                key,
+                state,
+                seen_at: seen.map(from_ms).transpose()?,
+                done_at: done.map(from_ms).transpose()?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Messages that failed at or after `since`: (obligation, step, recipient, error).
+    pub fn failed_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, String, String, String)>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT obligation, step, recipient, COALESCE(last_error, '')
+               FROM messages WHERE status = 'failed' AND last_attempt_at >= ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map(params![ms(since)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A trivial query: the database answers.
+    pub fn ping(&self) -> Result<()> {
+        self.conn().query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
     }
 
     /// All messages, in id order.

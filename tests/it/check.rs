@@ -357,3 +357,23 @@ fn enumerated_values_get_a_hint_or_the_list() {
         ]))
         .run();
 }
+
+#[test]
+fn a_rule_without_kind_is_an_error_even_with_an_id_that_looks_alike() {
+    // `id` is close to `kind` by spelling: that must not hide the missing key.
+    let base = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/base.toml"),
+    )
+    .unwrap();
+    let text = base.replacen("kind = \"report\"\n", "", 1);
+    Test::new()
+        .config(&text)
+        .file("secrets/admin-password", "mật khẩu\n")
+        .args(&["check"])
+        .status(1)
+        .stderr(&lines(&[
+            "nhacviec.toml:28:1: error: missing `kind` in this `[[rule]]`",
+            "nhacviec.toml: 1 error; the config was not applied",
+        ]))
+        .run();
+}

@@ -51,6 +51,8 @@ host = "127.0.0.1"
 port = {port}
 security = "none"
 max_per_minute = 1000000
+[server]
+listen = "127.0.0.1:0"
 [calendar]
 holidays = "none"
 [policy.p]

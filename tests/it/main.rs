@@ -10,6 +10,8 @@
 
 mod calendar;
 mod check;
+mod crash;
+mod mail;
 mod plan;
 mod smtp;
 
