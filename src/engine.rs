@@ -123,6 +123,7 @@ pub struct Engine {
     /// The config file to watch, with its last seen identity.
     source: Option<(PathBuf, Mutex<Option<Stamp>>)>,
     reload_requested: AtomicBool,
+    max_sleep: Duration,
 }
 
 impl std::fmt::Debug for Engine {
@@ -150,7 +151,14 @@ impl Engine {
             status: Arc::new(Status::default()),
             source: None,
             reload_requested: AtomicBool::new(false),
+            max_sleep: MAX_SLEEP,
         }
+    }
+
+    /// Changes the longest sleep (simulations of a whole year; the daemon keeps 60 s).
+    pub fn with_max_sleep(mut self, d: Duration) -> Engine {
+        self.max_sleep = d;
+        self
     }
 
     /// Watches `path` (the file the config came from) for changes, reloading at the next wake.
@@ -209,10 +217,33 @@ impl Engine {
                     mark.is_none_or(|m| at > m) && at <= now
                 })
                 .collect();
+            if due.is_empty() {
+                continue;
+            }
+            // Done stops everything; seen stops the reminders before the last day.
             let units = &cfg.rules[occ.rule].units;
+            let keys: Vec<String> = units
+                .iter()
+                .map(|&u| enqueue::obligation_key(&cfg, &occ, u))
+                .collect();
+            let states = self.store.states(&keys)?;
+            let state = |i: usize| states.get(&keys[i]).map_or("pending", String::as_str);
             for (i, step) in due.iter().enumerate() {
                 let skipped = i + 1 < due.len();
-                let rows = enqueue::step_rows(&cfg, &self.key, &occ, step, units, skipped);
+                let owing: Vec<usize> = units
+                    .iter()
+                    .enumerate()
+                    .filter(|&(k, _)| match state(k) {
+                        "done" => false,
+                        "seen" => step.name.kind != crate::plan::StepKind::Before,
+                        _ => true,
+                    })
+                    .map(|(_, &u)| u)
+                    .collect();
+                if owing.is_empty() {
+                    continue;
+                }
+                let rows = enqueue::step_rows(&cfg, &self.key, &occ, step, &owing, skipped);
                 if skipped {
                     out.skipped += rows.messages.len();
                 } else {
@@ -395,7 +426,7 @@ impl Engine {
             });
         let next_retry = self.store.next_attempt_at()?;
         let next_digest = Self::next_digest(&cfg, now);
-        let cap = now + MAX_SLEEP;
+        let cap = now + self.max_sleep;
         let wake = [
             Some(cap),
             next_step.as_ref().map(|n| n.0),
@@ -453,7 +484,7 @@ impl Engine {
                     // A full disk or a locked database: nothing is lost (the mark did not
                     // move), so try again at the next wake.
                     tracing::error!(error = %e, "engine wake failed; retrying within a minute");
-                    self.clock.now() + MAX_SLEEP
+                    self.clock.now() + self.max_sleep.min(MAX_SLEEP)
                 }
             };
             on_wake(&self.status);

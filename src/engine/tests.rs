@@ -182,3 +182,161 @@ async fn steps_are_sent_at_their_time_and_the_engine_sleeps_at_most_a_minute() {
         &row("bao-cao-9-thang/2025-9M/vp", "before-1wd", "sent")
     );
 }
+
+/// A clock that follows tokio's (paused) time from a base instant.
+struct TokioClock {
+    base: DateTime<Utc>,
+    start: tokio::time::Instant,
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.base + Duration::from_std(self.start.elapsed()).unwrap()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reporting_year_of_the_shipped_config() {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let dir = temp_dir("year");
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let base = local(2025, 8, 28, 0, 0); // the programme's date: the first start
+    let end = local(2026, 8, 28, 0, 0);
+    let loaded = crate::config::load(&repo.join("config/nhacviec.toml"), base.date_naive());
+    let mut cfg = loaded.config.unwrap();
+    cfg.email.file_dir = dir.0.join("mail"); // not into the repository
+    let cfg = Arc::new(cfg);
+    let clock = Arc::new(TokioClock {
+        base,
+        start: tokio::time::Instant::now(),
+    });
+    let store = Arc::new(Store::open(&dir.0.join("db"), base).unwrap());
+    let key = TokenKey::from_bytes([5; 32]);
+    let (templates, diags) = Templates::load(cfg.templates_dir.as_deref());
+    assert!(diags.is_empty(), "{diags:#?}");
+    let parts = Parts {
+        config: cfg.clone(),
+        templates: Arc::new(templates.unwrap()),
+        mailer: Arc::new(Mailer::new(&cfg).unwrap()),
+        key: key.clone(),
+    };
+    let outbox = Arc::new(Outbox::new(store.clone(), clock.clone(), parts));
+    let engine = Arc::new(
+        Engine::new(
+            store.clone(),
+            outbox,
+            clock.clone(),
+            cfg.clone(),
+            key.clone(),
+        )
+        .with_max_sleep(Duration::hours(6)),
+    );
+
+    // Mid-year, vp marks the 9-month report done after its before-7d (26/09), and kt says
+    // it has seen it.
+    let done_at = local(2025, 9, 26, 10, 0);
+    let acker = {
+        let (store, waker, start) = (store.clone(), engine.waker(), clock.start);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(start + (done_at - base).to_std().unwrap()).await;
+            for (unit, action) in [("vp", "done"), ("kt", "seen")] {
+                let ack = crate::store::NewAck {
+                    action,
+                    at: done_at,
+                    source: "cli",
+                    ip: None,
+                    user_agent: None,
+                    note: None,
+                };
+                let key = format!("bao-cao-9-thang/2025-9M/{unit}");
+                assert!(store.ack(&key, &ack).unwrap().unwrap().changed);
+            }
+            waker.notify_one();
+        })
+    };
+    let stop = clock.start + (end - base).to_std().unwrap();
+    engine.run(tokio::time::sleep_until(stop), |_| {}).await;
+    acker.await.unwrap();
+
+    let rows = store.messages().unwrap();
+    let tz = cfg.organization.timezone;
+    // What the plan says must have gone out after the first start, per (obligation, step).
+    let mut expected: BTreeMap<(String, String), DateTime<Utc>> = BTreeMap::new();
+    for occ in plan::occurrences(&cfg, base.date_naive(), end.date_naive(), Filter::default()) {
+        for step in &occ.steps {
+            let at = step.at.with_timezone(&Utc);
+            if at <= base || at > end || occ.deadline.with_timezone(&Utc) <= base {
+                continue;
+            }
+            for &u in &cfg.rules[occ.rule].units {
+                let key = enqueue::obligation_key(&cfg, &occ, u);
+                let quiet = (key == "bao-cao-9-thang/2025-9M/vp" && at > done_at)
+                    || (key == "bao-cao-9-thang/2025-9M/kt"
+                        && at > done_at
+                        && step.name.kind == crate::plan::StepKind::Before);
+                if !quiet {
+                    expected.insert((key, step.name.to_string()), at);
+                }
+            }
+        }
+    }
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut sent = 0;
+    for m in rows.iter().filter(|m| m.status == "sent") {
+        sent += 1;
+        let at = m.sent_at.unwrap();
+        let local_at = at.with_timezone(&tz);
+        assert!(
+            cfg.calendar.is_working(local_at.date_naive()),
+            "{} {} sent on a day off: {local_at}",
+            m.obligation,
+            m.step
+        );
+        if m.step == "digest" {
+            assert_eq!(local_at.format("%H:%M").to_string(), "07:30", "{m:?}");
+            continue;
+        }
+        let k = (m.obligation.clone(), m.step.clone());
+        if at == base {
+            continue; // the first start's catch-up of the latest missed step
+        }
+        let want = expected
+            .get(&k)
+            .unwrap_or_else(|| panic!("unexpected {k:?} at {local_at}"));
+        assert_eq!(at, *want, "{k:?} at its step's instant");
+        assert_eq!(local_at.format("%H:%M").to_string(), "08:00");
+        seen.insert(k);
+    }
+    let missing: Vec<_> = expected.keys().filter(|k| !seen.contains(*k)).collect();
+    assert!(missing.is_empty(), "never sent: {missing:?}");
+    assert!(
+        rows.iter()
+            .all(|m| m.status == "sent" || m.status == "skipped")
+    );
+    // The 9-month report for vp went quiet after it was done; kt still got due and after.
+    let vp_after: Vec<_> = rows
+        .iter()
+        .filter(|m| {
+            m.obligation == "bao-cao-9-thang/2025-9M/vp" && m.sent_at.is_some_and(|t| t > done_at)
+        })
+        .collect();
+    assert!(vp_after.is_empty(), "{vp_after:?}");
+    let kt_steps: BTreeSet<&str> = rows
+        .iter()
+        .filter(|m| m.obligation == "bao-cao-9-thang/2025-9M/kt")
+        .map(|m| m.step.as_str())
+        .collect();
+    assert!(
+        kt_steps.contains("due") && kt_steps.contains("after-7wd"),
+        "{kt_steps:?}"
+    );
+    assert!(
+        !kt_steps.contains("before-1wd"),
+        "seen stops the before steps: {kt_steps:?}"
+    );
+    // A whole year's work: the reports and tasks of the programme, and the digests.
+    assert!(sent > 150, "{sent} messages");
+    let digests = rows.iter().filter(|m| m.step == "digest").count();
+    assert!(digests > 20, "{digests} digests");
+}

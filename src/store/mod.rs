@@ -198,6 +198,34 @@ pub struct ObligationState {
     pub done_at: Option<DateTime<Utc>>,
 }
 
+/// An acknowledgement to record.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAck<'a> {
+    /// `seen` or `done`.
+    pub action: &'a str,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// `web`, `cli` or `status`.
+    pub source: &'a str,
+    /// The client's address (web).
+    pub ip: Option<&'a str>,
+    /// The client's user agent (web).
+    pub user_agent: Option<&'a str>,
+    /// A note (CLI, status page).
+    pub note: Option<&'a str>,
+}
+
+/// What an acknowledgement did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckOutcome {
+    /// The state before.
+    pub before: String,
+    /// The state after.
+    pub after: String,
+    /// Whether it changed.
+    pub changed: bool,
+}
+
 /// How many messages are in each state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxCounts {
@@ -748,6 +776,78 @@ impl Store {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The state (`pending`, `seen`, `done`) of each recorded obligation among `keys`.
+    pub fn states(&self, keys: &[String]) -> Result<std::collections::HashMap<String, String>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached("SELECT state FROM obligations WHERE key = ?1")?;
+        let mut out = std::collections::HashMap::new();
+        for k in keys {
+            if let Some(state) = st
+                .query_row(params![k], |r| r.get::<_, String>(0))
+                .optional()?
+            {
+                out.insert(k.clone(), state);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records an acknowledgement of the obligation `key` (append-only) and applies it: `seen`
+    /// turns `pending` into `seen`; `done` turns anything into `done`; anything else changes
+    /// nothing (acks are idempotent). One transaction. `None` if no such obligation.
+    pub fn ack(&self, key: &str, ack: &NewAck<'_>) -> Result<Option<AckOutcome>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let row: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT id, state FROM obligations WHERE key = ?1",
+                params![key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((id, before)) = row else {
+            return Ok(None);
+        };
+        let after = match (ack.action, before.as_str()) {
+            ("done", _) => "done",
+            ("seen", "pending") => "seen",
+            _ => before.as_str(),
+        }
+        .to_string();
+        let changed = after != before;
+        if changed {
+            let col = if after == "done" {
+                "done_at"
+            } else {
+                "seen_at"
+            };
+            tx.execute(
+                &format!("UPDATE obligations SET state = ?2, {col} = ?3 WHERE id = ?1"),
+                params![id, after, ms(ack.at)],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO acks (obligation_id, action, at, source, ip, user_agent, note, changed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                id,
+                ack.action,
+                ms(ack.at),
+                ack.source,
+                ack.ip,
+                ack.user_agent,
+                ack.note,
+                changed
+            ],
+        )?;
+        tx.commit()?;
+        Ok(Some(AckOutcome {
+            before,
+            after,
+            changed,
+        }))
     }
 
     /// A trivial query: the database answers.
