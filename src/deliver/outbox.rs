@@ -25,9 +25,9 @@ use crate::store::{Claimed, Store, StoreError};
 use crate::token::TokenKey;
 
 /// How many messages one step sends at most (then the engine looks at the clock again).
-const BATCH: usize = 64;
+pub const BATCH: usize = 64;
 /// How many sends run at once (the SMTP pool holds up to 4 connections).
-const PARALLEL: usize = 4;
+pub const PARALLEL: usize = 4;
 /// Retries stop this long after the first attempt.
 pub const RETRY_FOR: Duration = Duration::hours(48);
 

@@ -2,7 +2,7 @@
 //!
 //! One file, WAL journal (readers never block the writer), `busy_timeout` so a second process
 //! (`nhacviec status`) waits instead of failing, foreign keys on, migrations embedded and
-//! applied at open ([`schema`]). Writes that belong together are one transaction. Nothing is
+//! applied at open (`schema.rs`). Writes that belong together are one transaction. Nothing is
 //! deleted: a message's life is a sequence of status changes on its row. Callers pass the
 //! current time; the store never reads the clock.
 
