@@ -172,3 +172,106 @@ pub fn messages(cfg: &Config, ctx: &Value, day: NaiveDate, now: DateTime<Utc>) -
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn cfg() -> Config {
+        let text = r#"
+[organization]
+name = "UBND phường Thử"
+admins = ["quantri@example.invalid"]
+coordinator = "vhxh"
+[digest]
+to = ["vhxh", "lanh-dao"]
+[[unit]]
+id = "vhxh"
+name = "Phòng Văn hóa – Xã hội"
+email = ["vhxh@example.invalid", "quantri@example.invalid"]
+[[unit]]
+id = "lanh-dao"
+name = "Lãnh đạo"
+email = ["lanhdao@example.invalid"]
+[[unit]]
+id = "vp"
+name = "Văn phòng"
+email = ["vp@example.invalid"]
+[[rule]]
+id = "r"
+kind = "report"
+title = "Báo cáo"
+period = "year"
+due = { month = "next", day = 5, before = true }
+units = ["vp"]
+"#;
+        crate::config::load_str(
+            std::path::Path::new("/nonexistent/x.toml"),
+            text.into(),
+            NaiveDate::from_ymd_opt(2025, 9, 1).unwrap(),
+        )
+        .config
+        .unwrap()
+    }
+
+    fn row(unit: &str, state: &str, deadline: DateTime<Utc>) -> ObligationState {
+        ObligationState {
+            rule: "bao-cao-9-thang".into(),
+            period: "2025-9M".into(),
+            title: "Báo cáo".into(),
+            period_label: "9 tháng năm 2025".into(),
+            deadline,
+            last_day: "2025-10-03".into(),
+            unit: unit.into(),
+            key: format!("bao-cao-9-thang/2025-9M/{unit}"),
+            state: state.into(),
+            seen_at: None,
+            done_at: (state == "done").then_some(deadline - Duration::days(2)),
+        }
+    }
+
+    #[test]
+    fn states_totals_and_nothing_when_nothing_is_open() {
+        let cfg = cfg();
+        let deadline = Utc.with_ymd_and_hms(2025, 10, 4, 17, 0, 0).unwrap();
+        let day = NaiveDate::from_ymd_opt(2025, 10, 6).unwrap();
+        let after = deadline + Duration::days(2);
+        let rows = [
+            row("vp", "done", deadline),
+            row("vhxh", "seen", deadline),
+            row("lanh-dao", "pending", deadline),
+        ];
+        let ctx = context(&cfg, &rows, &[], day, after).unwrap();
+        assert_eq!(ctx["totals"]["done"], 1);
+        assert_eq!(
+            ctx["totals"]["overdue"], 2,
+            "past the deadline, seen and pending are overdue"
+        );
+        let before = deadline - Duration::days(1);
+        let ctx = context(&cfg, &rows, &[], day, before).unwrap();
+        assert_eq!(ctx["totals"]["seen"], 1);
+        assert_eq!(ctx["totals"]["pending"], 1);
+        assert_eq!(
+            ctx["occurrences"][0]["units"][0]["state_label"],
+            "Đã hoàn thành"
+        );
+        let all_done = [row("vp", "done", deadline), row("vhxh", "done", deadline)];
+        assert!(context(&cfg, &all_done, &[], day, after).is_none());
+        assert!(context(&cfg, &[], &[], day, after).is_none());
+    }
+
+    #[test]
+    fn each_address_once() {
+        let got: Vec<String> = recipients(&cfg()).into_iter().map(|(_, a)| a).collect();
+        assert_eq!(
+            got,
+            [
+                "vhxh@example.invalid",
+                "quantri@example.invalid",
+                "lanhdao@example.invalid"
+            ]
+        );
+    }
+}
