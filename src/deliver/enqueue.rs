@@ -82,3 +82,33 @@ pub fn step_rows(
         messages,
     }
 }
+
+/// The short notice to each escalation recipient when an escalated obligation is done: its
+/// data is that of the escalated notice they got, with the time it was done.
+pub fn done_notices(
+    cfg: &Config,
+    key: &str,
+    escalated: &[(String, serde_json::Value)],
+    done_at: chrono::DateTime<Utc>,
+) -> Vec<NewMessage> {
+    let domain = email::from_domain(cfg);
+    let words = context::moment_words(done_at.with_timezone(&cfg.organization.timezone));
+    escalated
+        .iter()
+        .map(|(addr, ctx)| {
+            let mut c = ctx.clone();
+            c["done_at"] = serde_json::Value::String(words.clone());
+            NewMessage {
+                obligation: key.to_string(),
+                step: "done-notice".into(),
+                channel: "email".into(),
+                recipient: addr.clone(),
+                template: "resolved".into(),
+                context: c,
+                message_id: email::message_id(key, "done-notice", addr, &domain),
+                not_before: done_at,
+                skipped: false,
+            }
+        })
+        .collect()
+}

@@ -24,6 +24,7 @@ pub const KINDS: &[&str] = &[
     "test",
     "digest",
     "config_error",
+    "resolved",
 ];
 
 macro_rules! builtin {
@@ -59,6 +60,9 @@ pub const BUILTIN: &[(&str, &str)] = builtin![
     "config_error.subject.j2",
     "config_error.txt.j2",
     "config_error.html.j2",
+    "resolved.subject.j2",
+    "resolved.txt.j2",
+    "resolved.html.j2",
 ];
 
 /// A rendered message.
@@ -150,6 +154,11 @@ impl Templates {
                 "test" => sample_test(),
                 "digest" => sample_digest(),
                 "config_error" => sample_config_error(),
+                "resolved" => {
+                    let mut c = sample("escalated");
+                    c["done_at"] = json!("09:15 thứ Năm 09/10/2025");
+                    c
+                }
                 _ => sample(kind),
             };
             for part in ["subject", "txt", "html"] {

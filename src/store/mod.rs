@@ -343,6 +343,51 @@ fn insert_group(tx: &rusqlite::Transaction<'_>, now: DateTime<Utc>, g: &StepRows
     Ok(inserted)
 }
 
+/// The addresses that were sent an escalated notice about the obligation `key`, with the
+/// template data of that notice.
+fn escalated_recipients(conn: &Connection, key: &str) -> Result<Vec<(String, Value)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT recipient, MAX(context) FROM messages
+          WHERE obligation = ?1 AND template = 'escalated' AND status = 'sent'
+          GROUP BY recipient ORDER BY recipient",
+    )?;
+    let rows = st.query_map(params![key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (to, ctx) = row?;
+        let ctx = serde_json::from_str(&ctx)
+            .map_err(|e| StoreError::Corrupt(format!("context of a message to {to}: {e}")))?;
+        out.push((to, ctx));
+    }
+    Ok(out)
+}
+
+/// Inserts messages that belong to no obligation row (digest, notices), ignoring duplicates.
+fn insert_messages(tx: &rusqlite::Transaction<'_>, now: DateTime<Utc>, messages: &[NewMessage]) -> Result<usize> {
+    let mut ins = tx.prepare_cached(
+        "INSERT OR IGNORE INTO messages
+             (obligation, obligation_id, step, channel, recipient, template, context, message_id,
+              status, created_at, next_attempt_at)
+         VALUES (?1, (SELECT id FROM obligations WHERE key = ?1), ?2, ?3, ?4, ?5, ?6, ?7,
+                 'pending', ?8, ?9)",
+    )?;
+    let mut inserted = 0;
+    for m in messages {
+        inserted += ins.execute(params![
+            m.obligation,
+            m.step,
+            m.channel,
+            m.recipient,
+            m.template,
+            m.context.to_string(),
+            m.message_id,
+            ms(now),
+            ms(m.not_before)
+        ])?;
+    }
+    Ok(inserted)
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     /// `now` is recorded as the first start of a new database.
@@ -480,32 +525,11 @@ impl Store {
         .transpose()
     }
 
-    /// Enqueues messages that belong to no obligation (digest, admin notices, tests).
+    /// Enqueues messages that belong to no step (digest, notices, tests), in one transaction.
     pub fn enqueue_other(&self, now: DateTime<Utc>, messages: &[NewMessage]) -> Result<usize> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let mut inserted = 0;
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT OR IGNORE INTO messages
-                     (obligation, step, channel, recipient, template, context, message_id,
-                      status, created_at, next_attempt_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9)",
-            )?;
-            for m in messages {
-                inserted += ins.execute(params![
-                    m.obligation,
-                    m.step,
-                    m.channel,
-                    m.recipient,
-                    m.template,
-                    m.context.to_string(),
-                    m.message_id,
-                    ms(now),
-                    ms(m.not_before)
-                ])?;
-            }
-        }
+        let inserted = insert_messages(&tx, now, messages)?;
         tx.commit()?;
         Ok(inserted)
     }
@@ -796,8 +820,16 @@ impl Store {
 
     /// Records an acknowledgement of the obligation `key` (append-only) and applies it: `seen`
     /// turns `pending` into `seen`; `done` turns anything into `done`; anything else changes
-    /// nothing (acks are idempotent). One transaction. `None` if no such obligation.
-    pub fn ack(&self, key: &str, ack: &NewAck<'_>) -> Result<Option<AckOutcome>> {
+    /// nothing (acks are idempotent). When it makes the obligation `done` and escalated
+    /// notices about it were sent, `notices` is given their recipients and template data and
+    /// the messages it returns are enqueued. All in one transaction. `None` if no such
+    /// obligation.
+    pub fn ack(
+        &self,
+        key: &str,
+        ack: &NewAck<'_>,
+        notices: impl FnOnce(&[(String, Value)]) -> Vec<NewMessage>,
+    ) -> Result<Option<AckOutcome>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let row: Option<(i64, String)> = tx
@@ -818,11 +850,7 @@ impl Store {
         .to_string();
         let changed = after != before;
         if changed {
-            let col = if after == "done" {
-                "done_at"
-            } else {
-                "seen_at"
-            };
+            let col = if after == "done" { "done_at" } else { "seen_at" };
             tx.execute(
                 &format!("UPDATE obligations SET state = ?2, {col} = ?3 WHERE id = ?1"),
                 params![id, after, ms(ack.at)],
@@ -842,12 +870,62 @@ impl Store {
                 changed
             ],
         )?;
+        if changed && after == "done" {
+            let escalated = escalated_recipients(&tx, key)?;
+            if !escalated.is_empty() {
+                insert_messages(&tx, ack.at, &notices(&escalated))?;
+            }
+        }
         tx.commit()?;
         Ok(Some(AckOutcome {
             before,
             after,
             changed,
         }))
+    }
+
+    /// The obligation whose token has this SHA-256 hash, with its occurrence and state.
+    pub fn obligation_by_token(&self, hash: &[u8; 32]) -> Result<Option<ObligationState>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT o.rule, o.period, o.title, o.period_label, o.deadline, o.last_day,
+                    b.unit, b.key, b.state, b.seen_at, b.done_at
+               FROM obligations b JOIN occurrences o ON o.id = b.occurrence_id
+              WHERE b.token_hash = ?1",
+        )?;
+        let row = st
+            .query_row(params![&hash[..]], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, String>(8)?,
+                    r.get::<_, Option<i64>>(9)?,
+                    r.get::<_, Option<i64>>(10)?,
+                ))
+            })
+            .optional()?;
+        row.map(|(rule, period, title, period_label, deadline, last_day, unit, key, state, seen, done)| {
+            Ok(ObligationState {
+                rule,
+                period,
+                title,
+                period_label,
+                deadline: from_ms(deadline)?,
+                last_day,
+                unit,
+                key,
+                state,
+                seen_at: seen.map(from_ms).transpose()?,
+                done_at: done.map(from_ms).transpose()?,
+            })
+        })
+        .transpose()
     }
 
     /// A trivial query: the database answers.
