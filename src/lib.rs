@@ -16,6 +16,7 @@ pub mod config;
 pub mod deliver;
 pub mod engine;
 pub mod plan;
+pub mod report;
 pub mod store;
 pub mod token;
 pub mod vi;

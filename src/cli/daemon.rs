@@ -144,12 +144,28 @@ pub(super) fn run(path: &Path, format: LogFormat) -> Result<ExitCode> {
             key: key.clone(),
         };
         let outbox = Arc::new(Outbox::new(store.clone(), clock.clone(), parts));
+        let (web_clock, web_key) = (clock.clone(), key.clone());
         let engine =
             Arc::new(Engine::new(store.clone(), outbox, clock, cfg, key).watch(path.to_path_buf()));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(signals.stop_pending());
+        let admin_password = match &engine.config().server.admin_password_file {
+            Some(f) => Some(
+                crate::config::Secret::File(f.clone())
+                    .read()
+                    .context("cannot read `server.admin_password_file`")?,
+            ),
+            None => None,
+        };
         let app = web::router(web::AppState {
             store,
-            status: engine.status(),
+            engine: engine.clone(),
+            clock: web_clock,
+            key: web_key,
+            admin_password,
+            ack_limit: Arc::new(web::guard::RateLimit::new(
+                engine.config().server.ack_per_minute,
+            )),
+            pages: Arc::new(web::pages()),
         });
         let server = tokio::spawn(web::serve(listener, app, stopped(stop_rx.clone())));
         tokio::spawn(signals.handle(engine.clone(), stop_tx));

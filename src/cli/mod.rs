@@ -21,6 +21,7 @@ use crate::plan::{self, Filter};
 mod daemon;
 mod mail;
 mod show;
+mod state;
 
 use show::{calendar_table, plan_json, plan_table};
 
@@ -52,6 +53,17 @@ pub enum PreviewFormat {
     Text,
     /// The RFC 5322 message exactly as it would be sent.
     Eml,
+}
+
+/// Output formats of `status`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum StatusFormat {
+    /// A readable table.
+    Table,
+    /// JSON.
+    Json,
+    /// CSV (RFC 4180).
+    Csv,
 }
 
 /// Log formats of `run`.
@@ -103,6 +115,27 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+    },
+    /// Record an acknowledgement for an obligation, as its unit would from its link.
+    Ack {
+        /// The obligation, RULE/PERIOD/UNIT.
+        #[arg(long)]
+        obligation: String,
+        /// The unit has seen it (stops the reminders before the last day).
+        #[arg(long, conflicts_with = "done", required_unless_present = "done")]
+        seen: bool,
+        /// The unit has done it (stops every reminder).
+        #[arg(long)]
+        done: bool,
+        /// A note kept with the acknowledgement.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Show the obligations of the current and recent occurrences with their state.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
+        format: StatusFormat,
     },
     /// Send one test email with the configured transport.
     SendTest {
@@ -177,6 +210,22 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 Format::Json => plan_json(&cfg, &p)?,
                 Format::Table => plan_table(&cfg, &p, from, to),
             };
+            emit(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ack {
+            obligation,
+            seen,
+            done: _,
+            note,
+        } => {
+            let (cfg, _) = load_checked_or_explain(&cli.config, now)?;
+            let action = if seen { "seen" } else { "done" };
+            state::ack(&cfg, &obligation, action, note.as_deref(), now)
+        }
+        Command::Status { format } => {
+            let cfg = load_or_explain(&cli.config, now)?;
+            let text = state::status(&cfg, format, now)?;
             emit(&text)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -52,6 +52,29 @@ pub fn deadline_words(occ: &Occurrence) -> String {
     }
 }
 
+/// The deadline in words from its instant and last day alone (for pages and the digest,
+/// which read them from the store): "trước ngày 05/10/2025 (Chủ nhật); hạn làm việc cuối:
+/// thứ Sáu 03/10/2025", or "17:00 ngày 15/10/2025 (thứ Tư); …".
+pub fn stored_deadline_words(deadline: DateTime<Tz>, last_day: Option<NaiveDate>) -> String {
+    let local = deadline.naive_local();
+    let day = |d: NaiveDate| {
+        format!(
+            "{} ({})",
+            vi::date(d),
+            vi::weekday(chrono::Datelike::weekday(&d))
+        )
+    };
+    let head = if local.time() == NaiveTime::MIN {
+        format!("trước ngày {}", day(local.date()))
+    } else {
+        format!("{} ngày {}", local.format("%H:%M"), day(local.date()))
+    };
+    match last_day {
+        Some(d) => format!("{head}; hạn làm việc cuối: {}", vi::date_with_weekday(d)),
+        None => head,
+    }
+}
+
 /// Working days strictly after `from` up to and including `to` (0 if `to` is not later).
 pub fn working_days_between(cal: &Calendar, from: NaiveDate, to: NaiveDate) -> u32 {
     from.iter_days()

@@ -81,16 +81,10 @@ pub fn context(
         }
         let first = units[0];
         let last_day = NaiveDate::parse_from_str(&first.last_day, "%Y-%m-%d").ok();
-        let local = deadline.with_timezone(&cfg.organization.timezone);
-        let deadline_words = match last_day {
-            Some(d) => format!(
-                "{} {}; hạn làm việc cuối: {}",
-                local.format("%H:%M"),
-                vi::date_with_weekday(local.date_naive()),
-                vi::date_with_weekday(d)
-            ),
-            None => vi::date_with_weekday(local.date_naive()),
-        };
+        let deadline_words = super::context::stored_deadline_words(
+            deadline.with_timezone(&cfg.organization.timezone),
+            last_day,
+        );
         occurrences.push(json!({
             "key": format!("{rule}/{period}"),
             "title": first.title,

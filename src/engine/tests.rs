@@ -250,7 +250,13 @@ async fn a_reporting_year_of_the_shipped_config() {
                     note: None,
                 };
                 let key = format!("bao-cao-9-thang/2025-9M/{unit}");
-                assert!(store.ack(&key, &ack, |_| Vec::new()).unwrap().unwrap().changed);
+                assert!(
+                    store
+                        .ack(&key, &ack, |_| Vec::new())
+                        .unwrap()
+                        .unwrap()
+                        .changed
+                );
             }
             waker.notify_one();
         })

@@ -351,7 +351,9 @@ fn escalated_recipients(conn: &Connection, key: &str) -> Result<Vec<(String, Val
           WHERE obligation = ?1 AND template = 'escalated' AND status = 'sent'
           GROUP BY recipient ORDER BY recipient",
     )?;
-    let rows = st.query_map(params![key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let rows = st.query_map(params![key], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
     let mut out = Vec::new();
     for row in rows {
         let (to, ctx) = row?;
@@ -363,7 +365,11 @@ fn escalated_recipients(conn: &Connection, key: &str) -> Result<Vec<(String, Val
 }
 
 /// Inserts messages that belong to no obligation row (digest, notices), ignoring duplicates.
-fn insert_messages(tx: &rusqlite::Transaction<'_>, now: DateTime<Utc>, messages: &[NewMessage]) -> Result<usize> {
+fn insert_messages(
+    tx: &rusqlite::Transaction<'_>,
+    now: DateTime<Utc>,
+    messages: &[NewMessage],
+) -> Result<usize> {
     let mut ins = tx.prepare_cached(
         "INSERT OR IGNORE INTO messages
              (obligation, obligation_id, step, channel, recipient, template, context, message_id,
@@ -421,6 +427,21 @@ impl Store {
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('first_start', ?1)",
             params![ms(now).to_string()],
         )?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing database for reading only (`nhacviec status`); it must have been
+    /// created by `nhacviec run`.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        conn.busy_timeout(Duration::from_secs(5))?;
         Ok(Store {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -850,7 +871,11 @@ impl Store {
         .to_string();
         let changed = after != before;
         if changed {
-            let col = if after == "done" { "done_at" } else { "seen_at" };
+            let col = if after == "done" {
+                "done_at"
+            } else {
+                "seen_at"
+            };
             tx.execute(
                 &format!("UPDATE obligations SET state = ?2, {col} = ?3 WHERE id = ?1"),
                 params![id, after, ms(ack.at)],
@@ -910,21 +935,35 @@ impl Store {
                 ))
             })
             .optional()?;
-        row.map(|(rule, period, title, period_label, deadline, last_day, unit, key, state, seen, done)| {
-            Ok(ObligationState {
+        row.map(
+            |(
                 rule,
                 period,
                 title,
                 period_label,
-                deadline: from_ms(deadline)?,
+                deadline,
                 last_day,
                 unit,
                 key,
                 state,
-                seen_at: seen.map(from_ms).transpose()?,
-                done_at: done.map(from_ms).transpose()?,
-            })
-        })
+                seen,
+                done,
+            )| {
+                Ok(ObligationState {
+                    rule,
+                    period,
+                    title,
+                    period_label,
+                    deadline: from_ms(deadline)?,
+                    last_day,
+                    unit,
+                    key,
+                    state,
+                    seen_at: seen.map(from_ms).transpose()?,
+                    done_at: done.map(from_ms).transpose()?,
+                })
+            },
+        )
         .transpose()
     }
 

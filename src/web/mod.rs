@@ -1,28 +1,102 @@
-//! The HTTP server (axum): health and metrics now; ack pages and the status page join the
-//! same router (DESIGN §8).
+//! The HTTP server (axum): acknowledgement pages, the status page, health and metrics
+//! (DESIGN §8).
 //!
 //! [`serve`] takes a bound listener and a shutdown future, so tests bind port 0 and the
-//! daemon binds `server.listen` before it reports ready.
+//! daemon binds `server.listen` before it reports ready. Pages are Vietnamese, need no
+//! JavaScript and are rendered by minijinja with HTML escaping. Request bodies are limited to
+//! 16 KiB. Nothing here logs a path, so no ack token reaches the logs.
 
+mod ack;
+pub mod guard;
+mod status;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use serde_json::json;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use minijinja::{AutoEscape, Environment};
+use serde_json::{Value, json};
 
-use crate::engine::Status;
+use crate::clock::Clock;
+use crate::engine::Engine;
 use crate::store::Store;
+use crate::token::TokenKey;
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    /// The store (read here).
+    /// The store.
     pub store: Arc<Store>,
-    /// The engine's last wake and next step.
-    pub status: Arc<Status>,
+    /// The engine: its config, its status, and a waker for acks.
+    pub engine: Arc<Engine>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The key ack tokens and CSRF tokens are derived from.
+    pub key: TokenKey,
+    /// The `/status` password; `None` turns the page off.
+    pub admin_password: Option<String>,
+    /// The per-address limit on ack POSTs.
+    pub ack_limit: Arc<guard::RateLimit>,
+    /// The page templates.
+    pub pages: Arc<Environment<'static>>,
+}
+
+/// The page templates, compiled in.
+pub fn pages() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| AutoEscape::Html);
+    for (name, text) in [
+        ("_layout.html.j2", include_str!("pages/_layout.html.j2")),
+        ("ack.html.j2", include_str!("pages/ack.html.j2")),
+        ("not_found.html.j2", include_str!("pages/not_found.html.j2")),
+        ("message.html.j2", include_str!("pages/message.html.j2")),
+        ("status.html.j2", include_str!("pages/status.html.j2")),
+    ] {
+        if let Err(e) = env.add_template(name, text) {
+            // The pages are part of the binary and tested; this cannot happen in a release.
+            tracing::error!(template = name, error = %e, "a page template does not parse");
+        }
+    }
+    env
+}
+
+impl AppState {
+    /// Renders a page; an error becomes a plain 500.
+    fn render(&self, status: StatusCode, name: &str, mut ctx: Value) -> Response {
+        let org = self.engine.config().organization.name.clone();
+        if let Some(m) = ctx.as_object_mut() {
+            m.insert("org".into(), Value::String(org));
+        }
+        match self
+            .pages
+            .get_template(name)
+            .and_then(|t| t.render(minijinja::value::Serde(&ctx)))
+        {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(e) => {
+                tracing::error!(page = name, error = %e, "cannot render a page");
+                (StatusCode::INTERNAL_SERVER_ERROR, "lỗi máy chủ\n").into_response()
+            }
+        }
+    }
+
+    /// The one 404 page: unknown, expired and tampered links all get it.
+    fn not_found(&self) -> Response {
+        self.render(StatusCode::NOT_FOUND, "not_found.html.j2", json!({}))
+    }
+
+    fn message(&self, status: StatusCode, heading: &str, text: &str) -> Response {
+        self.render(
+            status,
+            "message.html.j2",
+            json!({"heading": heading, "text": text}),
+        )
+    }
 }
 
 /// The router with every route.
@@ -30,6 +104,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/a/{token}", get(ack::page).post(ack::post))
+        .route("/status", get(status::page))
+        .route("/status.csv", get(status::csv))
+        .route("/status/ack", post(status::mark_done))
+        .fallback(|State(s): State<AppState>| async move { s.not_found() })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(16 * 1024))
         .with_state(state)
 }
@@ -40,9 +119,12 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// `GET /healthz`: 200 with the database, the last engine wake and the outbox, or 503 if the
@@ -50,7 +132,8 @@ pub async fn serve(
 async fn healthz(State(s): State<AppState>) -> Response {
     let db = s.store.ping();
     let counts = s.store.outbox_counts();
-    let last_wake = s.status.last_wake().map(|t| t.to_rfc3339());
+    let status = s.engine.status();
+    let last_wake = status.last_wake().map(|t| t.to_rfc3339());
     match (db, counts) {
         (Ok(()), Ok(c)) => (
             StatusCode::OK,
@@ -58,7 +141,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
                 "status": "ok",
                 "database": "ok",
                 "last_wake": last_wake,
-                "next": s.status.next(),
+                "next": status.next(),
                 "outbox": {"pending": c.pending, "sending": c.sending, "failed": c.failed},
             })),
         )
@@ -124,7 +207,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
             .map_or(0, |(_, n)| *n);
         let _ = writeln!(out, "nhacviec_acks_total{{action=\"{action}\"}} {n}");
     }
-    if let Some(t) = s.status.last_wake() {
+    if let Some(t) = s.engine.status().last_wake() {
         let _ = writeln!(
             out,
             "# HELP nhacviec_last_wake_seconds When the engine last woke (Unix time).\n# TYPE nhacviec_last_wake_seconds gauge\nnhacviec_last_wake_seconds {}",

@@ -1,0 +1,76 @@
+//! `ack` and `status`: acknowledgements and states from the command line.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use chrono::{DateTime, Utc};
+
+use super::StatusFormat;
+use crate::config::Config;
+use crate::deliver::enqueue;
+use crate::report;
+use crate::store::{NewAck, Store};
+
+fn existing_db(cfg: &Config) -> Result<()> {
+    if !cfg.storage.path.is_file() {
+        bail!(
+            "no database at {} yet: `nhacviec run` creates it (check `storage.path`)",
+            cfg.storage.path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `nhacviec ack --obligation RULE/PERIOD/UNIT --seen|--done [--note TEXT]`.
+pub(super) fn ack(
+    cfg: &Config,
+    obligation: &str,
+    action: &str,
+    note: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<ExitCode> {
+    existing_db(cfg)?;
+    let store = Store::open(&cfg.storage.path, now)?;
+    let ack = NewAck {
+        action,
+        at: now,
+        source: "cli",
+        ip: None,
+        user_agent: None,
+        note,
+    };
+    match store.ack(obligation, &ack, |esc| {
+        enqueue::done_notices(cfg, obligation, esc, now)
+    })? {
+        Some(o) if o.changed => {
+            println!("{obligation}: {} (was {})", o.after, o.before);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(o) => {
+            println!(
+                "{obligation}: already {}; recorded again, nothing changed",
+                o.after
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!(
+                "error: unknown obligation `{obligation}`: write RULE/PERIOD/UNIT as `nhacviec status` lists them (an obligation is recorded when its first reminder is due)"
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `nhacviec status [--format table|json|csv]`: reads the database, changes nothing.
+pub(super) fn status(cfg: &Config, format: StatusFormat, now: DateTime<Utc>) -> Result<String> {
+    existing_db(cfg)?;
+    let store = Store::open_read_only(&cfg.storage.path)?;
+    let states = store.obligation_states(now - report::RECENT)?;
+    let lines = report::lines(cfg, &states, now);
+    Ok(match format {
+        StatusFormat::Table => report::table(&lines),
+        StatusFormat::Csv => report::csv(&lines),
+        StatusFormat::Json => serde_json::to_string_pretty(&lines)? + "\n",
+    })
+}
