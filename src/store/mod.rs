@@ -171,6 +171,49 @@ pub struct MessageRow {
     pub subject: Option<String>,
 }
 
+const OBLIGATION_COLUMNS: &str = "o.rule, o.period, o.title, o.period_label, o.deadline, \
+     o.last_day, b.unit, b.key, b.state, b.seen_at, b.done_at";
+const OBLIGATION_FROM: &str = "FROM obligations b JOIN occurrences o ON o.id = b.occurrence_id";
+
+/// A row of [`OBLIGATION_COLUMNS`], instants still in milliseconds.
+struct RawObligation {
+    state: ObligationState,
+    deadline: i64,
+    seen_at: Option<i64>,
+    done_at: Option<i64>,
+}
+
+fn obligation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawObligation> {
+    Ok(RawObligation {
+        state: ObligationState {
+            rule: r.get(0)?,
+            period: r.get(1)?,
+            title: r.get(2)?,
+            period_label: r.get(3)?,
+            deadline: DateTime::<Utc>::MIN_UTC,
+            last_day: r.get(5)?,
+            unit: r.get(6)?,
+            key: r.get(7)?,
+            state: r.get(8)?,
+            seen_at: None,
+            done_at: None,
+        },
+        deadline: r.get(4)?,
+        seen_at: r.get(9)?,
+        done_at: r.get(10)?,
+    })
+}
+
+impl RawObligation {
+    fn into_state(self) -> Result<ObligationState> {
+        let mut s = self.state;
+        s.deadline = from_ms(self.deadline)?;
+        s.seen_at = self.seen_at.map(from_ms).transpose()?;
+        s.done_at = self.done_at.map(from_ms).transpose()?;
+        Ok(s)
+    }
+}
+
 /// One obligation with its occurrence and state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObligationState {
@@ -753,58 +796,17 @@ impl Store {
     /// in deadline order (for the digest and the status views).
     pub fn obligation_states(&self, since: DateTime<Utc>) -> Result<Vec<ObligationState>> {
         let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT o.rule, o.period, o.title, o.period_label, o.deadline, o.last_day,
-                    b.unit, b.key, b.state, b.seen_at, b.done_at
-               FROM obligations b JOIN occurrences o ON o.id = b.occurrence_id
-              WHERE o.deadline >= ?1
-              ORDER BY o.deadline, o.rule, o.period, b.id",
-        )?;
-        let rows = st.query_map(params![ms(since)], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, String>(7)?,
-                r.get::<_, String>(8)?,
-                r.get::<_, Option<i64>>(9)?,
-                r.get::<_, Option<i64>>(10)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (
-                rule,
-                period,
-                title,
-                period_label,
-                deadline,
-                last_day,
-                unit,
-                key,
-                state,
-                seen,
-                done,
-            ) = row?;
-            out.push(ObligationState {
-                rule,
-                period,
-                title,
-                period_label,
-                deadline: from_ms(deadline)?,
-                last_day,
-                unit,
-                key,
-                state,
-                seen_at: seen.map(from_ms).transpose()?,
-                done_at: done.map(from_ms).transpose()?,
-            });
-        }
-        Ok(out)
+        let sql = format!(
+            "SELECT {OBLIGATION_COLUMNS} {OBLIGATION_FROM} WHERE o.deadline >= ?1
+              ORDER BY o.deadline, o.rule, o.period, b.id"
+        );
+        let mut st = conn.prepare(&sql)?;
+        let rows = st.query_map(params![ms(since)], obligation_row)?;
+        rows.map(|r| {
+            r.map_err(StoreError::from)
+                .and_then(RawObligation::into_state)
+        })
+        .collect()
     }
 
     /// Messages that failed at or after `since`: (obligation, step, recipient, error).
@@ -912,59 +914,12 @@ impl Store {
     /// The obligation whose token has this SHA-256 hash, with its occurrence and state.
     pub fn obligation_by_token(&self, hash: &[u8; 32]) -> Result<Option<ObligationState>> {
         let conn = self.conn();
-        let mut st = conn.prepare_cached(
-            "SELECT o.rule, o.period, o.title, o.period_label, o.deadline, o.last_day,
-                    b.unit, b.key, b.state, b.seen_at, b.done_at
-               FROM obligations b JOIN occurrences o ON o.id = b.occurrence_id
-              WHERE b.token_hash = ?1",
-        )?;
-        let row = st
-            .query_row(params![&hash[..]], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, String>(8)?,
-                    r.get::<_, Option<i64>>(9)?,
-                    r.get::<_, Option<i64>>(10)?,
-                ))
-            })
-            .optional()?;
-        row.map(
-            |(
-                rule,
-                period,
-                title,
-                period_label,
-                deadline,
-                last_day,
-                unit,
-                key,
-                state,
-                seen,
-                done,
-            )| {
-                Ok(ObligationState {
-                    rule,
-                    period,
-                    title,
-                    period_label,
-                    deadline: from_ms(deadline)?,
-                    last_day,
-                    unit,
-                    key,
-                    state,
-                    seen_at: seen.map(from_ms).transpose()?,
-                    done_at: done.map(from_ms).transpose()?,
-                })
-            },
-        )
-        .transpose()
+        let sql = format!("SELECT {OBLIGATION_COLUMNS} {OBLIGATION_FROM} WHERE b.token_hash = ?1");
+        let mut st = conn.prepare_cached(&sql)?;
+        st.query_row(params![&hash[..]], obligation_row)
+            .optional()?
+            .map(RawObligation::into_state)
+            .transpose()
     }
 
     /// A trivial query: the database answers.
