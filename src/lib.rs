@@ -18,6 +18,8 @@ pub mod engine;
 pub mod plan;
 pub mod report;
 pub mod store;
+#[cfg(test)]
+mod testutil;
 pub mod token;
 pub mod vi;
 pub mod web;

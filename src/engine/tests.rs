@@ -1,7 +1,5 @@
 //! The engine with a manual clock, a real SQLite file and the file transport.
 
-use std::path::PathBuf;
-
 use chrono::TimeZone;
 
 use super::*;
@@ -10,19 +8,10 @@ use crate::deliver::email::Mailer;
 use crate::deliver::outbox::Parts;
 use crate::deliver::templates::Templates;
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::testutil::TempDir;
 
 fn temp_dir(name: &str) -> TempDir {
-    let p = std::env::temp_dir().join(format!("nhacviec-engine-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    TempDir(p)
+    TempDir::new(name)
 }
 
 const CONFIG: &str = r#"
