@@ -20,4 +20,8 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
 export NHACVIEC_TEST_PYTHON="$PWD/.venv/bin/python"
 
+# Many integration tests spend minutes waiting for a reminder's minute to come, not on the
+# CPU: run them side by side rather than two at a time on a two-core machine.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-16}"
+
 cargo test --locked "$@"
