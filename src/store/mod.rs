@@ -882,6 +882,21 @@ impl Store {
                 &format!("UPDATE obligations SET state = ?2, {col} = ?3 WHERE id = ?1"),
                 params![id, after, ms(ack.at)],
             )?;
+            // Reminders already queued (a retry waiting, say) that the new state makes moot
+            // are not sent: done stops them all, seen the ones before the last day.
+            let moot = if after == "done" {
+                "('before', 'due', 'after', 'escalated')"
+            } else {
+                "('before')"
+            };
+            tx.execute(
+                &format!(
+                    "UPDATE messages SET status = 'skipped', next_attempt_at = NULL,
+                            last_error = 'not sent: the unit acknowledged ' || ?2 || ' first'
+                      WHERE obligation_id = ?1 AND status = 'pending' AND template IN {moot}"
+                ),
+                params![id, after],
+            )?;
         }
         tx.execute(
             "INSERT INTO acks (obligation_id, action, at, source, ip, user_agent, note, changed)

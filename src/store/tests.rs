@@ -247,3 +247,63 @@ fn an_unwritable_place_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn an_ack_skips_the_reminders_it_makes_moot() {
+    let dir = TempDir::new("moot");
+    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    let mut after = message("vp", "after-1wd", t0());
+    after.template = "after".into();
+    let before = message("vp", "before-7d", t0());
+    let mut kt_before = message("kt", "before-7d", t0());
+    kt_before.template = "before".into();
+    let mut kt_due = message("kt", "due", t0());
+    kt_due.template = "due".into();
+    let obls = [obligation("vp"), obligation("kt")];
+    store
+        .enqueue(
+            t0(),
+            &[rows(&obls, &[before, after, kt_before, kt_due])],
+            None,
+        )
+        .unwrap();
+    let ack = |action| NewAck {
+        action,
+        at: t0(),
+        source: "cli",
+        ip: None,
+        user_agent: None,
+        note: None,
+    };
+    store
+        .ack("bao-cao-9-thang/2025-9M/vp", &ack("done"), |_| Vec::new())
+        .unwrap();
+    store
+        .ack("bao-cao-9-thang/2025-9M/kt", &ack("seen"), |_| Vec::new())
+        .unwrap();
+    let by: Vec<(String, String, String)> = store
+        .messages()
+        .unwrap()
+        .into_iter()
+        .map(|m| {
+            (
+                m.obligation.rsplit('/').next().unwrap().to_string(),
+                m.step,
+                m.status,
+            )
+        })
+        .collect();
+    let want = [
+        ("vp", "before-7d", "skipped"),
+        ("vp", "after-1wd", "skipped"),
+        ("kt", "before-7d", "skipped"),
+        ("kt", "due", "pending"),
+    ]
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()));
+    assert_eq!(by, want);
+    assert_eq!(
+        store.next_attempt_at().unwrap(),
+        Some(t0()),
+        "only kt's due is left"
+    );
+}

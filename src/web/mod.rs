@@ -77,7 +77,18 @@ impl AppState {
             .get_template(name)
             .and_then(|t| t.render(minijinja::value::Serde(&ctx)))
         {
-            Ok(html) => (status, Html(html)).into_response(),
+            // Pages carry a unit's link in their address: keep them out of caches and of the
+            // Referer of any link followed from them.
+            Ok(html) => (
+                status,
+                [
+                    (header::CACHE_CONTROL, "no-store"),
+                    (header::REFERRER_POLICY, "no-referrer"),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                ],
+                Html(html),
+            )
+                .into_response(),
             Err(e) => {
                 tracing::error!(page = name, error = %e, "cannot render a page");
                 (StatusCode::INTERNAL_SERVER_ERROR, "lỗi máy chủ\n").into_response()

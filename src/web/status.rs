@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::Form;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -109,6 +109,7 @@ pub(super) async fn csv(State(s): State<AppState>, headers: HeaderMap) -> Respon
 /// `POST /status/ack` with `obligation` and `csrf`: marks it done on the unit's behalf.
 pub(super) async fn mark_done(
     State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
@@ -133,12 +134,17 @@ pub(super) async fn mark_done(
             "Thiếu nhiệm vụ.",
         );
     };
+    let ip = addr.ip().to_string();
+    let user_agent: Option<String> = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(300).collect());
     let ack = NewAck {
         action: "done",
         at: now,
         source: "status",
-        ip: None,
-        user_agent: None,
+        ip: Some(&ip),
+        user_agent: user_agent.as_deref(),
         note: Some("đánh dấu hoàn thành từ trang theo dõi"),
     };
     let result = match s
