@@ -181,19 +181,24 @@ pub struct Row {
     pub cells: Vec<Option<Cell>>,
 }
 
-/// The units × occurrences grid.
+/// The units × occurrences grid: one pass over the states, cells found through a map.
 pub fn grid(
     cfg: &Config,
     states: &[ObligationState],
     now: DateTime<Utc>,
 ) -> (Vec<Column>, Vec<Row>) {
+    use std::collections::HashMap;
     let tz = cfg.organization.timezone;
     let mut columns: Vec<Column> = Vec::new();
+    let mut column_of: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut units_seen: HashMap<&str, ()> = HashMap::new();
+    let mut cells: HashMap<(&str, usize), &ObligationState> = HashMap::new();
     for o in states {
-        let key = format!("{}/{}", o.rule, o.period);
-        if !columns.iter().any(|c| c.key == key) {
+        let next = columns.len();
+        let c = *column_of.entry((&o.rule, &o.period)).or_insert(next);
+        if c == next {
             columns.push(Column {
-                key,
+                key: format!("{}/{}", o.rule, o.period),
                 title: o.title.clone(),
                 period_label: o.period_label.clone(),
                 once: NaiveDate::parse_from_str(&o.period, "%Y-%m-%d").is_ok(),
@@ -203,49 +208,174 @@ pub fn grid(
                 ),
             });
         }
+        units_seen.insert(&o.unit, ());
+        cells.insert((&o.unit, c), o);
     }
-    // Units in config order, then any that left the config.
-    let mut unit_ids: Vec<String> = cfg
+    // Units in config order, then any that left the config (in order of appearance).
+    let mut unit_ids: Vec<&str> = cfg
         .units
         .iter()
-        .filter(|u| states.iter().any(|o| o.unit == u.id))
-        .map(|u| u.id.clone())
+        .map(|u| u.id.as_str())
+        .filter(|id| units_seen.contains_key(id))
         .collect();
     for o in states {
-        if !unit_ids.contains(&o.unit) {
-            unit_ids.push(o.unit.clone());
+        if cfg.unit_index(&o.unit).is_none() && !unit_ids.contains(&o.unit.as_str()) {
+            unit_ids.push(&o.unit);
         }
     }
     let rows = unit_ids
         .into_iter()
         .map(|id| {
             let name = cfg
-                .unit_index(&id)
-                .map_or_else(|| id.clone(), |i| cfg.units[i].name.clone());
-            let cells = columns
-                .iter()
+                .unit_index(id)
+                .map_or_else(|| id.to_string(), |i| cfg.units[i].name.clone());
+            let cells = (0..columns.len())
                 .map(|c| {
-                    states
-                        .iter()
-                        .find(|o| o.unit == id && format!("{}/{}", o.rule, o.period) == c.key)
-                        .map(|o| {
-                            let (state, label, _) = digest::shown_state(o, now);
-                            let at = match o.state.as_str() {
-                                "done" => o.done_at,
-                                "seen" => o.seen_at,
-                                _ => None,
-                            };
-                            Cell {
-                                key: o.key.clone(),
-                                state,
-                                label,
-                                at: at.map(|t| context::moment_words(t.with_timezone(&tz))),
-                            }
-                        })
+                    cells.get(&(id, c)).map(|o| {
+                        let (state, label, _) = digest::shown_state(o, now);
+                        let at = match o.state.as_str() {
+                            "done" => o.done_at,
+                            "seen" => o.seen_at,
+                            _ => None,
+                        };
+                        Cell {
+                            key: o.key.clone(),
+                            state,
+                            label,
+                            at: at.map(|t| context::moment_words(t.with_timezone(&tz))),
+                        }
+                    })
                 })
                 .collect();
-            Row { id, name, cells }
+            Row {
+                id: id.to_string(),
+                name,
+                cells,
+            }
         })
         .collect();
     (columns, rows)
+}
+
+/// Escapes text for HTML (element content and quoted attributes).
+pub fn html_escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The grid as an HTML table (`table#grid`), each cell not done with a form that marks it
+/// done. Written directly rather than through a template: with a thousand cells a template
+/// engine costs several milliseconds a page, and the status page must stay fast.
+pub fn grid_html(columns: &[Column], rows: &[Row], csrf: &str) -> String {
+    let mut h = String::with_capacity(256 + rows.len() * columns.len() * 320);
+    let e = html_escape;
+    h.push_str("<table id=\"grid\">\n<thead><tr><th>Đơn vị</th>");
+    for c in columns {
+        h.push_str("<th data-key=\"");
+        e(&c.key, &mut h);
+        h.push_str("\">");
+        e(&c.title, &mut h);
+        if !c.once {
+            h.push(' ');
+            e(&c.period_label, &mut h);
+        }
+        h.push_str("<br><span class=\"note\">");
+        e(&c.deadline, &mut h);
+        h.push_str("</span></th>");
+    }
+    h.push_str("</tr></thead>\n<tbody>\n");
+    for r in rows {
+        h.push_str("<tr data-unit=\"");
+        e(&r.id, &mut h);
+        h.push_str("\"><th>");
+        e(&r.name, &mut h);
+        h.push_str("</th>");
+        for cell in &r.cells {
+            let Some(c) = cell else {
+                h.push_str("<td><span class=\"note\">–</span></td>");
+                continue;
+            };
+            h.push_str("<td data-key=\"");
+            e(&c.key, &mut h);
+            let _ = write!(
+                h,
+                "\" data-state=\"{s}\"><span class=\"state {s}\">{l}</span>",
+                s = c.state,
+                l = c.label
+            );
+            if let Some(at) = &c.at {
+                h.push_str("<br><span class=\"note\">");
+                e(at, &mut h);
+                h.push_str("</span>");
+            }
+            if c.state != "done" {
+                h.push_str("<form method=\"post\" action=\"/status/ack\"><input type=\"hidden\" name=\"obligation\" value=\"");
+                e(&c.key, &mut h);
+                h.push_str("\"><input type=\"hidden\" name=\"csrf\" value=\"");
+                e(csrf, &mut h);
+                h.push_str("\"><button type=\"submit\">Đánh dấu hoàn thành</button></form>");
+            }
+            h.push_str("</td>");
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</tbody>\n</table>");
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_html_escapes_and_has_a_form_per_open_cell() {
+        let columns = vec![Column {
+            key: "r/2025".into(),
+            title: "Báo cáo <năm> & \"tổng kết\"".into(),
+            period_label: "năm 2025".into(),
+            once: false,
+            deadline: "trước ngày 05/01/2026".into(),
+        }];
+        let cell = |key: &str, state: &'static str| {
+            Some(Cell {
+                key: key.into(),
+                state,
+                label: "x",
+                at: None,
+            })
+        };
+        let rows = vec![
+            Row {
+                id: "vp".into(),
+                name: "Văn phòng".into(),
+                cells: vec![cell("r/2025/vp", "done")],
+            },
+            Row {
+                id: "kt".into(),
+                name: "Kinh tế".into(),
+                cells: vec![cell("r/2025/kt", "overdue")],
+            },
+            Row {
+                id: "hcc".into(),
+                name: "HCC".into(),
+                cells: vec![None],
+            },
+        ];
+        let h = grid_html(&columns, &rows, "abc");
+        assert!(h.contains("Báo cáo &lt;năm&gt; &amp; &quot;tổng kết&quot; năm 2025"));
+        assert_eq!(h.matches("<form").count(), 1, "only the open cell: {h}");
+        assert!(h.contains("data-key=\"r/2025/kt\" data-state=\"overdue\""));
+        assert!(h.contains("value=\"abc\""));
+        assert!(
+            h.contains("<tr data-unit=\"hcc\"><th>HCC</th><td><span class=\"note\">–</span></td>")
+        );
+    }
 }

@@ -57,6 +57,8 @@ pub struct Config {
     pub groups: Vec<Group>,
     /// Obligations to remind.
     pub rules: Vec<Rule>,
+    /// Unit ids to indices, for [`Config::unit_index`].
+    unit_by_id: std::collections::HashMap<String, usize>,
 }
 
 /// `[organization]`.
@@ -473,7 +475,7 @@ pub fn load_str(base: &Path, text: String, today: NaiveDate) -> Loaded {
 impl Config {
     /// Finds a unit by id.
     pub fn unit_index(&self, id: &str) -> Option<usize> {
-        self.units.iter().position(|u| u.id == id)
+        self.unit_by_id.get(id).copied()
     }
 
     /// Finds a rule by id.

@@ -278,6 +278,11 @@ pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) ->
         channels: raw.channels,
         templates_dir: raw.templates_dir,
         policies: raw.policies.into_iter().map(|p| p.policy).collect(),
+        unit_by_id: units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.id.clone(), i))
+            .collect(),
         units,
         groups,
         rules,

@@ -64,9 +64,8 @@ fn render_page(s: &AppState, result: Option<&str>) -> Response {
         "status.html.j2",
         json!({
             "now": context::moment_words(now.with_timezone(&tz)),
-            "columns": columns,
-            "rows": rows,
-            "csrf": guard::csrf_token(&s.key, today),
+            "any": !columns.is_empty(),
+            "grid": report::grid_html(&columns, &rows, &guard::csrf_token(&s.key, today)),
             "result": result,
         }),
     )
