@@ -243,10 +243,14 @@ pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) ->
     }
     let mut email = raw.email;
     if email.from.is_empty() {
-        if raw.email_span.is_empty() && email.transport == Transport::File {
+        // The file transport sends nothing anywhere: a placeholder sender is enough.
+        if email.transport == Transport::File {
             email.from = format!("{} <nhacviec@localhost.invalid>", org.name);
         } else {
-            cx.error(raw.email_span.clone(), "missing `from` in `[email]`");
+            cx.error(
+                raw.email_span.clone(),
+                "missing `from` in `[email]`: the SMTP transport needs a sender, e.g. \"Nhắc việc <nhacviec@example.vn>\"",
+            );
         }
     }
     if email.reply_to.is_none() {

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::Form;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
@@ -102,7 +103,7 @@ pub(super) async fn post(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
     let now = s.clock.now();
     if !s.ack_limit.allow(addr.ip(), now) {
@@ -116,6 +117,10 @@ pub(super) async fn post(
         Ok(Some(ob)) => ob,
         Ok(None) => return s.not_found(),
         Err(r) => return *r,
+    };
+    let form = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return super::bad_form(&s, &e),
     };
     let action = match form.get("action").map(String::as_str) {
         Some(a @ ("seen" | "done")) => a,
@@ -147,10 +152,12 @@ pub(super) async fn post(
     let result = match outcome {
         Ok(Some(o)) if o.changed && o.after == "done" => {
             tracing::info!(obligation = %ob.key, action, "acknowledged from the web");
+            s.engine.waker().notify_one();
             "Đã ghi nhận: đơn vị đã hoàn thành. Hệ thống sẽ không gửi thêm nhắc nhở."
         }
         Ok(Some(o)) if o.changed => {
             tracing::info!(obligation = %ob.key, action, "acknowledged from the web");
+            s.engine.waker().notify_one();
             "Đã ghi nhận: đơn vị đã nhận nhiệm vụ. Hệ thống vẫn nhắc khi đến hạn."
         }
         Ok(Some(_)) => "Trạng thái này đã được ghi nhận trước đó.",
@@ -164,7 +171,6 @@ pub(super) async fn post(
             );
         }
     };
-    s.engine.waker().notify_one();
     match lookup(&s, &token, now) {
         Ok(Some(ob)) => render(&s, &ob, now, Some(result)),
         Ok(None) => s.not_found(),

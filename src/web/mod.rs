@@ -110,6 +110,17 @@ impl AppState {
     }
 }
 
+/// A form that could not be read: too large, wrong type, not a form.
+fn bad_form(s: &AppState, e: &axum::extract::rejection::FormRejection) -> Response {
+    let status = e.status();
+    let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "Yêu cầu quá lớn."
+    } else {
+        "Vui lòng gửi bằng các nút trên trang."
+    };
+    s.message(status, "Yêu cầu không hợp lệ", text)
+}
+
 /// The router with every route.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -118,7 +129,10 @@ pub fn router(state: AppState) -> Router {
         .route("/a/{token}", get(ack::page).post(ack::post))
         .route("/status", get(status::page))
         .route("/status.csv", get(status::csv))
-        .route("/status/ack", post(status::mark_done))
+        .route(
+            "/status/ack",
+            post(status::mark_done).get(status::back_to_status),
+        )
         .fallback(|State(s): State<AppState>| async move { s.not_found() })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(16 * 1024))
         .with_state(state)

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use axum::Form;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -105,16 +106,25 @@ pub(super) async fn csv(State(s): State<AppState>, headers: HeaderMap) -> Respon
     }
 }
 
+/// `GET /status/ack` (a refreshed or bookmarked result page): back to the grid.
+pub(super) async fn back_to_status() -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, "/status")]).into_response()
+}
+
 /// `POST /status/ack` with `obligation` and `csrf`: marks it done on the unit's behalf.
 pub(super) async fn mark_done(
     State(s): State<AppState>,
     ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
     if let Err(r) = authorized(&s, &headers) {
         return *r;
     }
+    let form = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return super::bad_form(&s, &e),
+    };
     let now = s.clock.now();
     let cfg = s.engine.config();
     let today = now.with_timezone(&cfg.organization.timezone).date_naive();
