@@ -123,6 +123,8 @@ pub struct Engine {
     /// The config file to watch, with its last seen identity.
     source: Option<(PathBuf, Mutex<Option<Stamp>>)>,
     reload_requested: AtomicBool,
+    /// Set by a reload: the next wake catches up obligations the new config added.
+    catch_up: AtomicBool,
     max_sleep: Duration,
 }
 
@@ -151,6 +153,7 @@ impl Engine {
             status: Arc::new(Status::default()),
             source: None,
             reload_requested: AtomicBool::new(false),
+            catch_up: AtomicBool::new(false),
             max_sleep: MAX_SLEEP,
         }
     }
@@ -192,64 +195,77 @@ impl Engine {
             .clone()
     }
 
-    /// Enqueues every step due in (mark, now], in one transaction with the new mark.
+    /// Enqueues every step due in (mark, now], in one transaction with the new mark. After a
+    /// reload, an obligation the new config adds (no row yet) is caught up like at a first
+    /// start: its latest step already past is sent, earlier ones are recorded skipped.
     pub fn enqueue_due(&self, now: DateTime<Utc>) -> Result<Enqueued, StoreError> {
         let cfg = self.config();
         let tz = cfg.organization.timezone;
         let first_start = self.store.first_start()?;
         let mark = self.store.engine_until()?;
+        let catch_up = self.catch_up.swap(false, Ordering::SeqCst) || mark.is_none();
         let today = now.with_timezone(&tz).date_naive();
         let from = match mark {
-            Some(m) => m.with_timezone(&tz).date_naive(),
-            None => today - Duration::days(FIRST_LOOKBACK_DAYS),
+            Some(m) if !catch_up => m.with_timezone(&tz).date_naive(),
+            _ => today - Duration::days(FIRST_LOOKBACK_DAYS),
         };
+        let after_mark = |at: DateTime<Utc>| mark.is_none_or(|m| at > m);
         let mut groups = Vec::new();
         let mut out = Enqueued::default();
         for occ in plan::occurrences(&cfg, from.min(today), today, Filter::default()) {
             if occ.deadline.with_timezone(&Utc) <= first_start {
                 continue;
             }
-            let due: Vec<_> = occ
+            let past: Vec<_> = occ
                 .steps
                 .iter()
-                .filter(|s| {
-                    let at = s.at.with_timezone(&Utc);
-                    mark.is_none_or(|m| at > m) && at <= now
-                })
+                .filter(|s| s.at.with_timezone(&Utc) <= now)
                 .collect();
-            if due.is_empty() {
+            if !past.iter().any(|s| after_mark(s.at.with_timezone(&Utc))) && !catch_up {
                 continue;
             }
-            // Done stops everything; seen stops the reminders before the last day.
             let units = &cfg.rules[occ.rule].units;
             let keys: Vec<String> = units
                 .iter()
                 .map(|&u| enqueue::obligation_key(&cfg, &occ, u))
                 .collect();
             let states = self.store.states(&keys)?;
-            let state = |i: usize| states.get(&keys[i]).map_or("pending", String::as_str);
-            for (i, step) in due.iter().enumerate() {
-                let skipped = i + 1 < due.len();
-                let owing: Vec<usize> = units
-                    .iter()
-                    .enumerate()
-                    .filter(|&(k, _)| match state(k) {
-                        "done" => false,
-                        "seen" => step.name.kind != crate::plan::StepKind::Before,
+            // Per unit, the steps due to it now: those after the mark, or, for an obligation
+            // with no row yet while catching up, every past step. The latest is sent.
+            let mut plan_for: Vec<Vec<usize>> = vec![Vec::new(); past.len()];
+            let mut skip_for: Vec<Vec<usize>> = vec![Vec::new(); past.len()];
+            for (k, &u) in units.iter().enumerate() {
+                let state = states.get(&keys[k]).map(String::as_str);
+                let new = state.is_none() && catch_up;
+                let due: Vec<usize> = (0..past.len())
+                    .filter(|&i| new || after_mark(past[i].at.with_timezone(&Utc)))
+                    .filter(|&i| match state {
+                        // Done stops everything; seen stops the reminders before the last day.
+                        Some("done") => false,
+                        Some("seen") => past[i].name.kind != crate::plan::StepKind::Before,
                         _ => true,
                     })
-                    .map(|(_, &u)| u)
                     .collect();
-                if owing.is_empty() {
-                    continue;
+                if let Some((&latest, earlier)) = due.split_last() {
+                    plan_for[latest].push(u);
+                    for &i in earlier {
+                        skip_for[i].push(u);
+                    }
                 }
-                let rows = enqueue::step_rows(&cfg, &self.key, &occ, step, &owing, skipped);
-                if skipped {
-                    out.skipped += rows.messages.len();
-                } else {
-                    out.pending += rows.messages.len();
+            }
+            for (i, step) in past.iter().enumerate() {
+                for (owing, skipped) in [(&skip_for[i], true), (&plan_for[i], false)] {
+                    if owing.is_empty() {
+                        continue;
+                    }
+                    let rows = enqueue::step_rows(&cfg, &self.key, &occ, step, owing, skipped);
+                    if skipped {
+                        out.skipped += rows.messages.len();
+                    } else {
+                        out.pending += rows.messages.len();
+                    }
+                    groups.push(rows);
                 }
-                groups.push(rows);
             }
         }
         self.store.enqueue(now, &groups, Some(now))?;
@@ -317,7 +333,18 @@ impl Engine {
         let old = self.config();
         let today = now.with_timezone(&old.organization.timezone).date_naive();
         let checked = checked::load(path, today);
-        let hash = file_hash(path).unwrap_or_default();
+        // An unreadable file has no content hash: name the broken version by its errors.
+        let hash = file_hash(path).unwrap_or_else(|_| {
+            let errors: Vec<String> = checked
+                .diagnostics
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            Sha256::digest(errors.join("\n").as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        });
         let applied = match checked.ready {
             Some((cfg, templates)) => match Mailer::new(&cfg) {
                 Ok(mailer) => Ok((cfg, templates, mailer)),
@@ -345,9 +372,15 @@ impl Engine {
                     key: self.key.clone(),
                 });
                 *self.config.write().unwrap_or_else(|e| e.into_inner()) = cfg;
-                self.store
-                    .record_config(&hash, &path.display().to_string(), now)?;
-                tracing::info!(config = %path.display(), hash = %hash, "config reloaded");
+                self.catch_up.store(true, Ordering::SeqCst);
+                if self
+                    .store
+                    .record_config(&hash, &path.display().to_string(), now)?
+                {
+                    tracing::info!(config = %path.display(), hash = %hash, "config reloaded");
+                } else {
+                    tracing::info!(config = %path.display(), "config reloaded, unchanged");
+                }
             }
             Err(errors) => {
                 for e in &errors {

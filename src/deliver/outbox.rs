@@ -77,13 +77,17 @@ struct Limiter {
 
 impl Limiter {
     async fn wait(&self) {
+        let now = tokio::time::Instant::now();
         let at = {
             let mut next = self.next.lock().await;
-            let at = (*next).max(tokio::time::Instant::now());
+            let at = (*next).max(now);
             *next = at + self.interval;
             at
         };
-        tokio::time::sleep_until(at).await;
+        // Not even a timer when no wait is needed: an idle wake stays one wake.
+        if at > now {
+            tokio::time::sleep_until(at).await;
+        }
     }
 }
 
@@ -146,6 +150,13 @@ impl Outbox {
     /// A message is claimed (marked `sending`) only when a sender is free to take it, so at
     /// most [`PARALLEL`] rows are `sending` at any moment: exactly those in flight.
     pub async fn step(&self) -> Result<Outcome, StoreError> {
+        if self
+            .store
+            .next_attempt_at()?
+            .is_none_or(|t| t > self.clock.now())
+        {
+            return Ok(Outcome::default());
+        }
         let parts = self.parts();
         let sem = Arc::new(Semaphore::new(PARALLEL));
         let mut tasks = JoinSet::new();

@@ -335,3 +335,69 @@ async fn a_reporting_year_of_the_shipped_config() {
     let digests = rows.iter().filter(|m| m.step == "digest").count();
     assert!(digests > 20, "{digests} digests");
 }
+
+#[tokio::test]
+async fn a_reload_that_adds_a_unit_catches_it_up_and_nothing_else() {
+    let dir = temp_dir("reload");
+    let path = dir.0.join("nhacviec.toml");
+    std::fs::write(&path, CONFIG).unwrap();
+    let t0 = local(2025, 9, 29, 9, 0);
+    let cfg = Arc::new(crate::config::load(&path, t0.date_naive()).config.unwrap());
+    let clock = Arc::new(ManualClock::new(t0));
+    let store = Arc::new(Store::open(&dir.0.join("var/db"), t0).unwrap());
+    let key = TokenKey::from_bytes([3; 32]);
+    let parts = Parts {
+        config: cfg.clone(),
+        templates: Arc::new(Templates::load(None).0.unwrap()),
+        mailer: Arc::new(Mailer::new(&cfg).unwrap()),
+        key: key.clone(),
+    };
+    let outbox = Arc::new(Outbox::new(store.clone(), clock.clone(), parts));
+    let engine = Engine::new(store.clone(), outbox, clock.clone(), cfg, key).watch(path.clone());
+    engine.wake_once().await.unwrap();
+    assert_eq!(
+        store.messages().unwrap().len(),
+        2,
+        "vp: before-14d skipped, before-7d sent"
+    );
+
+    // The next day, a unit is added to the 9-month report.
+    clock.set(local(2025, 9, 30, 9, 0));
+    let added = CONFIG.to_string()
+        + "\n[[unit]]\nid = \"kt\"\nname = \"Kinh tế\"\nemail = [\"kt@example.invalid\"]\n";
+    let added = added.replacen(
+        "period = \"nine-months\"\ndue = { month = \"next\", day = 5, before = true }\nunits = [\"vp\"]",
+        "period = \"nine-months\"\ndue = { month = \"next\", day = 5, before = true }\nunits = [\"vp\", \"kt\"]",
+        1,
+    );
+    assert_ne!(added, CONFIG);
+    std::fs::write(&path, &added).unwrap();
+    engine.request_reload();
+    engine.wake_once().await.unwrap();
+    let rows = statuses(&store);
+    let kt: Vec<_> = rows
+        .iter()
+        .filter(|r| r.0 == "bao-cao-9-thang/2025-9M/kt")
+        .collect();
+    // 30/09 08:00 (before-3wd) is the latest past step: kt gets it; vp gets it too, as a
+    // step after the mark; nothing before it is sent again to vp.
+    assert_eq!(
+        kt,
+        [
+            &row("bao-cao-9-thang/2025-9M/kt", "before-14d", "skipped"),
+            &row("bao-cao-9-thang/2025-9M/kt", "before-7d", "skipped"),
+            &row("bao-cao-9-thang/2025-9M/kt", "before-3wd", "sent"),
+        ]
+    );
+    let vp_sent: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.0 == "bao-cao-9-thang/2025-9M/vp" && r.2 == "sent")
+        .map(|r| r.1.as_str())
+        .collect();
+    assert_eq!(vp_sent, ["before-7d", "before-3wd"]);
+    assert_eq!(
+        store.config_hashes().unwrap().len(),
+        1,
+        "the watched file's version"
+    );
+}
