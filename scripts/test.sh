@@ -5,19 +5,35 @@
 # python3 that is the python3-venv package). The integration tests of email run a real
 # SMTP server, tests/smtp/server.py (aiosmtpd), with the packages pinned in
 # tests/smtp/requirements.txt: this script keeps them in .venv (made if missing) and
-# tells the tests its interpreter in NHACVIEC_TEST_PYTHON. Later issues add here what
-# their tests need (Debian packages such as chromium), so that this one command works on
-# a fresh machine.
+# tells the tests its interpreter in NHACVIEC_TEST_PYTHON. The browser test needs Debian's
+# chromium and a font, installed below when missing, and Playwright, pinned in
+# tests/browser/requirements.txt, in the same .venv. What a test needs is added here, so
+# that this one command works on a fresh machine.
 # Arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-requirements=tests/smtp/requirements.txt
+# The browser test (tests/it/browser.rs) drives Debian's Chromium, headless, through
+# Playwright (tests/browser/requirements.txt, below); the pages' Vietnamese needs a font
+# with its letters (DejaVu). Installed from Debian's packages only when missing, so that a
+# rerun is quick and offline; that needs root (CI runs as root) or sudo.
+debs=()
+[ -x /usr/bin/chromium ] || debs+=(chromium)
+dpkg-query -W -f='${Status}' fonts-dejavu-core 2>/dev/null | grep -q 'ok installed' || debs+=(fonts-dejavu-core)
+if [ ${#debs[@]} -gt 0 ]; then
+    sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -q
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "${debs[@]}"
+fi
+
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv --clear .venv  # new, or broken (its python gone)
 fi
 # Quick and offline when every pin is already installed (pip then only checks).
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check \
+    -r tests/smtp/requirements.txt -r tests/browser/requirements.txt
 export NHACVIEC_TEST_PYTHON="$PWD/.venv/bin/python"
 
 # Many integration tests spend minutes waiting for a reminder's minute to come, not on the

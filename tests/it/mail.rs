@@ -38,10 +38,10 @@ use crate::smtp::{Captured, Mode, SmtpOpts, SmtpServer};
 use crate::{REPO, TempDir, Test, lines, read, today_in_vietnam};
 
 /// How long a message may take to arrive, or a row to reach a state.
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// How long the daemon may take to exit after SIGTERM (DESIGN §5).
-const STOP_WITHIN: Duration = Duration::from_secs(10);
+pub(crate) const STOP_WITHIN: Duration = Duration::from_secs(10);
 
 const ORG: &str = "Ủy ban nhân dân phường Thử nghiệm";
 const FROM_NAME: &str = "Nhắc việc UBND phường Thử nghiệm";
@@ -55,7 +55,7 @@ const USER: &str = "nhacviec";
 const PASSWORD: &str = "mật khẩu đúng";
 
 /// `[organization]`: Phòng Văn hóa – Xã hội coordinates (so it is the Reply-To).
-fn organization() -> String {
+pub(crate) fn organization() -> String {
     format!(
         "[organization]\nname = \"{ORG}\"\npublic_url = \"{PUBLIC_URL}\"\ncoordinator = \"vhxh\"\n\n# No daily digest: these tests count reminders.\n[digest]\nto = []\n\n# Any free port: tests run daemons side by side.\n[server]\nlisten = \"127.0.0.1:0\"\n\n"
     )
@@ -63,7 +63,7 @@ fn organization() -> String {
 
 /// The units: `vp` (one address), `kt` (two addresses, escalates to `lanh-dao`), the
 /// coordinator `vhxh` and the leadership `lanh-dao`.
-const UNITS: &str = r#"
+pub(crate) const UNITS: &str = r#"
 [[unit]]
 id = "vhxh"
 name = "Phòng Văn hóa – Xã hội"
@@ -88,7 +88,7 @@ email = ["lanhdao@thu.example.vn"]
 
 /// How the config reaches the SMTP server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Security {
+pub(crate) enum Security {
     /// `security = "none"` to 127.0.0.1, no AUTH.
     None,
     /// `security = "starttls"` to `localhost`, AUTH, the server's CA in `ca_file`.
@@ -119,7 +119,7 @@ impl Security {
 
 /// `[email]` with `[email.smtp]` to a port; with TLS, `ca_file` and AUTH from
 /// `password_file` (the files are [`smtp_files`]).
-fn smtp_email(port: u16, security: Security) -> String {
+pub(crate) fn smtp_email(port: u16, security: Security) -> String {
     let mut s = format!(
         "[email]\nfrom = \"{FROM_NAME} <{FROM_ADDR}>\"\ntransport = \"smtp\"\n\n[email.smtp]\n\
          host = \"{}\"\nport = {port}\n",
@@ -168,7 +168,7 @@ const REFERENCE: &str = "Chương trình 05/CTr-UBND, mục III";
 
 /// A one-off rule owed by `units`, due on `due`, with one reminder five days before the
 /// last day (08:00, moved to the working day before if that is a day off).
-fn reminder_rule(due: NaiveDate, units: &str) -> String {
+pub(crate) fn reminder_rule(due: NaiveDate, units: &str) -> String {
     format!(
         r#"
 [policy.nhac-truoc]
@@ -192,7 +192,7 @@ policy = "nhac-truoc"
 
 /// The due day of [`reminder_rule`]: three days from today in Vietnam, so its deadline
 /// (the end of that day) is ahead and its before-5d step is behind.
-fn due_day() -> NaiveDate {
+pub(crate) fn due_day() -> NaiveDate {
     today_in_vietnam() + chrono::Duration::days(3)
 }
 
@@ -216,9 +216,9 @@ fn dmy(d: NaiveDate) -> String {
 
 /// What the reminder of [`reminder_rule`] must say, from `nhacviec plan`.
 #[derive(Debug)]
-struct Premise {
+pub(crate) struct Premise {
     /// The period id (the due day): obligations are `tuyen-truyen/<period>/<unit>`.
-    period: String,
+    pub(crate) period: String,
     /// "hạn ngày dd/mm/yyyy".
     period_label: String,
     /// The last working day on or before the due day.
@@ -228,7 +228,7 @@ struct Premise {
 /// Runs `nhacviec plan --format json` on the config in `dir` and checks what the daemon
 /// tests rely on: one occurrence of `tuyen-truyen`, its deadline at the end of `due`
 /// (still ahead), and one step, `before-5d`, already past, for every unit.
-fn plan_premise(dir: &Path, due: NaiveDate) -> Premise {
+pub(crate) fn plan_premise(dir: &Path, due: NaiveDate) -> Premise {
     let from = today_in_vietnam() - chrono::Duration::days(30);
     let out = Command::new(env!("CARGO_BIN_EXE_nhacviec"))
         .current_dir(dir)
@@ -276,34 +276,34 @@ fn instant(v: &Value) -> DateTime<FixedOffset> {
 
 /// One outbox row, as the `messages` table holds it.
 #[derive(Debug, Clone)]
-struct Row {
-    obligation: String,
-    step: String,
-    channel: String,
-    recipient: String,
-    template: String,
-    status: String,
-    attempts: i64,
-    created_at: i64,
-    next_attempt_at: Option<i64>,
-    first_attempt_at: Option<i64>,
-    last_attempt_at: Option<i64>,
-    sent_at: Option<i64>,
-    subject: Option<String>,
-    last_error: Option<String>,
-    message_id: String,
+pub(crate) struct Row {
+    pub(crate) obligation: String,
+    pub(crate) step: String,
+    pub(crate) channel: String,
+    pub(crate) recipient: String,
+    pub(crate) template: String,
+    pub(crate) status: String,
+    pub(crate) attempts: i64,
+    pub(crate) created_at: i64,
+    pub(crate) next_attempt_at: Option<i64>,
+    pub(crate) first_attempt_at: Option<i64>,
+    pub(crate) last_attempt_at: Option<i64>,
+    pub(crate) sent_at: Option<i64>,
+    pub(crate) subject: Option<String>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) message_id: String,
 }
 
 /// `nhacviec run` in a temporary directory holding `nhacviec.toml` and its files; killed
 /// (SIGKILL) when dropped still running, so a failing test leaves no process behind.
-struct Daemon {
-    child: Child,
-    dir: TempDir,
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
+    pub(crate) dir: TempDir,
 }
 
 impl Daemon {
     /// Writes the files into a fresh directory (`nhacviec.toml` among them).
-    fn prepare(files: &[(&str, String)]) -> TempDir {
+    pub(crate) fn prepare(files: &[(&str, String)]) -> TempDir {
         let dir = TempDir::new();
         for (name, text) in files {
             let path = dir.path.join(name);
@@ -314,7 +314,7 @@ impl Daemon {
     }
 
     /// Starts `nhacviec --config nhacviec.toml run` in `dir`, stderr (its log) to a file.
-    fn start(dir: TempDir) -> Daemon {
+    pub(crate) fn start(dir: TempDir) -> Daemon {
         let child = Command::new(env!("CARGO_BIN_EXE_nhacviec"))
             .current_dir(&dir.path)
             .env_remove("NHACVIEC_CONFIG")
@@ -328,17 +328,17 @@ impl Daemon {
         Daemon { child, dir }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path.join(name)
     }
 
     /// The daemon's log so far.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.path("run.stderr")).unwrap_or_default()
     }
 
     /// The outbox rows, or `None` while the database or its tables do not exist yet.
-    fn rows(&self) -> Option<Vec<Row>> {
+    pub(crate) fn rows(&self) -> Option<Vec<Row>> {
         let db = self.path("var/nhacviec.db");
         if !db.exists() {
             return None;
@@ -379,7 +379,7 @@ impl Daemon {
 
     /// Waits until the outbox has rows and `done` holds for them; returns them. Panics,
     /// showing the rows and the log, after [`WAIT`] or if the daemon exits.
-    fn wait_rows(&mut self, what: &str, done: impl Fn(&[Row]) -> bool) -> Vec<Row> {
+    pub(crate) fn wait_rows(&mut self, what: &str, done: impl Fn(&[Row]) -> bool) -> Vec<Row> {
         let deadline = Instant::now() + WAIT;
         loop {
             let rows = self.rows();
@@ -402,8 +402,8 @@ impl Daemon {
     }
 
     /// Waits until the daemon handles SIGTERM (Linux: the SigCgt mask of
-    /// `/proc/PID/status`). It installs its handler only once its first wake is over (see
-    /// [`sigterm_during_the_first_wake_is_a_clean_stop`]); before that SIGTERM kills it.
+    /// `/proc/PID/status`): it registers its handler first thing, but a signal sent before
+    /// the process got that far would still kill it.
     fn wait_handling_sigterm(&mut self) {
         let status = format!("/proc/{}/status", self.child.id());
         let deadline = Instant::now() + WAIT;
@@ -431,7 +431,7 @@ impl Daemon {
 
     /// Sends SIGTERM; returns how the daemon exited and how long it took (at most
     /// [`STOP_WITHIN`], else it is killed and the test fails).
-    fn terminate(&mut self) -> (ExitStatus, Duration) {
+    pub(crate) fn terminate(&mut self) -> (ExitStatus, Duration) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
             .args(["-TERM", &pid])
@@ -456,7 +456,7 @@ impl Daemon {
     }
 
     /// Waits until it handles SIGTERM, sends it, and checks it exits 0 within 10 s.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.wait_handling_sigterm();
         let (status, took) = self.terminate();
         assert_eq!(
@@ -1062,13 +1062,11 @@ fn run_wrong_password_is_retried_and_says_so() {
 }
 
 /// DESIGN §5: SIGTERM stops the daemon with exit 0 within 10 s, whenever it comes ("finish
-/// or release in-flight sends"). The daemon installs its handler only when its first wake
-/// is over (`shutdown_signal()` in `src/cli/daemon.rs` is first polled by the `select!` of
-/// `Engine::run`), so a SIGTERM during start-up or the first wake's sends (a first start
-/// with many messages, sent at `max_per_minute`) kills it with the default action: exit
-/// status "signal 15", and the messages in flight are left `sending`. (A SIGTERM during a
-/// later wake's sends is caught but only acted on once every due message is sent, which
-/// can take minutes: the same `select!` polls it only while sleeping.)
+/// or release in-flight sends"), even during the first wake's sends (a first start with many
+/// messages, sent at `max_per_minute`): the daemon registers its signal handlers before
+/// anything else, and a shutdown during a wake stops new sends and releases what is in
+/// flight after a grace period. (Once, the handler was installed only after the first wake,
+/// and this test found it.)
 #[test]
 fn sigterm_during_the_first_wake_is_a_clean_stop() {
     let server = server_for(Security::None, SmtpOpts::default());

@@ -8,9 +8,12 @@
 //! `{tmp}` and the repository by `{repo}`; `{tmp}` in an argument stands for the temporary
 //! directory too.
 
+mod ack;
+mod browser;
 mod calendar;
 mod check;
 mod crash;
+mod daemon;
 mod mail;
 mod plan;
 mod smtp;
