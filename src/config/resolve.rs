@@ -314,6 +314,15 @@ fn resolve_unit(cx: &mut Cx, names: &Names, raw: &Raw, u: &RawUnit) -> Unit {
             ),
         );
     }
+    if !u.email_given && (u.telegram.is_some() || u.webhook.is_some()) {
+        cx.warning(
+            u.span.clone(),
+            format!(
+                "unit `{}` has no `email`: this version sends email only (telegram and webhook delivery are not built yet), so it gets no reminders",
+                u.id.v
+            ),
+        );
+    }
     if let (Some(tg), None) = (&u.telegram, &raw.channels.telegram) {
         cx.error(
             tg.span.clone(),
