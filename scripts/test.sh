@@ -40,4 +40,13 @@ export NHACVIEC_TEST_PYTHON="$PWD/.venv/bin/python"
 # CPU: run them side by side rather than two at a time on a two-core machine.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-16}"
 
-cargo test --locked "$@"
+# The library, the binary and the integration tests (there are no doc tests), then one
+# closing line with the totals.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --locked --lib --bins --tests "$@" 2>&1 | tee "$log" || status=$?
+passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
+echo "$passed passed, $failed failed"
+exit "$status"
