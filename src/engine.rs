@@ -203,7 +203,8 @@ impl Engine {
         let tz = cfg.organization.timezone;
         let first_start = self.store.first_start()?;
         let mark = self.store.engine_until()?;
-        let catch_up = self.catch_up.swap(false, Ordering::SeqCst) || mark.is_none();
+        let caught_up = self.catch_up.swap(false, Ordering::SeqCst);
+        let catch_up = caught_up || mark.is_none();
         let today = now.with_timezone(&tz).date_naive();
         let from = match mark {
             Some(m) if !catch_up => m.with_timezone(&tz).date_naive(),
@@ -229,14 +230,23 @@ impl Engine {
                 .iter()
                 .map(|&u| enqueue::obligation_key(&cfg, &occ, u))
                 .collect();
-            let states = self.store.states(&keys)?;
+            let states = match self.store.states(&keys) {
+                Ok(s) => s,
+                Err(e) => {
+                    if caught_up {
+                        self.catch_up.store(true, Ordering::SeqCst);
+                    }
+                    return Err(e);
+                }
+            };
             // Per unit, the steps due to it now: those after the mark, or, for an obligation
             // with no row yet while catching up, every past step. The latest is sent.
             let mut plan_for: Vec<Vec<usize>> = vec![Vec::new(); past.len()];
             let mut skip_for: Vec<Vec<usize>> = vec![Vec::new(); past.len()];
             for (k, &u) in units.iter().enumerate() {
                 let state = states.get(&keys[k]).map(String::as_str);
-                let new = state.is_none() && catch_up;
+                // Like a first start, a catch-up never chases a deadline already passed.
+                let new = state.is_none() && catch_up && occ.deadline.with_timezone(&Utc) > now;
                 let due: Vec<usize> = (0..past.len())
                     .filter(|&i| new || after_mark(past[i].at.with_timezone(&Utc)))
                     .filter(|&i| match state {
@@ -268,7 +278,13 @@ impl Engine {
                 }
             }
         }
-        self.store.enqueue(now, &groups, Some(now))?;
+        if let Err(e) = self.store.enqueue(now, &groups, Some(now)) {
+            // Keep the catch-up a reload asked for for the next wake.
+            if caught_up {
+                self.catch_up.store(true, Ordering::SeqCst);
+            }
+            return Err(e);
+        }
         Ok(out)
     }
 
@@ -517,6 +533,8 @@ impl Engine {
                     // A full disk or a locked database: nothing is lost (the mark did not
                     // move), so try again at the next wake.
                     tracing::error!(error = %e, "engine wake failed; retrying within a minute");
+                    // The sends of the failed wake were cancelled: put what they held back.
+                    let _ = self.store.recover_sending(self.clock.now());
                     self.clock.now() + self.max_sleep.min(MAX_SLEEP)
                 }
             };

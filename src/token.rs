@@ -73,7 +73,7 @@ impl TokenKey {
         let text = text.trim();
         let mut key = [0u8; 32];
         let ok = text.len() == 64
-            && text.is_char_boundary(64)
+            && text.is_ascii()
             && key.iter_mut().enumerate().all(|(i, b)| {
                 u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
                     .map(|v| *b = v)
@@ -153,6 +153,12 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        std::fs::write(&path, format!("0é{}", "a".repeat(61))).unwrap();
+        let err = TokenKey::load(&path).unwrap_err();
+        assert!(
+            err.to_string().contains("is not a token key"),
+            "non-ASCII: {err}"
+        );
         std::fs::write(&path, "garbage").unwrap();
         let err = TokenKey::load(&path).unwrap_err();
         assert!(err.to_string().contains("is not a token key"), "{err}");

@@ -244,6 +244,13 @@ pub(super) fn read_calendar(cx: &mut Cx, t: &mut Tbl) -> RawCalendar {
             }
         }
         weekend = weekend_mask(&days);
+        if weekend.iter().all(|w| *w) {
+            cx.error(
+                t.span.clone(),
+                "`calendar.weekend` covers every day of the week: there would be no working day",
+            );
+            weekend = weekend_mask(&[Weekday::Sat, Weekday::Sun]);
+        }
     }
     let statutory = match t.str(cx, "holidays") {
         None => true,

@@ -100,7 +100,8 @@ pub fn context(
             "units": shown,
         }));
     }
-    if occurrences.is_empty() {
+    // Failed messages are reported even when nothing else is open.
+    if occurrences.is_empty() && failed.is_empty() {
         return None;
     }
     let failed: Vec<Value> = failed
@@ -254,6 +255,17 @@ units = ["vp"]
         let all_done = [row("vp", "done", deadline), row("vhxh", "done", deadline)];
         assert!(context(&cfg, &all_done, &[], day, after).is_none());
         assert!(context(&cfg, &[], &[], day, after).is_none());
+        let failed = [(
+            "r/2025/vp".to_string(),
+            "done-notice".to_string(),
+            "lanhdao@example.invalid".to_string(),
+            "550 5.1.1 Mailbox unavailable".to_string(),
+        )];
+        let ctx = context(&cfg, &all_done, &failed, day, after).unwrap();
+        assert_eq!(
+            ctx["failed"][0]["error"], "550 5.1.1 Mailbox unavailable",
+            "failures alone make a digest"
+        );
     }
 
     #[test]

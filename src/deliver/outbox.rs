@@ -28,6 +28,8 @@ use crate::token::TokenKey;
 pub const BATCH: usize = 64;
 /// How many sends run at once (the SMTP pool holds up to 4 connections).
 pub const PARALLEL: usize = 4;
+/// How long one drain sends before it lets the engine look around.
+pub const DRAIN_BUDGET: StdDuration = StdDuration::from_secs(45);
 /// Retries stop this long after the first attempt.
 pub const RETRY_FOR: Duration = Duration::hours(48);
 
@@ -190,10 +192,17 @@ impl Outbox {
         Ok(out)
     }
 
-    /// Runs steps until nothing is due now; returns the total.
+    /// Runs steps until nothing is due now, or for about [`DRAIN_BUDGET`]; returns the
+    /// total. The budget keeps one wake short (the engine reloads, enqueues and tells the
+    /// watchdog between wakes) when the server is slow or the rate limit is low: what is
+    /// left is due, so the engine wakes again at once.
     pub async fn drain(&self) -> Result<Outcome, StoreError> {
+        let started = tokio::time::Instant::now();
         let mut total = Outcome::default();
         loop {
+            if started.elapsed() > DRAIN_BUDGET {
+                return Ok(total);
+            }
             let o = self.step().await?;
             if o.total() == 0 {
                 return Ok(total);

@@ -229,12 +229,15 @@ impl Pool {
             };
             let age = since.elapsed();
             if conn.has_broken() || age > IDLE_LIMIT {
-                conn.abort().await;
+                self.close(conn).await;
                 continue;
             }
-            if age > CHECK_AFTER && !conn.test_connected().await {
-                conn.abort().await;
-                continue;
+            if age > CHECK_AFTER {
+                let alive = tokio::time::timeout(self.server.timeout, conn.test_connected()).await;
+                if !matches!(alive, Ok(true)) {
+                    self.close(conn).await;
+                    continue;
+                }
             }
             return Ok(conn);
         }
@@ -258,7 +261,12 @@ impl Pool {
                 return result;
             }
         }
-        conn.abort().await;
+        self.close(conn).await;
         result
+    }
+
+    /// QUIT and close, without waiting long for a server that does not answer.
+    async fn close(&self, mut conn: AsyncSmtpConnection) {
+        let _ = tokio::time::timeout(self.server.timeout, conn.abort()).await;
     }
 }

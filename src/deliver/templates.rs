@@ -155,8 +155,12 @@ impl Templates {
                 "digest" => sample_digest(),
                 "config_error" => sample_config_error(),
                 "resolved" => {
+                    // As sent: the data of the escalated notice, without an ack link.
                     let mut c = sample("escalated");
                     c["done_at"] = json!("09:15 thứ Năm 09/10/2025");
+                    if let Some(m) = c.as_object_mut() {
+                        m.remove("ack_url");
+                    }
                     c
                 }
                 _ => sample(kind),

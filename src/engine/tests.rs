@@ -401,3 +401,45 @@ async fn a_reload_that_adds_a_unit_catches_it_up_and_nothing_else() {
         "the watched file's version"
     );
 }
+
+#[tokio::test]
+async fn a_reload_does_not_chase_deadlines_that_passed_before_it() {
+    let dir = temp_dir("reload-old");
+    let path = dir.0.join("nhacviec.toml");
+    std::fs::write(&path, CONFIG).unwrap();
+    let t0 = local(2025, 9, 29, 9, 0);
+    let cfg = Arc::new(crate::config::load(&path, t0.date_naive()).config.unwrap());
+    let clock = Arc::new(ManualClock::new(t0));
+    let store = Arc::new(Store::open(&dir.0.join("var/db"), t0).unwrap());
+    let key = TokenKey::from_bytes([3; 32]);
+    let parts = Parts {
+        config: cfg.clone(),
+        templates: Arc::new(Templates::load(None).0.unwrap()),
+        mailer: Arc::new(Mailer::new(&cfg).unwrap()),
+        key: key.clone(),
+    };
+    let outbox = Arc::new(Outbox::new(store.clone(), clock.clone(), parts));
+    let engine = Engine::new(store.clone(), outbox, clock.clone(), cfg, key).watch(path.clone());
+    engine.wake_once().await.unwrap();
+    // Months later, with the daemon running (it just woke), a monthly report is added.
+    clock.set(local(2026, 6, 10, 8, 59));
+    engine.wake_once().await.unwrap();
+    let before = store.messages().unwrap().len();
+    clock.set(local(2026, 6, 10, 9, 0));
+    let monthly = "\n[[rule]]\nid = \"bao-cao-thang\"\nkind = \"report\"\ntitle = \"Báo cáo tháng\"\nperiod = \"month\"\ndue = { month = \"next\", day = 20 }\nunits = [\"vp\"]\n";
+    std::fs::write(&path, CONFIG.to_string() + monthly).unwrap();
+    engine.request_reload();
+    engine.wake_once().await.unwrap();
+    let added: Vec<(String, String, String)> = statuses(&store).into_iter().skip(before).collect();
+    // Only May's report (due 20/06, still ahead) is caught up: its latest past step. The
+    // months whose deadlines passed before the rule existed are not chased.
+    assert!(
+        added.iter().all(|r| r.0 == "bao-cao-thang/2026-05/vp"),
+        "{added:#?}"
+    );
+    assert_eq!(
+        added.iter().filter(|r| r.2 == "sent").count(),
+        1,
+        "{added:#?}"
+    );
+}
