@@ -366,10 +366,22 @@ fn insert_group(tx: &rusqlite::Transaction<'_>, now: DateTime<Utc>, g: &StepRows
          VALUES (?1, (SELECT id FROM obligations WHERE key = ?1), ?2, ?3, ?4, ?5, ?6,
                  ?7, ?8, ?9, ?10)",
     )?;
+    // The state is read again here, inside the transaction: an ack committed by another
+    // process (`nhacviec ack`) since the engine looked must still stop the reminders.
+    let mut state_of = tx.prepare_cached("SELECT state FROM obligations WHERE key = ?1")?;
     let mut inserted = 0;
     for m in &g.messages {
-        let status = if m.skipped { "skipped" } else { "pending" };
-        let next = (!m.skipped).then(|| ms(m.not_before));
+        let state: Option<String> = state_of
+            .query_row(params![m.obligation], |r| r.get(0))
+            .optional()?;
+        let moot = match state.as_deref() {
+            Some("done") => true,
+            Some("seen") => m.template == "before",
+            _ => false,
+        };
+        let skipped = m.skipped || moot;
+        let status = if skipped { "skipped" } else { "pending" };
+        let next = (!skipped).then(|| ms(m.not_before));
         inserted += ins.execute(params![
             m.obligation,
             m.step,

@@ -307,3 +307,42 @@ fn an_ack_skips_the_reminders_it_makes_moot() {
         "only kt's due is left"
     );
 }
+
+#[test]
+fn a_step_enqueued_after_a_done_ack_is_recorded_skipped() {
+    // The engine read the state before the ack (from another process) was committed.
+    let dir = TempDir::new("late");
+    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    store
+        .enqueue(
+            t0(),
+            &[rows(
+                &[obligation("vp")],
+                &[message("vp", "before-14d", t0())],
+            )],
+            None,
+        )
+        .unwrap();
+    let ack = NewAck {
+        action: "done",
+        at: t0(),
+        source: "cli",
+        ip: None,
+        user_agent: None,
+        note: None,
+    };
+    store
+        .ack("bao-cao-9-thang/2025-9M/vp", &ack, |_| Vec::new())
+        .unwrap();
+    let mut after = message("vp", "after-1wd", t0());
+    after.template = "after".into();
+    store
+        .enqueue(t0(), &[rows(&[obligation("vp")], &[after])], None)
+        .unwrap();
+    let last = store.messages().unwrap().pop().unwrap();
+    assert_eq!(
+        (last.step.as_str(), last.status.as_str()),
+        ("after-1wd", "skipped")
+    );
+    assert!(store.claim_due(t0(), 10).unwrap().is_empty());
+}
