@@ -52,6 +52,8 @@ fn local(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
 
 struct Fixture {
     _dir: TempDir,
+    /// The config file the engine watches (tests rewrite it to reload).
+    path: std::path::PathBuf,
     clock: Arc<ManualClock>,
     store: Arc<Store>,
     engine: Engine,
@@ -59,12 +61,13 @@ struct Fixture {
 
 fn fixture(name: &str, first_start: DateTime<Utc>) -> Fixture {
     let dir = temp_dir(name);
-    let loaded = crate::config::load_str(
-        &dir.0.join("nhacviec.toml"),
-        CONFIG.to_string(),
-        first_start.date_naive(),
+    let path = dir.0.join("nhacviec.toml");
+    std::fs::write(&path, CONFIG).unwrap();
+    let cfg = Arc::new(
+        crate::config::load(&path, first_start.date_naive())
+            .config
+            .unwrap(),
     );
-    let cfg = Arc::new(loaded.config.unwrap());
     let clock = Arc::new(ManualClock::new(first_start));
     let store = Arc::new(Store::open(&dir.0.join("var/db"), first_start).unwrap());
     let key = TokenKey::from_bytes([3; 32]);
@@ -75,9 +78,10 @@ fn fixture(name: &str, first_start: DateTime<Utc>) -> Fixture {
         key: key.clone(),
     };
     let outbox = Arc::new(Outbox::new(store.clone(), clock.clone(), parts));
-    let engine = Engine::new(store.clone(), outbox, clock.clone(), cfg, key);
+    let engine = Engine::new(store.clone(), outbox, clock.clone(), cfg, key).watch(path.clone());
     Fixture {
         _dir: dir,
+        path,
         clock,
         store,
         engine,
@@ -338,22 +342,13 @@ async fn a_reporting_year_of_the_shipped_config() {
 
 #[tokio::test]
 async fn a_reload_that_adds_a_unit_catches_it_up_and_nothing_else() {
-    let dir = temp_dir("reload");
-    let path = dir.0.join("nhacviec.toml");
-    std::fs::write(&path, CONFIG).unwrap();
-    let t0 = local(2025, 9, 29, 9, 0);
-    let cfg = Arc::new(crate::config::load(&path, t0.date_naive()).config.unwrap());
-    let clock = Arc::new(ManualClock::new(t0));
-    let store = Arc::new(Store::open(&dir.0.join("var/db"), t0).unwrap());
-    let key = TokenKey::from_bytes([3; 32]);
-    let parts = Parts {
-        config: cfg.clone(),
-        templates: Arc::new(Templates::load(None).0.unwrap()),
-        mailer: Arc::new(Mailer::new(&cfg).unwrap()),
-        key: key.clone(),
-    };
-    let outbox = Arc::new(Outbox::new(store.clone(), clock.clone(), parts));
-    let engine = Engine::new(store.clone(), outbox, clock.clone(), cfg, key).watch(path.clone());
+    let Fixture {
+        _dir: _keep,
+        path,
+        clock,
+        store,
+        engine,
+    } = fixture("reload", local(2025, 9, 29, 9, 0));
     engine.wake_once().await.unwrap();
     assert_eq!(
         store.messages().unwrap().len(),
@@ -404,22 +399,13 @@ async fn a_reload_that_adds_a_unit_catches_it_up_and_nothing_else() {
 
 #[tokio::test]
 async fn a_reload_does_not_chase_deadlines_that_passed_before_it() {
-    let dir = temp_dir("reload-old");
-    let path = dir.0.join("nhacviec.toml");
-    std::fs::write(&path, CONFIG).unwrap();
-    let t0 = local(2025, 9, 29, 9, 0);
-    let cfg = Arc::new(crate::config::load(&path, t0.date_naive()).config.unwrap());
-    let clock = Arc::new(ManualClock::new(t0));
-    let store = Arc::new(Store::open(&dir.0.join("var/db"), t0).unwrap());
-    let key = TokenKey::from_bytes([3; 32]);
-    let parts = Parts {
-        config: cfg.clone(),
-        templates: Arc::new(Templates::load(None).0.unwrap()),
-        mailer: Arc::new(Mailer::new(&cfg).unwrap()),
-        key: key.clone(),
-    };
-    let outbox = Arc::new(Outbox::new(store.clone(), clock.clone(), parts));
-    let engine = Engine::new(store.clone(), outbox, clock.clone(), cfg, key).watch(path.clone());
+    let Fixture {
+        _dir: _keep,
+        path,
+        clock,
+        store,
+        engine,
+    } = fixture("reload-old", local(2025, 9, 29, 9, 0));
     engine.wake_once().await.unwrap();
     // Months later, with the daemon running (it just woke), a monthly report is added.
     clock.set(local(2026, 6, 10, 8, 59));
