@@ -21,10 +21,10 @@ use std::time::Instant;
 use chrono::{TimeZone, Utc};
 use nhacviec::clock::{Clock, ManualClock};
 use nhacviec::config;
-use nhacviec::deliver::email::Mailer;
 use nhacviec::deliver::enqueue;
-use nhacviec::deliver::outbox::{Outbox, Parts};
+use nhacviec::deliver::outbox::Outbox;
 use nhacviec::deliver::templates::Templates;
+use nhacviec::deliver::{Applied, Current};
 use nhacviec::plan::{self, Period};
 use nhacviec::store::Store;
 use nhacviec::token::TokenKey;
@@ -169,14 +169,9 @@ fn run(dir: &Path, port: u16) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let templates = Templates::load(None).0.ok_or("templates")?;
-        let mailer = Mailer::new(&cfg).map_err(|_| "mailer")?;
-        let parts = Parts {
-            config: cfg.clone(),
-            templates: Arc::new(templates),
-            mailer: Arc::new(mailer),
-            key,
-        };
-        let outbox = Outbox::new(store.clone(), clock.clone(), parts);
+        let applied = Applied::new((*cfg).clone(), templates).map_err(|_| "mailer")?;
+        let current = Arc::new(Current::new(applied));
+        let outbox = Outbox::new(store.clone(), clock.clone(), current, key);
         let started = Instant::now();
         let outcome = outbox.drain().await.map_err(|_| "drain")?;
         Ok::<_, &str>((outcome, started.elapsed()))

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::config::{self, Config, Diagnostic, Severity};
 use crate::deliver::templates::Templates;
@@ -27,6 +27,13 @@ impl Checked {
             .filter(|d| d.severity == Severity::Error)
             .count()
     }
+}
+
+/// The date the config's time-relative warnings use (a coming year with no official
+/// calendar schedule): today in Vietnam, before the config's own time zone is known.
+pub fn today(now: DateTime<Utc>) -> NaiveDate {
+    now.with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
+        .date_naive()
 }
 
 /// Loads and validates the config at `path` and its templates.

@@ -1,14 +1,73 @@
-//! The only place that reads the wall clock.
+//! The only place that reads the wall clock, and the only way the daemon sleeps.
 //!
-//! Everything else takes `now` as an argument, so that pure code (calendar, plan) is tested
-//! with fixed instants and the daemon is tested with an injected clock.
+//! Everything else takes `now` as an argument or asks a [`Clock`], so that pure code
+//! (calendar, plan) is tested with fixed instants and the daemon with an injected clock:
+//!
+//! - [`SystemClock`]: the wall clock; what `nhacviec` uses unless told otherwise.
+//! - [`SetClock`]: set to an instant and running from there, optionally N times faster, on
+//!   tokio's time. `NHACVIEC_CLOCK="2025-07-04T07:59:58+07:00@x600"` selects it for every
+//!   command ([`from_env`]), so tests start the real binary just before the step they need
+//!   and an admin rehearses a config ("what will the next month send?"). Under tokio's
+//!   paused time (`#[tokio::test(start_paused = true)]`) it is the paused-tokio clock: a
+//!   simulated year passes in milliseconds.
+//! - [`ManualClock`]: stands still until a test moves it; a sleep on it ends when the test
+//!   moves the clock past its instant.
 
-use chrono::{DateTime, Utc};
+use std::future::Future;
+use std::pin::Pin;
 
-/// A source of the current instant.
+use chrono::{DateTime, Duration, Utc};
+
+/// A sleep on a [`Clock`].
+pub type Sleep<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// A source of the current instant, and of sleeps measured by it.
 pub trait Clock: Send + Sync {
     /// The current instant.
     fn now(&self) -> DateTime<Utc>;
+
+    /// Resolves once [`Clock::now`] has reached `t` (at once if it has). The daemon's engine
+    /// sleeps only through this, never on tokio's timers directly.
+    fn sleep_until(&self, t: DateTime<Utc>) -> Sleep<'_>;
+
+    /// Which clock this is, for the log, `/healthz` and the status page.
+    fn kind(&self) -> ClockKind {
+        ClockKind::System
+    }
+}
+
+/// Which clock a [`Clock`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockKind {
+    /// The wall clock.
+    System,
+    /// Set to `start` when the process started, running `speed` times real speed.
+    Set {
+        /// The instant it was set to.
+        start: DateTime<Utc>,
+        /// How many times faster than real time.
+        speed: u32,
+    },
+    /// Moved by hand (tests).
+    Manual,
+}
+
+impl ClockKind {
+    /// "system", or "set to 2025-07-04T00:59:58Z at start, running 600× real speed".
+    pub fn describe(self) -> String {
+        match self {
+            ClockKind::System => "system".into(),
+            ClockKind::Manual => "manual (tests)".into(),
+            ClockKind::Set { start, speed } => {
+                let at = start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                if speed == 1 {
+                    format!("set to {at} at start, running at real speed")
+                } else {
+                    format!("set to {at} at start, running {speed}× real speed")
+                }
+            }
+        }
+    }
 }
 
 /// The system's wall clock.
@@ -19,32 +78,225 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+
+    fn sleep_until(&self, t: DateTime<Utc>) -> Sleep<'_> {
+        // A wall clock that steps while we sleep is noticed at the next wake: the engine
+        // never sleeps longer than a minute.
+        let wait = (t - Utc::now()).to_std().unwrap_or_default();
+        Box::pin(tokio::time::sleep(wait))
+    }
+}
+
+/// A clock set to an instant at its creation, running from there at `speed` times the speed
+/// of tokio's clock (real time, or paused time in tests).
+#[derive(Debug, Clone)]
+pub struct SetClock {
+    start: DateTime<Utc>,
+    origin: tokio::time::Instant,
+    speed: u32,
+}
+
+/// The fastest a [`SetClock`] may run: a year in under a minute.
+pub const MAX_SPEED: u32 = 1_000_000;
+
+impl SetClock {
+    /// A clock showing `start` now, and `start + speed × elapsed` later.
+    pub fn new(start: DateTime<Utc>, speed: u32) -> SetClock {
+        SetClock {
+            start,
+            origin: tokio::time::Instant::now(),
+            speed: speed.clamp(1, MAX_SPEED),
+        }
+    }
+
+    /// How many times faster than real time it runs.
+    pub fn speed(&self) -> u32 {
+        self.speed
+    }
+
+    /// The instant it was set to.
+    pub fn start(&self) -> DateTime<Utc> {
+        self.start
+    }
+}
+
+impl Clock for SetClock {
+    fn now(&self) -> DateTime<Utc> {
+        let elapsed = self.origin.elapsed() * self.speed;
+        self.start + Duration::from_std(elapsed).unwrap_or(Duration::MAX)
+    }
+
+    fn sleep_until(&self, t: DateTime<Utc>) -> Sleep<'_> {
+        let left = (t - self.now()).to_std().unwrap_or_default();
+        // Rounded up, so that it never ends before `t` on this clock.
+        let nanos = left.as_nanos().div_ceil(u128::from(self.speed));
+        let real = std::time::Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        Box::pin(tokio::time::sleep(real))
+    }
+
+    fn kind(&self) -> ClockKind {
+        ClockKind::Set {
+            start: self.start,
+            speed: self.speed,
+        }
+    }
 }
 
 /// A clock that stands still until told to move: for tests and simulations.
 #[derive(Debug)]
-pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+pub struct ManualClock(tokio::sync::watch::Sender<DateTime<Utc>>);
 
 impl ManualClock {
     /// A clock showing `t`.
     pub fn new(t: DateTime<Utc>) -> ManualClock {
-        ManualClock(std::sync::Mutex::new(t))
+        ManualClock(tokio::sync::watch::Sender::new(t))
     }
 
-    /// Moves it to `t`.
+    /// Moves it to `t`; sleeps until `t` or earlier end.
     pub fn set(&self, t: DateTime<Utc>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = t;
+        self.0.send_replace(t);
     }
 
     /// Moves it forward by `d`.
-    pub fn advance(&self, d: chrono::Duration) {
-        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *g += d;
+    pub fn advance(&self, d: Duration) {
+        self.0.send_modify(|t| *t += d);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+        *self.0.borrow()
+    }
+
+    fn sleep_until(&self, t: DateTime<Utc>) -> Sleep<'_> {
+        let mut rx = self.0.subscribe();
+        Box::pin(async move {
+            // The sender lives as long as the clock, which outlives this borrow of it.
+            let _ = rx.wait_for(|now| *now >= t).await;
+        })
+    }
+
+    fn kind(&self) -> ClockKind {
+        ClockKind::Manual
+    }
+}
+
+/// The environment variable that sets the clock of every command.
+pub const ENV: &str = "NHACVIEC_CLOCK";
+
+/// Why `NHACVIEC_CLOCK` could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{ENV}=`{value}` {problem}: write an instant with its offset, optionally followed by a speed, e.g. {ENV}=\"2025-07-04T07:59:58+07:00\" or \"2025-07-04T07:59:58+07:00@x600\""
+)]
+pub struct ClockError {
+    /// What the variable held.
+    pub value: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// Reads the value of `NHACVIEC_CLOCK`: `INSTANT[@xN]`.
+pub fn parse(value: &str) -> Result<SetClock, ClockError> {
+    let err = |problem: String| ClockError {
+        value: value.to_string(),
+        problem,
+    };
+    let (instant, speed) = match value.trim().split_once('@') {
+        Some((i, s)) => (i, Some(s)),
+        None => (value.trim(), None),
+    };
+    let start = DateTime::parse_from_rfc3339(instant)
+        .map_err(|e| err(format!("is not an instant ({e})")))?
+        .with_timezone(&Utc);
+    let speed = match speed {
+        None => 1,
+        Some(s) => s
+            .strip_prefix('x')
+            .and_then(|n| n.parse::<u32>().ok())
+            .filter(|n| (1..=MAX_SPEED).contains(n))
+            .ok_or_else(|| {
+                err(format!(
+                    "has a speed `@{s}` that is not x1 to x{MAX_SPEED} (write e.g. @x600)"
+                ))
+            })?,
+    };
+    Ok(SetClock::new(start, speed))
+}
+
+/// The clock the environment selects: [`SetClock`] when `NHACVIEC_CLOCK` is set (and not
+/// empty), else the [`SystemClock`].
+pub fn from_env() -> Result<std::sync::Arc<dyn Clock>, ClockError> {
+    match std::env::var(ENV) {
+        Ok(v) if !v.trim().is_empty() => Ok(std::sync::Arc::new(parse(&v)?)),
+        _ => Ok(std::sync::Arc::new(SystemClock)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_variable_is_an_instant_and_a_speed() {
+        let c = parse("2025-07-04T07:59:58+07:00").unwrap();
+        assert_eq!((c.start(), c.speed()), (at("2025-07-04T00:59:58Z"), 1));
+        let c = parse(" 2025-07-04T07:59:58+07:00@x600 ").unwrap();
+        assert_eq!(c.speed(), 600);
+        assert_eq!(
+            c.kind().describe(),
+            "set to 2025-07-04T00:59:58Z at start, running 600× real speed"
+        );
+        for bad in [
+            "2025-07-04",
+            "2025-07-04T07:59:58",
+            "tomorrow",
+            "2025-07-04T07:59:58+07:00@600",
+            "2025-07-04T07:59:58+07:00@x0",
+            "2025-07-04T07:59:58+07:00@x2000000",
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("NHACVIEC_CLOCK=`{bad}`")), "{e}");
+            assert!(e.contains("2025-07-04T07:59:58+07:00@x600"), "{e}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_set_clock_runs_from_its_instant_at_its_speed() {
+        let start = at("2025-10-02T00:29:00Z");
+        let c = SetClock::new(start, 600);
+        assert_eq!(c.now(), start);
+        tokio::time::advance(std::time::Duration::from_millis(100)).await;
+        assert_eq!(c.now(), start + Duration::seconds(60));
+        // A sleep of an hour on it takes 6 s of tokio's time, and not a nanosecond less.
+        let t0 = tokio::time::Instant::now();
+        let target = c.now() + Duration::hours(1);
+        c.sleep_until(target).await;
+        assert_eq!(t0.elapsed(), std::time::Duration::from_secs(6));
+        assert!(c.now() >= target);
+        // An instant already past does not sleep.
+        let t0 = tokio::time::Instant::now();
+        c.sleep_until(start).await;
+        assert_eq!(t0.elapsed(), std::time::Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn a_manual_clock_wakes_sleepers_when_moved_past_their_instant() {
+        let start = at("2025-10-02T00:29:00Z");
+        let c = std::sync::Arc::new(ManualClock::new(start));
+        let sleeper = {
+            let c = c.clone();
+            tokio::spawn(async move { c.sleep_until(start + Duration::minutes(5)).await })
+        };
+        c.advance(Duration::minutes(4));
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished(), "woken before its instant");
+        c.set(start + Duration::minutes(5));
+        sleeper.await.unwrap();
+        assert_eq!(c.now(), start + Duration::minutes(5));
     }
 }

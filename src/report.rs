@@ -1,14 +1,15 @@
-//! The obligations' states as people read them: the status grid, CSV and JSON. Shared by
-//! `/status`, `/status.csv` and `nhacviec status`.
+//! The obligations' states as people read them: the status grid's data, CSV, JSON and a
+//! table. Shared by `/status`, `/status.csv` and `nhacviec status`.
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::deliver::{context, digest};
-use crate::store::ObligationState;
+use crate::present;
+use crate::state::Shown;
+use crate::store::Obligation;
 
 /// What the status views show: occurrences with a deadline from this long ago on.
 pub const RECENT: Duration = Duration::days(60);
@@ -35,7 +36,7 @@ pub struct Line {
     /// Unit name.
     pub unit_name: String,
     /// done, seen, pending or overdue.
-    pub state: &'static str,
+    pub state: Shown,
     /// Its Vietnamese label.
     pub state_label: &'static str,
     /// When seen, RFC 3339.
@@ -45,37 +46,30 @@ pub struct Line {
 }
 
 /// The lines of `states`, in deadline order.
-pub fn lines(cfg: &Config, states: &[ObligationState], now: DateTime<Utc>) -> Vec<Line> {
+pub fn lines(cfg: &Config, states: &[Obligation], now: DateTime<Utc>) -> Vec<Line> {
     let tz = cfg.organization.timezone;
+    let rfc3339 = |t: DateTime<Utc>| {
+        t.with_timezone(&tz)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
     states
         .iter()
         .map(|o| {
-            let (state, state_label, _) = digest::shown_state(o, now);
+            let state = Shown::of(o.state, now >= o.deadline);
             Line {
                 obligation: o.key.clone(),
                 rule: o.rule.clone(),
                 period: o.period.clone(),
                 title: o.title.clone(),
                 period_label: o.period_label.clone(),
-                deadline: o
-                    .deadline
-                    .with_timezone(&tz)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                last_day: o.last_day.clone(),
+                deadline: rfc3339(o.deadline),
+                last_day: o.last_day.to_string(),
                 unit: o.unit.clone(),
-                unit_name: cfg
-                    .unit_index(&o.unit)
-                    .map_or_else(|| o.unit.clone(), |i| cfg.units[i].name.clone()),
+                unit_name: cfg.unit_name(&o.unit),
                 state,
-                state_label,
-                seen_at: o.seen_at.map(|t| {
-                    t.with_timezone(&tz)
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                }),
-                done_at: o.done_at.map(|t| {
-                    t.with_timezone(&tz)
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                }),
+                state_label: state.label(),
+                seen_at: o.seen_at.map(rfc3339),
+                done_at: o.done_at.map(rfc3339),
             }
         })
         .collect()
@@ -105,7 +99,7 @@ pub fn csv(lines: &[Line]) -> String {
             &l.last_day,
             &l.unit,
             &l.unit_name,
-            l.state,
+            l.state.as_str(),
             l.seen_at.as_deref().unwrap_or(""),
             l.done_at.as_deref().unwrap_or(""),
         ];
@@ -134,7 +128,7 @@ pub fn table(lines: &[Line]) -> String {
             out,
             "{:<width$}  {:<8}  {:<25}  {:<25}",
             l.obligation,
-            l.state,
+            l.state.as_str(),
             l.seen_at.as_deref().unwrap_or("-"),
             l.done_at.as_deref().unwrap_or("-")
         );
@@ -163,9 +157,7 @@ pub struct Cell {
     /// `rule/period/unit`.
     pub key: String,
     /// done, seen, pending, overdue.
-    pub state: &'static str,
-    /// Its label.
-    pub label: &'static str,
+    pub state: Shown,
     /// When acknowledged, in words.
     pub at: Option<String>,
 }
@@ -182,17 +174,13 @@ pub struct Row {
 }
 
 /// The units × occurrences grid: one pass over the states, cells found through a map.
-pub fn grid(
-    cfg: &Config,
-    states: &[ObligationState],
-    now: DateTime<Utc>,
-) -> (Vec<Column>, Vec<Row>) {
+pub fn grid(cfg: &Config, states: &[Obligation], now: DateTime<Utc>) -> (Vec<Column>, Vec<Row>) {
     use std::collections::HashMap;
     let tz = cfg.organization.timezone;
     let mut columns: Vec<Column> = Vec::new();
     let mut column_of: HashMap<(&str, &str), usize> = HashMap::new();
     let mut units_seen: HashMap<&str, ()> = HashMap::new();
-    let mut cells: HashMap<(&str, usize), &ObligationState> = HashMap::new();
+    let mut cells: HashMap<(&str, usize), &Obligation> = HashMap::new();
     for o in states {
         let next = columns.len();
         let c = *column_of.entry((&o.rule, &o.period)).or_insert(next);
@@ -201,10 +189,11 @@ pub fn grid(
                 key: format!("{}/{}", o.rule, o.period),
                 title: o.title.clone(),
                 period_label: o.period_label.clone(),
-                once: NaiveDate::parse_from_str(&o.period, "%Y-%m-%d").is_ok(),
-                deadline: context::stored_deadline_words(
+                once: o.once(),
+                deadline: present::deadline_words(
                     o.deadline.with_timezone(&tz),
-                    NaiveDate::parse_from_str(&o.last_day, "%Y-%m-%d").ok(),
+                    o.due_day,
+                    Some(o.last_day),
                 ),
             });
         }
@@ -226,24 +215,15 @@ pub fn grid(
     let rows = unit_ids
         .into_iter()
         .map(|id| {
-            let name = cfg
-                .unit_index(id)
-                .map_or_else(|| id.to_string(), |i| cfg.units[i].name.clone());
+            let name = cfg.unit_name(id);
             let cells = (0..columns.len())
                 .map(|c| {
-                    cells.get(&(id, c)).map(|o| {
-                        let (state, label, _) = digest::shown_state(o, now);
-                        let at = match o.state.as_str() {
-                            "done" => o.done_at,
-                            "seen" => o.seen_at,
-                            _ => None,
-                        };
-                        Cell {
-                            key: o.key.clone(),
-                            state,
-                            label,
-                            at: at.map(|t| context::moment_words(t.with_timezone(&tz))),
-                        }
+                    cells.get(&(id, c)).map(|o| Cell {
+                        key: o.key.clone(),
+                        state: Shown::of(o.state, now >= o.deadline),
+                        at: o
+                            .state_at()
+                            .map(|t| present::moment_words(t.with_timezone(&tz))),
                     })
                 })
                 .collect();
@@ -255,127 +235,4 @@ pub fn grid(
         })
         .collect();
     (columns, rows)
-}
-
-/// Escapes text for HTML (element content and quoted attributes).
-pub fn html_escape(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// The grid as an HTML table (`table#grid`), each cell not done with a form that marks it
-/// done. Written directly rather than through a template: with a thousand cells a template
-/// engine costs several milliseconds a page, and the status page must stay fast.
-pub fn grid_html(columns: &[Column], rows: &[Row], csrf: &str) -> String {
-    let mut h = String::with_capacity(256 + rows.len() * columns.len() * 320);
-    let e = html_escape;
-    h.push_str("<table id=\"grid\">\n<thead><tr><th>Đơn vị</th>");
-    for c in columns {
-        h.push_str("<th data-key=\"");
-        e(&c.key, &mut h);
-        h.push_str("\">");
-        e(&c.title, &mut h);
-        if !c.once {
-            h.push(' ');
-            e(&c.period_label, &mut h);
-        }
-        h.push_str("<br><span class=\"note\">");
-        e(&c.deadline, &mut h);
-        h.push_str("</span></th>");
-    }
-    h.push_str("</tr></thead>\n<tbody>\n");
-    for r in rows {
-        h.push_str("<tr data-unit=\"");
-        e(&r.id, &mut h);
-        h.push_str("\"><th>");
-        e(&r.name, &mut h);
-        h.push_str("</th>");
-        for cell in &r.cells {
-            let Some(c) = cell else {
-                h.push_str("<td><span class=\"note\">–</span></td>");
-                continue;
-            };
-            h.push_str("<td data-key=\"");
-            e(&c.key, &mut h);
-            let _ = write!(
-                h,
-                "\" data-state=\"{s}\"><span class=\"state {s}\">{l}</span>",
-                s = c.state,
-                l = c.label
-            );
-            if let Some(at) = &c.at {
-                h.push_str("<br><span class=\"note\">");
-                e(at, &mut h);
-                h.push_str("</span>");
-            }
-            if c.state != "done" {
-                h.push_str("<form method=\"post\" action=\"/status/ack\"><input type=\"hidden\" name=\"obligation\" value=\"");
-                e(&c.key, &mut h);
-                h.push_str("\"><input type=\"hidden\" name=\"csrf\" value=\"");
-                e(csrf, &mut h);
-                h.push_str("\"><button type=\"submit\">Đánh dấu hoàn thành</button></form>");
-            }
-            h.push_str("</td>");
-        }
-        h.push_str("</tr>\n");
-    }
-    h.push_str("</tbody>\n</table>");
-    h
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grid_html_escapes_and_has_a_form_per_open_cell() {
-        let columns = vec![Column {
-            key: "r/2025".into(),
-            title: "Báo cáo <năm> & \"tổng kết\"".into(),
-            period_label: "năm 2025".into(),
-            once: false,
-            deadline: "trước ngày 05/01/2026".into(),
-        }];
-        let cell = |key: &str, state: &'static str| {
-            Some(Cell {
-                key: key.into(),
-                state,
-                label: "x",
-                at: None,
-            })
-        };
-        let rows = vec![
-            Row {
-                id: "vp".into(),
-                name: "Văn phòng".into(),
-                cells: vec![cell("r/2025/vp", "done")],
-            },
-            Row {
-                id: "kt".into(),
-                name: "Kinh tế".into(),
-                cells: vec![cell("r/2025/kt", "overdue")],
-            },
-            Row {
-                id: "hcc".into(),
-                name: "HCC".into(),
-                cells: vec![None],
-            },
-        ];
-        let h = grid_html(&columns, &rows, "abc");
-        assert!(h.contains("Báo cáo &lt;năm&gt; &amp; &quot;tổng kết&quot; năm 2025"));
-        assert_eq!(h.matches("<form").count(), 1, "only the open cell: {h}");
-        assert!(h.contains("data-key=\"r/2025/kt\" data-state=\"overdue\""));
-        assert!(h.contains("value=\"abc\""));
-        assert!(
-            h.contains("<tr data-unit=\"hcc\"><th>HCC</th><td><span class=\"note\">–</span></td>")
-        );
-    }
 }

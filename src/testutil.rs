@@ -1,7 +1,11 @@
 //! Helpers shared by the unit tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::NaiveDate;
+
+use crate::config::{self, Config, Severity};
 
 /// A fresh folder under the system's temporary folder, removed when dropped.
 pub struct TempDir(pub PathBuf);
@@ -19,10 +23,35 @@ impl TempDir {
         std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         TempDir(p)
     }
+
+    /// A path inside it.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A config from text, as if it were the file `/nonexistent/nhacviec.toml` (relative paths
+/// point nowhere) read on 01/06/2025; panics, listing them, on any error.
+pub fn config(text: &str) -> Config {
+    config_at(Path::new("/nonexistent/nhacviec.toml"), text)
+}
+
+/// A config from text, as if it were the file `path`.
+pub fn config_at(path: &Path, text: &str) -> Config {
+    let today = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap_or_default();
+    let loaded = config::load_str(path, text.to_string(), today);
+    let errors: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .filter(|x| x.severity == Severity::Error)
+        .map(ToString::to_string)
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    loaded.config.unwrap_or_else(|| panic!("no config"))
 }

@@ -40,27 +40,28 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl TokenKey {
-    /// Reads the key file, or creates it with a fresh random key (readable by its owner
-    /// only) if it does not exist.
-    pub fn load_or_create(path: &Path) -> std::io::Result<TokenKey> {
-        match Self::load(path)? {
-            Some(k) => Ok(k),
-            None => {
-                let mut key = [0u8; 32];
-                getrandom::fill(&mut key).map_err(std::io::Error::other)?;
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    opts.mode(0o600);
-                }
-                let mut f = opts.open(path)?;
-                f.write_all(hex(&key).as_bytes())?;
-                f.sync_all()?;
-                Ok(TokenKey(key))
-            }
+    /// Creates the key file with a fresh random key, readable by its owner only; fails if
+    /// the file exists.
+    pub fn create(path: &Path) -> std::io::Result<TokenKey> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(std::io::Error::other)?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
         }
+        let mut f = opts.open(path)?;
+        f.write_all(hex(&key).as_bytes())?;
+        f.sync_all()?;
+        Ok(TokenKey(key))
+    }
+
+    /// A name for the key that reveals nothing of it, kept in the database so that a start
+    /// with another key file is refused: 16 hex digits.
+    pub fn fingerprint(&self) -> String {
+        self.token("nhacviec key fingerprint")[..16].to_string()
     }
 
     /// Reads the key file if it exists.
@@ -139,14 +140,18 @@ mod tests {
 
     #[test]
     fn key_file_is_created_once_and_private() {
-        let dir = std::env::temp_dir().join(format!("nhacviec-token-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testutil::TempDir::new("token");
         let path = key_path(&dir.join("nhacviec.db"));
         assert_eq!(path.file_name().unwrap(), "nhacviec.key");
-        let k1 = TokenKey::load_or_create(&path).unwrap();
-        let k2 = TokenKey::load_or_create(&path).unwrap();
+        let k1 = TokenKey::create(&path).unwrap();
+        assert!(TokenKey::create(&path).is_err(), "never overwritten");
+        let k2 = TokenKey::load(&path).unwrap().unwrap();
         assert_eq!(k1.token("x"), k2.token("x"));
+        assert_eq!(k1.fingerprint(), k2.fingerprint());
+        assert_ne!(
+            k1.fingerprint(),
+            TokenKey::from_bytes([9; 32]).fingerprint()
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -162,6 +167,5 @@ mod tests {
         std::fs::write(&path, "garbage").unwrap();
         let err = TokenKey::load(&path).unwrap_err();
         assert!(err.to_string().contains("is not a token key"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -21,7 +21,7 @@ const CULTURE_DAY: &str =
 
 /// Vietnamese weekday names as used in reasons ("thứ Bảy").
 fn weekday_vi(w: Weekday) -> &'static str {
-    crate::vi::weekday(w)
+    crate::present::weekday(w)
 }
 
 fn md(year: i32, m: u32, d: u32) -> Option<NaiveDate> {

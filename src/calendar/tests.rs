@@ -4,7 +4,6 @@
 use chrono::NaiveDate;
 
 use super::*;
-use crate::config;
 
 fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
@@ -28,19 +27,7 @@ units = ["all"]
 
 fn calendar_with(extra: &str) -> Calendar {
     let text = format!("{BASE}\n{extra}");
-    let loaded = config::load_str(
-        std::path::Path::new("/nonexistent/test.toml"),
-        text,
-        d("2025-06-01"),
-    );
-    let errors: Vec<String> = loaded
-        .diagnostics
-        .iter()
-        .filter(|x| x.severity == config::Severity::Error)
-        .map(|x| x.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
-    loaded.config.unwrap().calendar
+    crate::testutil::config(&text).calendar
 }
 
 #[test]

@@ -10,10 +10,13 @@ use serde_json::json;
 use super::PreviewFormat;
 use crate::config::diag::hint;
 use crate::config::{Config, PeriodKind};
+use crate::deliver::channel::{Outgoing, Sender};
 use crate::deliver::context::{self, Recipient};
-use crate::deliver::email::{self, Mailer, Outgoing};
+use crate::deliver::email::{self, Envelope, Mailer};
 use crate::deliver::templates::Templates;
 use crate::plan::{self, Period};
+use crate::present;
+use crate::state::TemplateKind;
 use crate::token::{self, TokenKey};
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -43,21 +46,18 @@ pub(super) fn send_test(
         let describe = mailer.describe().to_string();
         let ctx = json!({
             "org": {"name": cfg.organization.name, "public_url": cfg.organization.public_url},
-            "sent_at": context::moment_words(now.with_timezone(&cfg.organization.timezone)),
+            "sent_at": present::moment_words(now.with_timezone(&cfg.organization.timezone)),
             "transport": describe,
         });
-        let rendered = templates.render("test", &ctx)?;
+        let rendered = templates.render(TemplateKind::Test, &ctx)?;
         let out = Outgoing {
             to_name: None,
-            to_addr: to,
+            to,
             message_id: &id,
             rendered: &rendered,
             date: now,
         };
-        let result = match email::build(cfg, &out) {
-            Ok(msg) => mailer.send(msg).await,
-            Err(e) => Err(e),
-        };
+        let result = mailer.send(&out).await;
         anyhow::Ok((result, describe))
     })?;
     match result {
@@ -163,7 +163,7 @@ pub(super) fn preview(
             context::ack_url(cfg, "<ma-xac-nhan>")
         }
     };
-    let ctx = context::with_ack_url(&context::reminder(cfg, &occ, ui, step, to), &url);
+    let ctx = context::with_ack_url(context::reminder(cfg, &occ, ui, step, to), &url);
     let rendered = templates.render(context::template_kind(step, to), &ctx)?;
     let to_addr = cfg.units[recipient_unit].email.first().ok_or_else(|| {
         anyhow!(
@@ -174,12 +174,12 @@ pub(super) fn preview(
     let id = email::message_id(&okey, step_name, to_addr, &email::from_domain(cfg));
     let out = Outgoing {
         to_name: Some(&cfg.units[recipient_unit].name),
-        to_addr,
+        to: to_addr,
         message_id: &id,
         rendered: &rendered,
         date: now,
     };
-    let msg = email::build(cfg, &out)?;
+    let msg = Envelope::of(cfg)?.build(&out)?;
     Ok(match format {
         PreviewFormat::Eml => String::from_utf8_lossy(&msg.formatted()).into_owned(),
         PreviewFormat::Text => {

@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::checked;
-use crate::clock::{Clock, SystemClock};
+use crate::clock;
 use crate::config::{self, Config, Severity};
 use crate::plan::{self, Filter};
 
@@ -160,12 +160,13 @@ pub enum Command {
     },
 }
 
-/// Runs a parsed command line.
+/// Runs a parsed command line, on the clock `NHACVIEC_CLOCK` sets (the wall clock when it
+/// is not set).
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let clock = SystemClock;
+    let clock = clock::from_env()?;
     let now = clock.now();
     match cli.command {
-        Command::Run { log_format } => daemon::run(&cli.config, log_format),
+        Command::Run { log_format } => daemon::run(&cli.config, log_format, clock),
         Command::Check => check(&cli.config, now),
         Command::Plan {
             from,
@@ -220,7 +221,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             note,
         } => {
             let (cfg, _) = load_checked_or_explain(&cli.config, now)?;
-            let action = if seen { "seen" } else { "done" };
+            let action = if seen {
+                crate::state::AckAction::Seen
+            } else {
+                crate::state::AckAction::Done
+            };
             state::ack(&cfg, &obligation, action, note.as_deref(), now)
         }
         Command::Status { format } => {
@@ -295,14 +300,9 @@ fn today(now: DateTime<Utc>, tz: Tz) -> NaiveDate {
     now.with_timezone(&tz).date_naive()
 }
 
-/// The date used for the config's time-relative warnings: today in Vietnam.
-fn load_today(now: DateTime<Utc>) -> NaiveDate {
-    today(now, chrono_tz::Asia::Ho_Chi_Minh)
-}
-
 /// `nhacviec check`.
 fn check(path: &std::path::Path, now: DateTime<Utc>) -> Result<ExitCode> {
-    let checked = checked::load(path, load_today(now));
+    let checked = checked::load(path, checked::today(now));
     let mut err = String::new();
     for d in &checked.diagnostics {
         let _ = writeln!(err, "{d}");
@@ -360,7 +360,7 @@ fn load_checked_or_explain(
     path: &std::path::Path,
     now: DateTime<Utc>,
 ) -> Result<(Config, crate::deliver::templates::Templates)> {
-    let checked = checked::load(path, load_today(now));
+    let checked = checked::load(path, checked::today(now));
     let errors = checked.errors();
     match checked.ready {
         Some(ready) => Ok(ready),
@@ -382,7 +382,7 @@ fn load_checked_or_explain(
 
 /// Loads the config for a command that needs a valid one; on errors prints them and fails.
 fn load_or_explain(path: &std::path::Path, now: DateTime<Utc>) -> Result<Config> {
-    let loaded = config::load(path, load_today(now));
+    let loaded = config::load(path, checked::today(now));
     match loaded.config {
         Some(c) => Ok(c),
         None => {

@@ -15,17 +15,15 @@ fn day(d: NaiveDate) -> String {
     d.format("%a %d/%m/%Y").to_string()
 }
 
-/// "before Sun 05/10/2025" for a deadline at midnight, "end of Tue 30/09/2025" for one at
-/// 24:00, or the date and time.
+/// "before Sun 05/10/2025 (00:00)" for a deadline at midnight, "end of Tue 30/09/2025
+/// (24:00)" for one at 24:00, or the date and time: the English words of
+/// [`DeadlineForm`](crate::present::DeadlineForm).
 fn deadline_words(occ: &plan::Occurrence) -> String {
-    let local = occ.deadline.naive_local();
-    if local.time() != chrono::NaiveTime::MIN {
-        format!("{} {}", day(local.date()), local.format("%H:%M"))
-    } else if local.date() == occ.due_day {
-        format!("before {} (00:00)", day(occ.due_day))
-    } else {
-        let end = local.date().pred_opt().unwrap_or(local.date());
-        format!("end of {} (24:00)", day(end))
+    use crate::present::DeadlineForm;
+    match DeadlineForm::of(occ.deadline, Some(occ.due_day)) {
+        DeadlineForm::At(d, t) => format!("{} {}", day(d), t.format("%H:%M")),
+        DeadlineForm::Before(d) => format!("before {} (00:00)", day(d)),
+        DeadlineForm::EndOf(d) => format!("end of {} (24:00)", day(d)),
     }
 }
 

@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 
 use super::StatusFormat;
 use crate::config::Config;
-use crate::deliver::enqueue;
+use crate::deliver::notices;
 use crate::report;
+use crate::state::{AckAction, AckSource};
 use crate::store::{NewAck, Store};
 
 fn existing_db(cfg: &Config) -> Result<()> {
@@ -25,7 +26,7 @@ fn existing_db(cfg: &Config) -> Result<()> {
 pub(super) fn ack(
     cfg: &Config,
     obligation: &str,
-    action: &str,
+    action: AckAction,
     note: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<ExitCode> {
@@ -34,15 +35,13 @@ pub(super) fn ack(
     let ack = NewAck {
         action,
         at: now,
-        source: "cli",
+        source: AckSource::Cli,
         ip: None,
         user_agent: None,
         note,
     };
-    match store.ack(obligation, &ack, |esc| {
-        enqueue::done_notices(cfg, obligation, esc, now)
-    })? {
-        Some(o) if o.changed => {
+    match notices::record_ack(&store, cfg, obligation, &ack)? {
+        Some(o) if o.changed() => {
             println!("{obligation}: {} (was {})", o.after, o.before);
             Ok(ExitCode::SUCCESS)
         }
@@ -66,7 +65,7 @@ pub(super) fn ack(
 pub(super) fn status(cfg: &Config, format: StatusFormat, now: DateTime<Utc>) -> Result<String> {
     existing_db(cfg)?;
     let store = Store::open_read_only(&cfg.storage.path)?;
-    let states = store.obligation_states(now - report::RECENT)?;
+    let states = store.obligations(now - report::RECENT)?;
     let lines = report::lines(cfg, &states, now);
     Ok(match format {
         StatusFormat::Table => report::table(&lines),

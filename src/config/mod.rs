@@ -8,6 +8,7 @@
 
 pub mod diag;
 mod parse;
+mod raw;
 pub mod reader;
 mod resolve;
 mod rules;
@@ -476,6 +477,13 @@ impl Config {
     /// Finds a unit by id.
     pub fn unit_index(&self, id: &str) -> Option<usize> {
         self.unit_by_id.get(id).copied()
+    }
+
+    /// A unit's name by its id; the id itself for a unit no longer in the config (its
+    /// obligations stay in the database).
+    pub fn unit_name(&self, id: &str) -> String {
+        self.unit_index(id)
+            .map_or_else(|| id.to_string(), |i| self.units[i].name.clone())
     }
 
     /// Finds a rule by id.

@@ -161,6 +161,21 @@ impl<'a, 'i> Tbl<'a, 'i> {
         self.str(cx, key)
     }
 
+    /// A required string of one line (a name or title: it goes into message headers and
+    /// subjects), with no control character in it.
+    pub fn req_line(&mut self, cx: &mut Cx, key: &'static str) -> Option<At<String>> {
+        let s = self.req_str(cx, key)?;
+        if s.v.chars().any(char::is_control) {
+            cx.error(
+                s.span.clone(),
+                format!(
+                    "`{key}` must be one line, without line breaks or tabs: it is shown in email headers and subjects"
+                ),
+            );
+        }
+        Some(s)
+    }
+
     /// An optional boolean.
     pub fn bool(&mut self, cx: &mut Cx, key: &'static str) -> Option<bool> {
         let v = self.get(key)?;

@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use super::diag::hint;
-use super::parse::*;
+use super::raw::*;
 use super::reader::{At, Cx};
 use super::*;
 use crate::calendar::Calendar;

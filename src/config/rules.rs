@@ -1,7 +1,7 @@
 //! `[policy.NAME]`, `[[unit]]` and `[[rule]]`.
 
 use super::diag::hint_or;
-use super::parse::*;
+use super::raw::*;
 use super::reader::{At, Cx, Tbl, int_of, str_of};
 use super::*;
 
@@ -111,7 +111,7 @@ pub(super) fn read_policy(cx: &mut Cx, t: &mut Tbl, name: &str) -> Policy {
 
 pub(super) fn read_unit(cx: &mut Cx, t: &mut Tbl) -> Option<RawUnit> {
     let id = id_field(cx, t, "unit");
-    let name = t.req_str(cx, "name");
+    let name = t.req_line(cx, "name");
     let email_given = t.has("email");
     let email = addresses(cx, t, "email");
     let escalate_to = t.str_list(cx, "escalate_to").unwrap_or_default();
@@ -172,7 +172,7 @@ pub(super) fn read_rule(cx: &mut Cx, t: &mut Tbl) -> RawRule {
             }
         },
     };
-    let title = t.req_str(cx, "title");
+    let title = t.req_line(cx, "title");
     let description = t.str(cx, "description").map(|d| d.v);
     let reference = t.str(cx, "reference").map(|r| r.v);
     const PERIODS: [&str; 6] = [

@@ -6,7 +6,7 @@ use chrono::{Datelike, NaiveDate};
 use toml::de::DeTable;
 
 use super::diag::{Diagnostics, Source};
-use super::parse::*;
+use super::raw::*;
 use super::reader::{At, Cx, Tbl};
 use crate::calendar::{Calendar, CalendarSpec, DayEntry, Schedule};
 

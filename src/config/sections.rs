@@ -6,7 +6,7 @@ use chrono::{NaiveDate, Weekday};
 use chrono_tz::Tz;
 
 use super::diag::{did_you_mean_within, hint_or};
-use super::parse::*;
+use super::raw::*;
 use super::reader::{At, Cx, Tbl};
 use super::*;
 
@@ -27,7 +27,7 @@ fn unknown_time_zone(name: &str) -> String {
 }
 
 pub(super) fn read_org(cx: &mut Cx, t: &mut Tbl) -> Option<RawOrg> {
-    let name = t.req_str(cx, "name");
+    let name = t.req_line(cx, "name");
     let timezone = match t.str(cx, "timezone") {
         None => Some(chrono_tz::Asia::Ho_Chi_Minh),
         Some(tz) => match tz.v.parse::<Tz>() {

@@ -1,16 +1,20 @@
-//! The data a reminder's templates see, built when its step is enqueued.
+//! The data a reminder's templates see: the facts, fixed when its step is enqueued, and the
+//! words that depend on the day it leaves, computed when it is rendered for sending.
 //!
-//! It is stored with the message (so a retry renders the same facts) and holds no secret:
-//! the acknowledgement link is added only when the message is rendered for sending.
+//! The facts are stored with the message (so a retry renders the same facts) and hold no
+//! secret: the acknowledgement link is added only when the message is rendered. The words
+//! that depend on time ([`at_send`]) are computed again from the instant the message leaves:
+//! a reminder caught up after downtime, or retried for hours, says how many working days are
+//! left on the day it arrives, and one that can leave only after its deadline is worded as
+//! the overdue notice it has become.
 
-use chrono::{DateTime, NaiveDate, NaiveTime};
-use chrono_tz::Tz;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde_json::{Value, json};
 
-use crate::calendar::Calendar;
 use crate::config::{Config, Kind};
-use crate::plan::{Occurrence, Step, StepKind};
-use crate::vi;
+use crate::plan::{Occurrence, Step};
+use crate::present;
+use crate::state::TemplateKind;
 
 /// Who a reminder goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,79 +25,24 @@ pub enum Recipient {
     Escalation(usize),
 }
 
-/// The template kind of a step for a recipient: `before`, `due`, `after` or `escalated`.
-pub fn template_kind(step: &Step, to: Recipient) -> &'static str {
-    match (to, step.name.kind) {
-        (Recipient::Escalation(_), _) => "escalated",
-        (_, StepKind::Before) => "before",
-        (_, StepKind::Due) => "due",
-        (_, StepKind::After) => "after",
+/// The templates of a step for a recipient: `before`, `due`, `after` or `escalated`.
+pub fn template_kind(step: &Step, to: Recipient) -> TemplateKind {
+    match to {
+        Recipient::Escalation(_) => TemplateKind::Escalated,
+        Recipient::Unit => TemplateKind::of_step(step.name.kind),
     }
-}
-
-/// "trước ngày 05/10/2025 (Chủ nhật)", "hết ngày 30/09/2025 (thứ Ba)" or
-/// "17:00 ngày 15/10/2025 (thứ Tư)".
-pub fn deadline_words(occ: &Occurrence) -> String {
-    let local = occ.deadline.naive_local();
-    let day = |d: NaiveDate| {
-        format!(
-            "{} ({})",
-            vi::date(d),
-            vi::weekday(chrono::Datelike::weekday(&d))
-        )
-    };
-    if local.time() != NaiveTime::MIN {
-        format!("{} ngày {}", local.format("%H:%M"), day(local.date()))
-    } else if local.date() == occ.due_day {
-        format!("trước ngày {}", day(occ.due_day))
-    } else {
-        let end = local.date().pred_opt().unwrap_or(local.date());
-        format!("hết ngày {}", day(end))
-    }
-}
-
-/// The deadline in words from its instant and last day alone (for pages and the digest,
-/// which read them from the store): "trước ngày 05/10/2025 (Chủ nhật); hạn làm việc cuối:
-/// thứ Sáu 03/10/2025", or "17:00 ngày 15/10/2025 (thứ Tư); …".
-pub fn stored_deadline_words(deadline: DateTime<Tz>, last_day: Option<NaiveDate>) -> String {
-    let local = deadline.naive_local();
-    let day = |d: NaiveDate| {
-        format!(
-            "{} ({})",
-            vi::date(d),
-            vi::weekday(chrono::Datelike::weekday(&d))
-        )
-    };
-    let head = if local.time() == NaiveTime::MIN {
-        format!("trước ngày {}", day(local.date()))
-    } else {
-        format!("{} ngày {}", local.format("%H:%M"), day(local.date()))
-    };
-    match last_day {
-        Some(d) => format!("{head}; hạn làm việc cuối: {}", vi::date_with_weekday(d)),
-        None => head,
-    }
-}
-
-/// Working days strictly after `from` up to and including `to` (0 if `to` is not later).
-pub fn working_days_between(cal: &Calendar, from: NaiveDate, to: NaiveDate) -> u32 {
-    from.iter_days()
-        .skip(1)
-        .take_while(|d| *d <= to)
-        .filter(|d| cal.is_working(*d))
-        .count() as u32
 }
 
 fn day_json(d: NaiveDate) -> Value {
     json!({
-        "words": vi::date_with_weekday(d),
-        "date": vi::date(d),
-        "weekday": vi::weekday(chrono::Datelike::weekday(&d)),
+        "words": present::date_with_weekday(d),
+        "date": present::date(d),
+        "weekday": present::weekday(d.weekday()),
         "iso": d.to_string(),
     })
 }
 
-/// The template data of one reminder.
+/// The template data of one reminder, with its time words as of its step's instant.
 pub fn reminder(cfg: &Config, occ: &Occurrence, unit: usize, step: &Step, to: Recipient) -> Value {
     let rule = &cfg.rules[occ.rule];
     let u = &cfg.units[unit];
@@ -101,20 +50,9 @@ pub fn reminder(cfg: &Config, occ: &Occurrence, unit: usize, step: &Step, to: Re
         Recipient::Unit => u.name.clone(),
         Recipient::Escalation(e) => cfg.units[e].name.clone(),
     };
-    let step_day = step.at.date_naive();
-    let (left, late) = match step.name.kind {
-        StepKind::Before => (
-            json!(working_days_between(&cfg.calendar, step_day, occ.last_day)),
-            Value::Null,
-        ),
-        StepKind::Due => (json!(0), Value::Null),
-        StepKind::After => (
-            Value::Null,
-            json!(working_days_between(&cfg.calendar, occ.last_day, step_day)),
-        ),
-    };
-    let words = deadline_words(occ);
-    json!({
+    let deadline_day = occ.deadline.date_naive();
+    let kind = template_kind(step, to);
+    let ctx = json!({
         "org": {"name": cfg.organization.name, "public_url": cfg.organization.public_url},
         "unit": {"id": u.id, "name": u.name},
         "recipient": {"name": recipient_name, "escalation": matches!(to, Recipient::Escalation(_))},
@@ -132,19 +70,76 @@ pub fn reminder(cfg: &Config, occ: &Occurrence, unit: usize, step: &Step, to: Re
             "once": matches!(occ.period, crate::plan::Period::Once(_)),
         },
         "deadline": {
-            "words": words,
-            "date": vi::date(occ.deadline.date_naive()),
-            "weekday": vi::weekday(chrono::Datelike::weekday(&occ.deadline.date_naive())),
+            "words": present::deadline_words(occ.deadline, Some(occ.due_day), None),
+            "date": present::date(deadline_day),
+            "weekday": present::weekday(deadline_day.weekday()),
             "time": occ.deadline.format("%H:%M").to_string(),
             "iso": occ.deadline.to_rfc3339(),
         },
         "last_day": day_json(occ.last_day),
-        "deadline_words": format!("{words}; hạn làm việc cuối: {}", vi::date_with_weekday(occ.last_day)),
+        "deadline_words": present::deadline_words(occ.deadline, Some(occ.due_day), Some(occ.last_day)),
         "submit_to": rule.submit_to.map(|s| cfg.units[s].name.clone()),
-        "step": {"name": step.name.to_string(), "kind": template_kind(step, to)},
-        "working_days_left": left,
-        "working_days_late": late,
-    })
+        "step": {"name": step.name.to_string(), "kind": kind.as_str()},
+        "working_days_left": Value::Null,
+        "working_days_late": Value::Null,
+    });
+    at_send(cfg, kind, &ctx, step.at.with_timezone(&Utc)).1
+}
+
+/// The templates and data of a reminder leaving at `now`: the working days left (or late)
+/// counted from the day it leaves, and its wording when it can only leave late:
+///
+/// - before its last day: `before`, with the working days left;
+/// - on its last day: `due` ("Hạn cuối hôm nay"), even for a `before` reminder held up;
+/// - after its last working day but before the deadline (the days off in between): `before`
+///   with no days left, which says the last day without claiming it is today;
+/// - at or after the deadline: the overdue notice (`after`), with the working days late, even
+///   for a `before` or `due` reminder that left late. It is sent rather than skipped because
+///   a later step may not exist (a policy without overdue notices) or may be days away: a
+///   message that says the truth is never wrong, one that vanishes may leave a unit with no
+///   word at all.
+///
+/// Escalated copies stay escalated; messages that are not reminders are left as they are.
+pub fn at_send(
+    cfg: &Config,
+    template: TemplateKind,
+    ctx: &Value,
+    now: DateTime<Utc>,
+) -> (TemplateKind, Value) {
+    let last_day = ctx
+        .pointer("/last_day/iso")
+        .and_then(Value::as_str)
+        .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok());
+    let deadline = ctx
+        .pointer("/deadline/iso")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
+    let (Some(last_day), Some(deadline), Some(_)) = (last_day, deadline, template.step_kind())
+    else {
+        return (template, ctx.clone());
+    };
+    let cal = &cfg.calendar;
+    let today = now.with_timezone(&cfg.organization.timezone).date_naive();
+    let late = || json!(present::working_days_between(cal, last_day, today));
+    let (kind, left, late) = match template {
+        TemplateKind::Escalated => (template, Value::Null, late()),
+        _ if now >= deadline => (TemplateKind::After, Value::Null, late()),
+        TemplateKind::After => (template, Value::Null, late()),
+        _ if today > last_day => (TemplateKind::Before, json!(0), Value::Null),
+        _ if today == last_day => (TemplateKind::Due, json!(0), Value::Null),
+        _ => (
+            TemplateKind::Before,
+            json!(present::working_days_between(cal, today, last_day)),
+            Value::Null,
+        ),
+    };
+    let mut ctx = ctx.clone();
+    ctx["working_days_left"] = left;
+    ctx["working_days_late"] = late;
+    if let Some(step) = ctx.get_mut("step").and_then(Value::as_object_mut) {
+        step.insert("kind".into(), json!(kind.as_str()));
+    }
+    (kind, ctx)
 }
 
 /// The link a unit acknowledges from.
@@ -152,20 +147,102 @@ pub fn ack_url(cfg: &Config, token: &str) -> String {
     format!("{}/a/{token}", cfg.organization.public_url)
 }
 
-/// Adds the acknowledgement link to stored template data, for rendering.
-pub fn with_ack_url(ctx: &Value, url: &str) -> Value {
-    let mut ctx = ctx.clone();
+/// Adds the acknowledgement link to template data, for rendering.
+pub fn with_ack_url(mut ctx: Value, url: &str) -> Value {
     if let Some(map) = ctx.as_object_mut() {
         map.insert("ack_url".into(), Value::String(url.to_string()));
     }
     ctx
 }
 
-/// `08:00 thứ Sáu 03/10/2025`, for the test message.
-pub fn moment_words(t: DateTime<Tz>) -> String {
-    format!(
-        "{} {}",
-        t.format("%H:%M"),
-        vi::date_with_weekday(t.date_naive())
-    )
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::plan::{self, Period};
+
+    /// The shipped 9-month report: last day Fri 03/10/2025, deadline before Sun 05/10.
+    fn setup() -> (Config, Occurrence) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/nhacviec.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cfg = crate::testutil::config_at(&path, &text);
+        let ri = cfg.rule_index("bao-cao-9-thang").unwrap();
+        let occ = plan::occurrence(&cfg, ri, Period::NineMonths(2025)).unwrap();
+        (cfg, occ)
+    }
+
+    fn at(m: u32, d: u32, h: u32) -> DateTime<Utc> {
+        chrono_tz::Asia::Ho_Chi_Minh
+            .with_ymd_and_hms(2025, m, d, h, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    /// The templates and the days left / late of the `name` step leaving at `now`.
+    fn leaving(name: &str, now: DateTime<Utc>) -> (TemplateKind, Value, Value) {
+        let (cfg, occ) = setup();
+        let step = occ
+            .steps
+            .iter()
+            .find(|s| s.name.to_string() == name)
+            .unwrap();
+        let vp = cfg.unit_index("vp").unwrap();
+        let kind = template_kind(step, Recipient::Unit);
+        let stored = reminder(&cfg, &occ, vp, step, Recipient::Unit);
+        let (k, ctx) = at_send(&cfg, kind, &stored, now);
+        assert_eq!(ctx["step"]["kind"], k.as_str());
+        (
+            k,
+            ctx["working_days_left"].clone(),
+            ctx["working_days_late"].clone(),
+        )
+    }
+
+    #[test]
+    fn words_are_those_of_the_day_the_message_leaves() {
+        use TemplateKind::*;
+        let n = |v: u32| json!(v);
+        let none = Value::Null;
+        // On time: before-3wd (Tue 30/09) has 3 working days left (01, 02, 03/10).
+        assert_eq!(
+            leaving("before-3wd", at(9, 30, 8)),
+            (Before, n(3), none.clone())
+        );
+        // Caught up on Thu 02/10 at 07:29: one working day left, not three.
+        assert_eq!(
+            leaving("before-3wd", at(10, 2, 7)),
+            (Before, n(1), none.clone())
+        );
+        // Held up until the last day itself: it says today is the last day.
+        assert_eq!(
+            leaving("before-1wd", at(10, 3, 9)),
+            (Due, n(0), none.clone())
+        );
+        // Saturday 04/10, between the last working day and the deadline.
+        assert_eq!(leaving("due", at(10, 4, 9)), (Before, n(0), none.clone()));
+        // The due reminder released a day late, Mon 06/10: past the deadline, overdue by 1.
+        assert_eq!(leaving("due", at(10, 6, 8)), (After, none.clone(), n(1)));
+        // An overdue notice retried until Wed 08/10 counts three working days late.
+        assert_eq!(
+            leaving("after-1wd", at(10, 8, 9)),
+            (After, none.clone(), n(3))
+        );
+    }
+
+    #[test]
+    fn the_stored_data_has_the_words_of_its_step() {
+        let (cfg, occ) = setup();
+        let step = occ
+            .steps
+            .iter()
+            .find(|s| s.name.to_string() == "before-7d")
+            .unwrap();
+        let ctx = reminder(&cfg, &occ, 0, step, Recipient::Unit);
+        assert_eq!(ctx["working_days_left"], 5, "26/09 → 03/10");
+        assert_eq!(
+            ctx["deadline_words"],
+            "trước ngày 05/10/2025 (Chủ nhật); hạn làm việc cuối: thứ Sáu 03/10/2025"
+        );
+    }
 }

@@ -1,5 +1,7 @@
-//! The daily digest: each working day at `digest.time`, the open occurrences and, per unit,
-//! done / seen / pending / overdue, and the messages that failed. Nothing when nothing is open.
+//! The daily digest: each working day at `digest.time`, to the `digest.to` units and the
+//! admins, the open occurrences with each unit's state (done / seen / pending / overdue), and
+//! the messages that failed in the last 7 days. Nothing when nothing is open and nothing
+//! failed. Only today's digest is ever sent (a day the daemon was down is not made up).
 
 use std::collections::BTreeMap;
 
@@ -8,82 +10,124 @@ use serde_json::{Value, json};
 
 use super::email;
 use crate::config::Config;
-use crate::store::{NewMessage, ObligationState};
-use crate::vi;
+use crate::present;
+use crate::state::{Channel, ObligationState, Shown, TemplateKind};
+use crate::store::{Message, Obligation, Store, StoreError};
 
 /// Occurrences stay in the digest this long after their deadline while a unit has not done.
 pub const OPEN_FOR: Duration = Duration::days(30);
 
-/// The unit's state as shown: done, seen, pending or overdue, with its label and colour.
-pub fn shown_state(
-    o: &ObligationState,
-    now: DateTime<Utc>,
-) -> (&'static str, &'static str, &'static str) {
-    match o.state.as_str() {
-        "done" => ("done", "Đã hoàn thành", "#15803d"),
-        _ if now >= o.deadline => ("overdue", "Quá hạn", "#b91c1c"),
-        "seen" => ("seen", "Đã nhận", "#1d4ed8"),
-        _ => ("pending", "Chưa xác nhận", "#b45309"),
+/// Failed messages are listed for this long.
+pub const FAILED_FOR: Duration = Duration::days(7);
+
+/// The `meta` key holding the day of the last digest enqueued.
+const DONE_FOR: &str = "digest_date";
+
+/// The digest instant of `day`.
+fn at(cfg: &Config, day: NaiveDate) -> DateTime<Utc> {
+    crate::plan::local(cfg.organization.timezone, day, cfg.digest.time).with_timezone(&Utc)
+}
+
+/// The next digest after `now`: today's if it is a working day and its time is ahead, else
+/// the next working day's.
+pub fn next(cfg: &Config, now: DateTime<Utc>) -> DateTime<Utc> {
+    let today = now.with_timezone(&cfg.organization.timezone).date_naive();
+    let mut day = cfg.calendar.working_on_or_after(today);
+    if at(cfg, day) <= now {
+        day = cfg.calendar.next_working(day);
+    }
+    at(cfg, day)
+}
+
+/// Enqueues today's digest once its time has come (once a day; nothing if nothing is open).
+/// Returns how many messages.
+pub fn enqueue(store: &Store, cfg: &Config, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let today = now.with_timezone(&cfg.organization.timezone).date_naive();
+    if !cfg.calendar.is_working(today) || now < at(cfg, today) {
+        return Ok(0);
+    }
+    let done_for = today.to_string();
+    if store.meta(DONE_FOR)?.as_deref() == Some(done_for.as_str()) {
+        return Ok(0);
+    }
+    let rows = store.obligations(now - OPEN_FOR)?;
+    let failed = store.failed_since(now - FAILED_FOR)?;
+    let n = match context(cfg, &rows, &failed, today, now) {
+        Some(ctx) => store.enqueue_other(now, &messages(cfg, &ctx, today, now))?,
+        None => 0,
+    };
+    store.set_meta(DONE_FOR, &done_for)?;
+    Ok(n)
+}
+
+/// Counts per shown state.
+#[derive(Debug, Default)]
+struct Counts(BTreeMap<Shown, u64>);
+
+impl Counts {
+    fn add(&mut self, s: Shown) {
+        *self.0.entry(s).or_default() += 1;
+    }
+
+    fn json(&self) -> serde_json::Map<String, Value> {
+        [Shown::Done, Shown::Seen, Shown::Pending, Shown::Overdue]
+            .into_iter()
+            .map(|s| {
+                (
+                    s.as_str().to_string(),
+                    json!(self.0.get(&s).copied().unwrap_or(0)),
+                )
+            })
+            .collect()
     }
 }
 
-fn at_words(cfg: &Config, t: Option<DateTime<Utc>>) -> Value {
-    t.map_or(Value::Null, |t| {
-        let local = t.with_timezone(&cfg.organization.timezone);
-        json!(format!(
-            "{} {}",
-            local.format("%H:%M"),
-            vi::date(local.date_naive())
-        ))
-    })
-}
-
-/// The digest's data for `day`, or `None` when nothing is open.
+/// The digest's data for `day`, or `None` when nothing is open and nothing failed.
 pub fn context(
     cfg: &Config,
-    rows: &[ObligationState],
-    failed: &[(String, String, String, String)],
+    rows: &[Obligation],
+    failed: &[Message],
     day: NaiveDate,
     now: DateTime<Utc>,
 ) -> Option<Value> {
-    let mut by_occ: BTreeMap<(DateTime<Utc>, String, String), Vec<&ObligationState>> =
-        BTreeMap::new();
+    let tz = cfg.organization.timezone;
+    let mut by_occ: BTreeMap<(DateTime<Utc>, &str, &str), Vec<&Obligation>> = BTreeMap::new();
     for r in rows {
         by_occ
-            .entry((r.deadline, r.rule.clone(), r.period.clone()))
+            .entry((r.deadline, &r.rule, &r.period))
             .or_default()
             .push(r);
     }
-    let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut totals = Counts::default();
     let mut occurrences = Vec::new();
     for ((deadline, rule, period), units) in &by_occ {
-        if units.iter().all(|u| u.state == "done") {
+        if units.iter().all(|u| u.state == ObligationState::Done) {
             continue;
         }
-        let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut counts = Counts::default();
         let mut shown = Vec::new();
         for u in units {
-            let (state, label, color) = shown_state(u, now);
-            *counts.entry(state).or_default() += 1;
-            *totals.entry(state).or_default() += 1;
-            let name = cfg
-                .unit_index(&u.unit)
-                .map_or_else(|| u.unit.clone(), |i| cfg.units[i].name.clone());
+            let state = Shown::of(u.state, now >= u.deadline);
+            counts.add(state);
+            totals.add(state);
             let at = match state {
-                "done" => at_words(cfg, u.done_at),
-                "seen" => at_words(cfg, u.seen_at),
-                _ => Value::Null,
+                Shown::Done | Shown::Seen => u.state_at(),
+                _ => None,
             };
-            shown.push(
-                json!({"id": u.unit, "name": name, "state": state, "state_label": label,
-                              "color": color, "at": at}),
-            );
+            shown.push(json!({
+                "id": u.unit,
+                "name": cfg.unit_name(&u.unit),
+                "state": state.as_str(),
+                "state_label": state.label(),
+                "color": state.color(),
+                "at": at.map(|t| present::moment_short(t.with_timezone(&tz))),
+            }));
         }
         let first = units[0];
-        let last_day = NaiveDate::parse_from_str(&first.last_day, "%Y-%m-%d").ok();
-        let deadline_words = super::context::stored_deadline_words(
-            deadline.with_timezone(&cfg.organization.timezone),
-            last_day,
+        let deadline_words = present::deadline_words(
+            deadline.with_timezone(&tz),
+            first.due_day,
+            Some(first.last_day),
         );
         occurrences.push(json!({
             "key": format!("{rule}/{period}"),
@@ -91,12 +135,7 @@ pub fn context(
             "period_label": first.period_label,
             "deadline_words": deadline_words,
             "overdue": now >= *deadline,
-            "counts": {
-                "done": counts.get("done").copied().unwrap_or(0),
-                "seen": counts.get("seen").copied().unwrap_or(0),
-                "pending": counts.get("pending").copied().unwrap_or(0),
-                "overdue": counts.get("overdue").copied().unwrap_or(0),
-            },
+            "counts": counts.json(),
             "units": shown,
         }));
     }
@@ -106,19 +145,21 @@ pub fn context(
     }
     let failed: Vec<Value> = failed
         .iter()
-        .map(|(ob, step, to, err)| json!({"recipient": to, "about": format!("{ob}, {step}"), "error": err}))
+        .map(|m| {
+            json!({
+                "recipient": m.recipient,
+                "about": format!("{}, {}", m.obligation, m.step),
+                "error": m.last_error.as_deref().unwrap_or(""),
+            })
+        })
         .collect();
+    let mut totals = totals.json();
+    totals.insert("open".into(), json!(occurrences.len()));
     Some(json!({
         "org": {"name": cfg.organization.name, "public_url": cfg.organization.public_url},
         "recipient": {"name": ""},
-        "date": {"words": vi::date_with_weekday(day), "iso": day.to_string()},
-        "totals": {
-            "done": totals.get("done").copied().unwrap_or(0),
-            "seen": totals.get("seen").copied().unwrap_or(0),
-            "pending": totals.get("pending").copied().unwrap_or(0),
-            "overdue": totals.get("overdue").copied().unwrap_or(0),
-            "open": occurrences.len(),
-        },
+        "date": {"words": present::date_with_weekday(day), "iso": day.to_string()},
+        "totals": totals,
         "occurrences": occurrences,
         "failed": failed,
         "status_url": format!("{}/status", cfg.organization.public_url),
@@ -138,14 +179,14 @@ pub fn recipients(cfg: &Config) -> Vec<(String, String)> {
     }
     for a in &cfg.organization.admins {
         if !out.iter().any(|(_, x)| x == a) {
-            out.push(("Quản trị hệ thống nhắc việc".into(), a.clone()));
+            out.push((super::notices::ADMIN_NAME.into(), a.clone()));
         }
     }
     out
 }
 
 /// The digest messages for `day`, one per recipient.
-pub fn messages(cfg: &Config, ctx: &Value, day: NaiveDate, now: DateTime<Utc>) -> Vec<NewMessage> {
+pub fn messages(cfg: &Config, ctx: &Value, day: NaiveDate, now: DateTime<Utc>) -> Vec<Message> {
     let key = format!("digest/{day}");
     let domain = email::from_domain(cfg);
     recipients(cfg)
@@ -153,17 +194,16 @@ pub fn messages(cfg: &Config, ctx: &Value, day: NaiveDate, now: DateTime<Utc>) -
         .map(|(name, addr)| {
             let mut c = ctx.clone();
             c["recipient"] = json!({"name": name});
-            NewMessage {
-                obligation: key.clone(),
-                step: "digest".into(),
-                channel: "email".into(),
-                message_id: email::message_id(&key, "digest", &addr, &domain),
-                recipient: addr,
-                template: "digest".into(),
-                context: c,
-                not_before: now,
-                skipped: false,
-            }
+            Message::new(
+                key.clone(),
+                "digest".into(),
+                Channel::Email,
+                addr.clone(),
+                TemplateKind::Digest,
+                c,
+                email::message_id(&key, "digest", &addr, &domain),
+                now,
+            )
         })
         .collect()
 }
@@ -202,28 +242,23 @@ period = "year"
 due = { month = "next", day = 5, before = true }
 units = ["vp"]
 "#;
-        crate::config::load_str(
-            std::path::Path::new("/nonexistent/x.toml"),
-            text.into(),
-            NaiveDate::from_ymd_opt(2025, 9, 1).unwrap(),
-        )
-        .config
-        .unwrap()
+        crate::testutil::config(text)
     }
 
-    fn row(unit: &str, state: &str, deadline: DateTime<Utc>) -> ObligationState {
-        ObligationState {
+    fn row(unit: &str, state: ObligationState, deadline: DateTime<Utc>) -> Obligation {
+        Obligation {
             rule: "bao-cao-9-thang".into(),
             period: "2025-9M".into(),
             title: "Báo cáo".into(),
             period_label: "9 tháng năm 2025".into(),
             deadline,
-            last_day: "2025-10-03".into(),
+            due_day: None,
+            last_day: NaiveDate::from_ymd_opt(2025, 10, 3).unwrap(),
             unit: unit.into(),
             key: format!("bao-cao-9-thang/2025-9M/{unit}"),
-            state: state.into(),
+            state,
             seen_at: None,
-            done_at: (state == "done").then_some(deadline - Duration::days(2)),
+            done_at: (state == ObligationState::Done).then_some(deadline - Duration::days(2)),
         }
     }
 
@@ -234,9 +269,9 @@ units = ["vp"]
         let day = NaiveDate::from_ymd_opt(2025, 10, 6).unwrap();
         let after = deadline + Duration::days(2);
         let rows = [
-            row("vp", "done", deadline),
-            row("vhxh", "seen", deadline),
-            row("lanh-dao", "pending", deadline),
+            row("vp", ObligationState::Done, deadline),
+            row("vhxh", ObligationState::Seen, deadline),
+            row("lanh-dao", ObligationState::Pending, deadline),
         ];
         let ctx = context(&cfg, &rows, &[], day, after).unwrap();
         assert_eq!(ctx["totals"]["done"], 1);
@@ -252,15 +287,24 @@ units = ["vp"]
             ctx["occurrences"][0]["units"][0]["state_label"],
             "Đã hoàn thành"
         );
-        let all_done = [row("vp", "done", deadline), row("vhxh", "done", deadline)];
+        let all_done = [
+            row("vp", ObligationState::Done, deadline),
+            row("vhxh", ObligationState::Done, deadline),
+        ];
         assert!(context(&cfg, &all_done, &[], day, after).is_none());
         assert!(context(&cfg, &[], &[], day, after).is_none());
-        let failed = [(
-            "r/2025/vp".to_string(),
-            "done-notice".to_string(),
-            "lanhdao@example.invalid".to_string(),
-            "550 5.1.1 Mailbox unavailable".to_string(),
-        )];
+        let mut failed = Message::new(
+            "r/2025/vp".into(),
+            "done-notice".into(),
+            Channel::Email,
+            "lanhdao@example.invalid".into(),
+            TemplateKind::Resolved,
+            json!({}),
+            "<x@example.invalid>".into(),
+            after,
+        );
+        failed.last_error = Some("550 5.1.1 Mailbox unavailable".into());
+        let failed = [failed];
         let ctx = context(&cfg, &all_done, &failed, day, after).unwrap();
         assert_eq!(
             ctx["failed"][0]["error"], "550 5.1.1 Mailbox unavailable",

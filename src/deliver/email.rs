@@ -1,17 +1,18 @@
 //! The email channel: building messages with lettre, and sending them over SMTP or to files.
 //!
 //! Every header is built by lettre (never by string concatenation): UTF-8 subjects and names
-//! are encoded as RFC 2047 words, bodies as multipart/alternative text + HTML. Send errors
-//! are classified: a 5xx answer is permanent; a 4xx answer, a refused or cut-off connection,
-//! a timeout or a TLS failure is transient and retried. An authentication failure is also
-//! retried (it is our configuration, not the recipient, that is wrong: nothing is given up
-//! while the admin fixes the password) and says so in its error text.
+//! are encoded as RFC 2047 words, bodies as multipart/alternative text + HTML; control
+//! characters in a display name (a CR or LF in a unit's name) become spaces, so no header can
+//! be split. Send errors are classified: a 5xx answer is permanent; a 4xx answer, a refused
+//! or cut-off connection, a timeout or a TLS failure is transient and retried. An
+//! authentication failure is also retried (it is our configuration, not the recipient, that
+//! is wrong: nothing is given up while the admin fixes the password) and says so in its
+//! error text.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, Utc};
 use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
@@ -19,35 +20,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use sha2::{Digest, Sha256};
 
+use super::channel::{Outgoing, SendError, Sender, Sending};
 use super::smtp;
-use super::templates::Rendered;
 use crate::config::{Config, Security, Transport};
-
-/// How a send failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    /// Worth retrying: a 4xx answer, a network problem, a timeout, a full disk.
-    #[error("{0}")]
-    Transient(String),
-    /// Not worth retrying: a 5xx answer, an address that cannot be used.
-    #[error("{0}")]
-    Permanent(String),
-}
-
-/// One email to build.
-#[derive(Debug, Clone)]
-pub struct Outgoing<'a> {
-    /// The recipient's display name (a unit's name).
-    pub to_name: Option<&'a str>,
-    /// The recipient's address.
-    pub to_addr: &'a str,
-    /// The Message-ID, with angle brackets.
-    pub message_id: &'a str,
-    /// Subject and bodies.
-    pub rendered: &'a Rendered,
-    /// The Date header.
-    pub date: DateTime<Utc>,
-}
 
 /// The domain of the From address, for Message-IDs and List-Id.
 pub fn from_domain(cfg: &Config) -> String {
@@ -81,54 +56,88 @@ pub fn message_id(obligation: &str, step: &str, recipient: &str, domain: &str) -
     format!("<{name}.{step}.r{tag}@{domain}>")
 }
 
+/// A display name fit for a header: control characters (CR, LF, tabs) become spaces.
+fn header_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn parse_mailbox(name: Option<&str>, addr: &str) -> Result<Mailbox, SendError> {
     let address = addr
         .parse()
         .map_err(|e| SendError::Permanent(format!("invalid address `{addr}`: {e}")))?;
-    Ok(Mailbox::new(name.map(str::to_string), address))
+    Ok(Mailbox::new(name.map(header_name), address))
 }
 
-/// Builds the email: multipart text + HTML, From, To, Reply-To, Subject, Date, Message-ID,
-/// List-Id, Auto-Submitted (MIME-Version is added by lettre with the multipart body).
-pub fn build(cfg: &Config, out: &Outgoing<'_>) -> Result<Message, SendError> {
-    let from: Mailbox = cfg
-        .email
-        .from
-        .parse()
-        .map_err(|e| SendError::Permanent(format!("invalid From `{}`: {e}", cfg.email.from)))?;
-    let to = parse_mailbox(out.to_name, out.to_addr)?;
-    let mut b = Message::builder()
-        .from(from)
-        .to(to)
-        .subject(out.rendered.subject.clone())
-        .date(SystemTime::from(out.date))
-        .message_id(Some(out.message_id.to_string()));
-    if let Some(r) = &cfg.email.reply_to {
-        let reply: Mailbox = r
-            .parse()
-            .map_err(|e| SendError::Permanent(format!("invalid Reply-To `{r}`: {e}")))?;
-        b = b.reply_to(reply);
+/// What every message from this config carries: From, Reply-To, and the domain of
+/// Message-IDs and List-Id.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    domain: String,
+}
+
+impl Envelope {
+    /// The config's From and Reply-To.
+    pub fn of(cfg: &Config) -> Result<Envelope, SendError> {
+        let from: Mailbox =
+            cfg.email.from.parse().map_err(|e| {
+                SendError::Permanent(format!("invalid From `{}`: {e}", cfg.email.from))
+            })?;
+        let reply_to = match &cfg.email.reply_to {
+            Some(r) => Some(
+                r.parse()
+                    .map_err(|e| SendError::Permanent(format!("invalid Reply-To `{r}`: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Envelope {
+            from,
+            reply_to,
+            domain: from_domain(cfg),
+        })
     }
-    let domain = from_domain(cfg);
-    b = b
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("List-Id"),
-            format!("nhacviec <nhacviec.{domain}>"),
+
+    /// Builds the email: multipart text + HTML, From, To, Reply-To, Subject, Date,
+    /// Message-ID, List-Id, Auto-Submitted (MIME-Version is added by lettre with the
+    /// multipart body).
+    pub fn build(&self, out: &Outgoing<'_>) -> Result<Message, SendError> {
+        let to = parse_mailbox(out.to_name, out.to)?;
+        let mut b = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(out.rendered.subject.clone())
+            .date(SystemTime::from(out.date))
+            .message_id(Some(out.message_id.to_string()));
+        if let Some(r) = &self.reply_to {
+            b = b.reply_to(r.clone());
+        }
+        b = b
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Id"),
+                format!("nhacviec <nhacviec.{}>", self.domain),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                "auto-generated".to_string(),
+            ));
+        b.multipart(MultiPart::alternative_plain_html(
+            out.rendered.text.clone(),
+            out.rendered.html.clone(),
         ))
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("Auto-Submitted"),
-            "auto-generated".to_string(),
-        ));
-    b.multipart(MultiPart::alternative_plain_html(
-        out.rendered.text.clone(),
-        out.rendered.html.clone(),
-    ))
-    .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))
+        .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))
+    }
 }
 
 /// Where email goes.
 pub struct Mailer {
     kind: Kind,
+    envelope: Envelope,
     description: String,
 }
 
@@ -153,6 +162,7 @@ impl Mailer {
         match (cfg.email.transport, &cfg.email.smtp) {
             (Transport::File, _) => Ok(Mailer {
                 kind: Kind::File(cfg.email.file_dir.clone()),
+                envelope: Envelope::of(cfg)?,
                 description: format!("file transport into {}", cfg.email.file_dir.display()),
             }),
             (Transport::Smtp, None) => anyhow::bail!("`transport = \"smtp\"` needs `[email.smtp]`"),
@@ -193,6 +203,7 @@ impl Mailer {
                     Security::None => "no encryption",
                 };
                 Ok(Mailer {
+                    envelope: Envelope::of(cfg)?,
                     kind: Kind::Smtp(smtp::Pool::new(smtp::Server {
                         host: s.host.clone(),
                         port: s.port,
@@ -206,19 +217,34 @@ impl Mailer {
         }
     }
 
-    /// "SMTP mail.example.invalid:587 (STARTTLS)" or "file transport into var/mail".
-    pub fn describe(&self) -> &str {
-        &self.description
+    /// Sends one built message. At least once: if the connection is cut after the server
+    /// took the message but before it answered, this reports a transient error and the
+    /// message is sent again later, with the same Message-ID, so the recipient's mail system
+    /// can tell.
+    pub async fn send_message(&self, msg: &Message) -> Result<(), SendError> {
+        match &self.kind {
+            Kind::Smtp(pool) => pool.send(msg).await,
+            Kind::File(dir) => write_eml(dir, msg).await,
+        }
     }
 
-    /// Sends one message. At least once: if the connection is cut after the server took the
-    /// message but before it answered, this reports a transient error and the message is sent
-    /// again later, with the same Message-ID, so the recipient's mail system can tell.
-    pub async fn send(&self, msg: Message) -> Result<(), SendError> {
-        match &self.kind {
-            Kind::Smtp(pool) => pool.send(&msg).await,
-            Kind::File(dir) => write_eml(dir, &msg).await,
-        }
+    /// The From, Reply-To and domain it sends with.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+}
+
+impl Sender for Mailer {
+    fn send<'a>(&'a self, out: &'a Outgoing<'a>) -> Sending<'a> {
+        Box::pin(async move {
+            let msg = self.envelope.build(out)?;
+            self.send_message(&msg).await
+        })
+    }
+
+    /// "SMTP mail.example.invalid:587 (STARTTLS)" or "file transport into var/mail".
+    fn describe(&self) -> &str {
+        &self.description
     }
 }
 

@@ -1,18 +1,16 @@
-//! From a plan step to outbox rows: who gets which message for one step of one occurrence.
+//! From a step that fell due to outbox rows: who gets which message for one step of one
+//! occurrence.
 
 use chrono::Utc;
 
 use super::context::{self, Recipient};
 use super::email;
 use crate::config::Config;
+use crate::plan::due::DueStep;
 use crate::plan::{Occurrence, Step};
-use crate::store::{NewMessage, ObligationRecord, OccurrenceRecord, StepRows};
+use crate::state::Channel;
+use crate::store::{Message, ObligationRecord, OccurrenceRecord, StepRows};
 use crate::token::{self, TokenKey};
-
-/// `rule/period/unit`.
-pub fn obligation_key(cfg: &Config, occ: &Occurrence, unit: usize) -> String {
-    format!("{}/{}", occ.key(cfg), cfg.units[unit].id)
-}
 
 /// The occurrence as the store records it.
 pub fn occurrence_record(cfg: &Config, occ: &Occurrence) -> OccurrenceRecord {
@@ -24,7 +22,8 @@ pub fn occurrence_record(cfg: &Config, occ: &Occurrence) -> OccurrenceRecord {
         title: rule.title.clone(),
         period_label: occ.period.label(),
         deadline: occ.deadline.with_timezone(&Utc),
-        last_day: occ.last_day.to_string(),
+        due_day: occ.due_day,
+        last_day: occ.last_day,
     }
 }
 
@@ -46,24 +45,24 @@ pub fn step_rows(
     let mut obligations = Vec::with_capacity(units.len());
     let mut messages = Vec::new();
     for &u in units {
-        let okey = obligation_key(cfg, occ, u);
+        let okey = occ.obligation_key(cfg, u);
         obligations.push(ObligationRecord {
             unit: cfg.units[u].id.clone(),
             key: okey.clone(),
             token_hash: token::hash(&key.token(&okey)),
         });
         let mut add = |to: Recipient, addr: &str| {
-            messages.push(NewMessage {
-                obligation: okey.clone(),
-                step: step_name.clone(),
-                channel: "email".into(),
-                recipient: addr.to_string(),
-                template: context::template_kind(step, to).into(),
-                context: context::reminder(cfg, occ, u, step, to),
-                message_id: email::message_id(&okey, &step_name, addr, &domain),
+            let m = Message::new(
+                okey.clone(),
+                step_name.clone(),
+                Channel::Email,
+                addr.to_string(),
+                context::template_kind(step, to),
+                context::reminder(cfg, occ, u, step, to),
+                email::message_id(&okey, &step_name, addr, &domain),
                 not_before,
-                skipped,
-            });
+            );
+            messages.push(if skipped { m.skipped() } else { m });
         };
         for addr in &cfg.units[u].email {
             add(Recipient::Unit, addr);
@@ -83,32 +82,15 @@ pub fn step_rows(
     }
 }
 
-/// The short notice to each escalation recipient when an escalated obligation is done: its
-/// data is that of the escalated notice they got, with the time it was done.
-pub fn done_notices(
-    cfg: &Config,
-    key: &str,
-    escalated: &[(String, serde_json::Value)],
-    done_at: chrono::DateTime<Utc>,
-) -> Vec<NewMessage> {
-    let domain = email::from_domain(cfg);
-    let words = context::moment_words(done_at.with_timezone(&cfg.organization.timezone));
-    escalated
-        .iter()
-        .map(|(addr, ctx)| {
-            let mut c = ctx.clone();
-            c["done_at"] = serde_json::Value::String(words.clone());
-            NewMessage {
-                obligation: key.to_string(),
-                step: "done-notice".into(),
-                channel: "email".into(),
-                recipient: addr.clone(),
-                template: "resolved".into(),
-                context: c,
-                message_id: email::message_id(key, "done-notice", addr, &domain),
-                not_before: done_at,
-                skipped: false,
+/// The rows of the steps that fell due: the skipped ones, then the sent ones, per step.
+pub fn due_rows(cfg: &Config, key: &TokenKey, due: &[DueStep<'_>]) -> Vec<StepRows> {
+    let mut groups = Vec::new();
+    for d in due {
+        for (units, skipped) in [(&d.skip, true), (&d.send, false)] {
+            if !units.is_empty() {
+                groups.push(step_rows(cfg, key, d.occurrence, d.step, units, skipped));
             }
-        })
-        .collect()
+        }
+    }
+    groups
 }

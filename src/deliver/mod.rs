@@ -1,11 +1,101 @@
 //! Delivery: what a step becomes in the outbox ([`enqueue`]), the data its templates see
-//! ([`context`]), the templates ([`templates`]), the email channel ([`email`]) and the worker
-//! that sends ([`outbox`]).
+//! ([`context`]), the templates ([`templates`]), the channels behind one interface
+//! ([`channel`]: [`email`] over [`smtp`] or files), the worker that sends ([`outbox`]), the
+//! daily [`digest`] and the other [`notices`].
+//!
+//! What a reload replaces, it replaces whole: [`Applied`] holds the config, its templates and
+//! the senders built from it, and [`Current`] swaps one `Arc` of it, so a send never sees the
+//! new config with the old templates.
 
+pub mod channel;
 pub mod context;
 pub mod digest;
 pub mod email;
 pub mod enqueue;
+pub mod notices;
 pub mod outbox;
 pub mod smtp;
 pub mod templates;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::config::Config;
+use crate::state::Channel;
+use channel::Sender;
+use templates::Templates;
+
+/// The config in force, with its templates and the senders built from it.
+pub struct Applied {
+    /// The config.
+    pub config: Arc<Config>,
+    /// Its templates.
+    pub templates: Templates,
+    /// One sender per channel that can send.
+    senders: HashMap<Channel, Arc<dyn Sender>>,
+}
+
+impl std::fmt::Debug for Applied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Applied").finish_non_exhaustive()
+    }
+}
+
+impl Applied {
+    /// The config and templates `check` accepted, with their senders. Reads the SMTP password
+    /// and CA file now, so a problem with them is reported at start or reload, not at the
+    /// first send.
+    pub fn new(config: Config, templates: Templates) -> anyhow::Result<Applied> {
+        let mailer = email::Mailer::new(&config)?;
+        let mut senders: HashMap<Channel, Arc<dyn Sender>> = HashMap::new();
+        senders.insert(Channel::Email, Arc::new(mailer));
+        Ok(Applied {
+            config: Arc::new(config),
+            templates,
+            senders,
+        })
+    }
+
+    /// Sends `channel` through `sender` instead (tests).
+    pub fn with_sender(mut self, channel: Channel, sender: Arc<dyn Sender>) -> Applied {
+        self.senders.insert(channel, sender);
+        self
+    }
+
+    /// The sender of a channel, if this version can send on it.
+    pub fn sender(&self, channel: Channel) -> Option<&dyn Sender> {
+        self.senders.get(&channel).map(|s| &**s)
+    }
+
+    /// "SMTP mail.example.invalid:587 (STARTTLS)", for the log.
+    pub fn describe(&self) -> String {
+        self.sender(Channel::Email)
+            .map_or_else(|| "no email".to_string(), |s| s.describe().to_string())
+    }
+}
+
+/// The [`Applied`] in force, shared by the engine, the outbox and the pages.
+#[derive(Debug)]
+pub struct Current(RwLock<Arc<Applied>>);
+
+impl Current {
+    /// Starts with `applied`.
+    pub fn new(applied: Applied) -> Current {
+        Current(RwLock::new(Arc::new(applied)))
+    }
+
+    /// What is in force now (a snapshot: a reload does not change it under the caller).
+    pub fn get(&self) -> Arc<Applied> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The config in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.get().config.clone()
+    }
+
+    /// Puts `applied` in force, whole.
+    pub fn replace(&self, applied: Applied) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(applied);
+    }
+}

@@ -1,12 +1,13 @@
 //! The outbox worker: claims due messages, renders and sends them, records each outcome.
 //!
 //! A step returns an [`Outcome`] so callers (the engine, tests, benchmarks) drive it to
-//! completion. Messages are sent a few at a time over the mailer's pooled connections, no
-//! faster than `max_per_minute`, and each outcome is written as soon as it is known, so a
-//! crash leaves only the messages actually in flight marked `sending`; the next start sends
-//! those again (at least once, with the same Message-ID). A transient failure is retried
-//! with exponential backoff from 1 minute to 1 hour for 48 hours, then marked failed; a
-//! permanent one is failed at once. Nothing is deleted and every error is kept on its row.
+//! completion. Messages are sent a few at a time, no faster than `max_per_minute`, and each
+//! outcome is written as soon as it is known, so a crash leaves only the messages actually in
+//! flight marked `sending`; the next start sends those again (at least once, with the same
+//! Message-ID). A transient failure is retried with exponential backoff from 1 minute to 1
+//! hour for 48 hours, then marked failed; a permanent one is failed at once. A render or send
+//! that panics fails its message with the reason (it would panic again), and never leaves it
+//! `sending`. Nothing is deleted and every error is kept on its row.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -16,12 +17,11 @@ use serde_json::Value;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinSet;
 
-use super::context;
-use super::email::{self, Mailer, Outgoing, SendError};
-use super::templates::Templates;
+use super::channel::{Outgoing, SendError};
+use super::{Applied, Current, context};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::store::{Claimed, Store, StoreError};
+use crate::store::{Message, Store, StoreError};
 use crate::token::TokenKey;
 
 /// How many messages one step sends at most (then the engine looks at the clock again).
@@ -57,20 +57,8 @@ impl Outcome {
     }
 }
 
-/// What the worker sends with; replaced as a whole on reload.
-#[derive(Debug)]
-pub struct Parts {
-    /// The config (for addresses, links and names).
-    pub config: Arc<Config>,
-    /// The templates.
-    pub templates: Arc<Templates>,
-    /// The transport.
-    pub mailer: Arc<Mailer>,
-    /// The key ack tokens are derived from.
-    pub key: TokenKey,
-}
-
-/// Spaces sends `interval` apart (the `max_per_minute` limit).
+/// Spaces sends `interval` apart (the `max_per_minute` limit). Real time, not the daemon's
+/// clock: the limit protects a real server.
 #[derive(Debug)]
 struct Limiter {
     interval: StdDuration,
@@ -98,7 +86,8 @@ pub struct Outbox {
     stopping: std::sync::atomic::AtomicBool,
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
-    parts: std::sync::RwLock<Arc<Parts>>,
+    current: Arc<Current>,
+    key: TokenKey,
     limiter: Arc<Limiter>,
 }
 
@@ -118,17 +107,24 @@ fn interval(cfg: &Config) -> StdDuration {
 }
 
 impl Outbox {
-    /// A worker over `store`, sending with `parts`.
-    pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>, parts: Parts) -> Outbox {
+    /// A worker over `store`, sending with what is in force in `current` (the rate limit is
+    /// the one in force now: it changes at a restart).
+    pub fn new(
+        store: Arc<Store>,
+        clock: Arc<dyn Clock>,
+        current: Arc<Current>,
+        key: TokenKey,
+    ) -> Outbox {
         let limiter = Arc::new(Limiter {
-            interval: interval(&parts.config),
+            interval: interval(&current.config()),
             next: Mutex::new(tokio::time::Instant::now()),
         });
         Outbox {
             stopping: std::sync::atomic::AtomicBool::new(false),
             store,
             clock,
-            parts: std::sync::RwLock::new(Arc::new(parts)),
+            current,
+            key,
             limiter,
         }
     }
@@ -137,15 +133,6 @@ impl Outbox {
     pub fn stop(&self) {
         self.stopping
             .store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Swaps in a new config, templates and mailer (after a reload).
-    pub fn replace(&self, parts: Parts) {
-        *self.parts.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(parts);
-    }
-
-    fn parts(&self) -> Arc<Parts> {
-        self.parts.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Sends up to [`BATCH`] due messages, [`PARALLEL`] at a time; returns what happened.
@@ -159,7 +146,7 @@ impl Outbox {
         {
             return Ok(Outcome::default());
         }
-        let parts = self.parts();
+        let applied = self.current.get();
         let sem = Arc::new(Semaphore::new(PARALLEL));
         let mut tasks = JoinSet::new();
         let mut out = Outcome::default();
@@ -175,9 +162,14 @@ impl Outbox {
             let Some(m) = self.store.claim_due(self.clock.now(), 1)?.pop() else {
                 break;
             };
-            let (store, clock, parts) = (self.store.clone(), self.clock.clone(), parts.clone());
+            let (store, clock, applied, key) = (
+                self.store.clone(),
+                self.clock.clone(),
+                applied.clone(),
+                self.key.clone(),
+            );
             tasks.spawn(async move {
-                let r = deliver(&store, &*clock, &parts, m).await;
+                let r = deliver(&store, clock, applied, key, m).await;
                 drop(permit);
                 r
             });
@@ -223,7 +215,8 @@ fn tally(
         Ok(Ok(Delivered::Retry)) => out.retried += 1,
         Ok(Ok(Delivered::Failed)) => out.failed += 1,
         Ok(Err(e)) => return Err(e),
-        // A panicking send leaves its message `sending`: the next start resends it.
+        // Only recording the outcome runs here outside the guarded attempt; a store error
+        // there leaves the row `sending` for the next start.
         Err(e) => tracing::error!(error = %e, "a send task failed"),
     }
     Ok(())
@@ -235,71 +228,94 @@ enum Delivered {
     Failed,
 }
 
-/// The templates that are about an obligation, and so carry its ack link.
-fn has_ack_link(template: &str) -> bool {
-    matches!(template, "before" | "due" | "after" | "escalated")
-}
-
-async fn send_email(
-    parts: &Parts,
-    m: &Claimed,
+/// Renders `m` as it leaves at `now` and sends it; returns the subject rendered, if any,
+/// and the outcome.
+async fn attempt(
+    applied: Arc<Applied>,
+    key: TokenKey,
+    m: Message,
     now: DateTime<Utc>,
 ) -> (Option<String>, Result<(), SendError>) {
-    let cfg = &parts.config;
-    let ctx = if has_ack_link(&m.template) {
-        let url = context::ack_url(cfg, &parts.key.token(&m.obligation));
-        context::with_ack_url(&m.context, &url)
-    } else {
-        m.context.clone()
+    let cfg = &applied.config;
+    let Some(sender) = applied.sender(m.channel) else {
+        let e = format!("channel `{}` is not available in this version", m.channel);
+        return (None, Err(SendError::Permanent(e)));
     };
-    let rendered = match parts.templates.render(&m.template, &ctx) {
+    let (kind, mut ctx) = context::at_send(cfg, m.template, &m.context, now);
+    if m.template.step_kind().is_some() {
+        ctx = context::with_ack_url(ctx, &context::ack_url(cfg, &key.token(&m.obligation)));
+    }
+    let rendered = match applied.templates.render(kind, &ctx) {
         Ok(r) => r,
         Err(e) => return (None, Err(SendError::Permanent(e.to_string()))),
     };
-    let name = ctx
-        .pointer("/recipient/name")
-        .and_then(Value::as_str)
-        .unwrap_or(&m.recipient)
-        .to_string();
+    let name = ctx.pointer("/recipient/name").and_then(Value::as_str);
     let out = Outgoing {
-        to_name: Some(&name),
-        to_addr: &m.recipient,
+        to_name: name,
+        to: &m.recipient,
         message_id: &m.message_id,
         rendered: &rendered,
         date: now,
     };
-    let subject = Some(rendered.subject.clone());
-    match email::build(cfg, &out) {
-        Ok(msg) => (subject, parts.mailer.send(msg).await),
-        Err(e) => (subject, Err(e)),
+    let result = sender.send(&out).await;
+    (Some(rendered.subject.clone()), result)
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
+/// What a panic said.
+fn panic_text(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(p) => p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Attempts `m` and records the outcome. The attempt runs as its own task, so that a
+/// panic in a template or a sender fails this message, with the reason, instead of leaving
+/// it `sending` for ever (each restart would pick it up and panic again).
 async fn deliver(
     store: &Store,
-    clock: &dyn Clock,
-    parts: &Parts,
-    m: Claimed,
+    clock: Arc<dyn Clock>,
+    applied: Arc<Applied>,
+    key: TokenKey,
+    m: Message,
 ) -> Result<Delivered, StoreError> {
-    let (subject, result) = match m.channel.as_str() {
-        "email" => send_email(parts, &m, clock.now()).await,
-        other => (
-            None,
-            Err(SendError::Permanent(format!(
-                "channel `{other}` is not available in this version"
-            ))),
-        ),
+    let job = tokio::spawn(attempt(applied, key, m.clone(), clock.now()));
+    // If this task is dropped (a shutdown's grace ran out), the attempt goes with it.
+    let _abort = AbortOnDrop(job.abort_handle());
+    let (subject, result) = match job.await {
+        Ok(r) => r,
+        Err(e) => {
+            let why = format!(
+                "rendering or sending this message crashed ({}); it is not tried again: report it to the developers",
+                panic_text(e)
+            );
+            (None, Err(SendError::Permanent(why)))
+        }
     };
     let now = clock.now();
     let subject = subject.as_deref();
-    let (obligation, step, channel) = (&m.obligation, &m.step, &m.channel);
+    let (obligation, step, channel) = (&m.obligation, &m.step, m.channel);
+    let first_attempt = m.first_attempt_at.unwrap_or(now);
     Ok(match result {
         Ok(()) => {
             store.mark_sent(m.id, now, subject)?;
             tracing::info!(%obligation, %step, %channel, attempts = m.attempts, "message sent");
             Delivered::Sent
         }
-        Err(SendError::Transient(e)) if now - m.first_attempt_at < RETRY_FOR => {
+        Err(SendError::Transient(e)) if now - first_attempt < RETRY_FOR => {
             let next = now + backoff(m.attempts);
             store.mark_retry(m.id, next, &e, subject)?;
             tracing::warn!(%obligation, %step, %channel, attempts = m.attempts, error = %e,

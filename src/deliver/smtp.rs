@@ -32,7 +32,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-use super::email::SendError;
+use super::channel::SendError;
 
 /// Idle connections kept for reuse.
 pub const POOL_SIZE: usize = 4;
@@ -243,7 +243,7 @@ impl Pool {
         }
     }
 
-    /// Sends one message (at least once: see [`super::email::Mailer::send`]).
+    /// Sends one message (at least once: see [`super::channel::Sender::send`]).
     pub async fn send(&self, msg: &Message) -> Result<(), SendError> {
         let mut conn = self.checkout().await?;
         let body = msg.formatted();

@@ -14,18 +14,7 @@ use serde_json::{Value, json};
 
 use crate::config::Diagnostic;
 use crate::config::diag::{Diagnostics, Source};
-
-/// The message kinds that have templates.
-pub const KINDS: &[&str] = &[
-    "before",
-    "due",
-    "after",
-    "escalated",
-    "test",
-    "digest",
-    "config_error",
-    "resolved",
-];
+use crate::state::TemplateKind;
 
 macro_rules! builtin {
     ($($name:literal),* $(,)?) => {
@@ -149,14 +138,14 @@ impl Templates {
     /// Renders every kind on sample data; each failure is a diagnostic at its line.
     pub fn check(&self) -> Vec<Diagnostic> {
         let mut diags = Diagnostics::default();
-        for kind in KINDS {
-            let ctx = match *kind {
-                "test" => sample_test(),
-                "digest" => sample_digest(),
-                "config_error" => sample_config_error(),
-                "resolved" => {
+        for &kind in TemplateKind::ALL {
+            let ctx = match kind {
+                TemplateKind::Test => sample_test(),
+                TemplateKind::Digest => sample_digest(),
+                TemplateKind::ConfigError => sample_config_error(),
+                TemplateKind::Resolved => {
                     // As sent: the data of the escalated notice, without an ack link.
-                    let mut c = sample("escalated");
+                    let mut c = sample(TemplateKind::Escalated);
                     c["done_at"] = json!("09:15 thứ Năm 09/10/2025");
                     if let Some(m) = c.as_object_mut() {
                         m.remove("ack_url");
@@ -190,8 +179,8 @@ impl Templates {
             .render(minijinja::value::Serde(ctx))
     }
 
-    /// Renders a message of `kind` (`before`, `due`, …) with `ctx`.
-    pub fn render(&self, kind: &str, ctx: &Value) -> Result<Rendered, RenderError> {
+    /// Renders a message of `kind` with `ctx`.
+    pub fn render(&self, kind: TemplateKind, ctx: &Value) -> Result<Rendered, RenderError> {
         let part = |p: &str| {
             let name = format!("{kind}.{p}.j2");
             self.render_one(&name, ctx).map_err(|e| RenderError {
@@ -220,18 +209,8 @@ fn escape_formatter(
     value: &minijinja::Value,
 ) -> Result<(), minijinja::Error> {
     if *state.auto_escape() == AutoEscape::Html && !value.is_safe() && !value.is_none() {
-        let s = value.to_string();
-        let mut escaped = String::with_capacity(s.len());
-        for c in s.chars() {
-            match c {
-                '&' => escaped.push_str("&amp;"),
-                '<' => escaped.push_str("&lt;"),
-                '>' => escaped.push_str("&gt;"),
-                '"' => escaped.push_str("&quot;"),
-                '\'' => escaped.push_str("&#39;"),
-                c => escaped.push(c),
-            }
-        }
+        let mut escaped = String::new();
+        crate::present::html_escape(&value.to_string(), &mut escaped);
         out.write_str(&escaped).map_err(minijinja::Error::from)
     } else {
         minijinja::escape_formatter(out, state, value)
@@ -270,7 +249,8 @@ fn report(diags: &mut Diagnostics, path: &Path, text: &str, e: &minijinja::Error
 }
 
 /// Sample data with every variable a reminder template may use.
-pub fn sample(kind: &str) -> Value {
+pub fn sample(kind: TemplateKind) -> Value {
+    let kind = kind.as_str();
     json!({
         "org": {"name": "Ủy ban nhân dân phường Mẫu", "public_url": "http://127.0.0.1:8080"},
         "unit": {"id": "vp", "name": "Văn phòng HĐND và UBND phường"},
@@ -346,7 +326,8 @@ mod tests {
         let (t, diags) = Templates::load(None);
         assert!(diags.is_empty(), "{diags:#?}");
         let t = t.unwrap();
-        for kind in ["before", "due", "after", "escalated"] {
+        use TemplateKind::*;
+        for kind in [Before, Due, After, Escalated] {
             let r = t.render(kind, &sample(kind)).unwrap();
             assert!(!r.subject.contains('\n'));
             for text in [&r.text, &r.html] {
@@ -369,7 +350,7 @@ mod tests {
             );
             assert!(r.text.contains("Mô tả <mẫu> & chi tiết"), "text is not");
         }
-        let esc = t.render("escalated", &sample("escalated")).unwrap();
+        let esc = t.render(Escalated, &sample(Escalated)).unwrap();
         assert!(
             esc.subject
                 .contains("Văn phòng HĐND và UBND phường chưa hoàn thành")
@@ -380,16 +361,8 @@ mod tests {
         );
     }
 
-    fn dir_with(name: &str, text: &str) -> PathBuf {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let d = std::env::temp_dir().join(format!(
-            "nhacviec-tpl-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+    fn dir_with(name: &str, text: &str) -> crate::testutil::TempDir {
+        let d = crate::testutil::TempDir::new("tpl");
         std::fs::write(d.join(name), text).unwrap();
         d
     }
@@ -397,17 +370,19 @@ mod tests {
     #[test]
     fn an_override_replaces_one_file() {
         let d = dir_with("due.subject.j2", "Hạn: {{ period.label }}\n");
-        let (t, diags) = Templates::load(Some(&d));
+        let (t, diags) = Templates::load(Some(&d.0));
         assert!(diags.is_empty(), "{diags:#?}");
-        let r = t.unwrap().render("due", &sample("due")).unwrap();
+        let r = t
+            .unwrap()
+            .render(TemplateKind::Due, &sample(TemplateKind::Due))
+            .unwrap();
         assert_eq!(r.subject, "Hạn: 9 tháng năm 2025");
-        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
     fn errors_name_the_file_and_line() {
         let d = dir_with("after.txt.j2", "Dòng 1\nDòng 2 {{ unit.nam }}\n");
-        let (t, diags) = Templates::load(Some(&d));
+        let (t, diags) = Templates::load(Some(&d.0));
         assert!(t.is_none());
         assert_eq!(diags.len(), 1, "{diags:#?}");
         let shown = diags[0].to_string();
@@ -419,7 +394,7 @@ mod tests {
             "before.html.j2",
             "{% extends \"_layout.html.j2\" %}\n{% block body %}{% if %}{% endblock %}\n",
         );
-        let (t, diags) = Templates::load(Some(&d2));
+        let (t, diags) = Templates::load(Some(&d2.0));
         assert!(t.is_none());
         let shown = diags[0].to_string();
         assert!(
@@ -427,7 +402,5 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("syntax error"), "{shown}");
-        std::fs::remove_dir_all(d).unwrap();
-        std::fs::remove_dir_all(d2).unwrap();
     }
 }

@@ -3,15 +3,22 @@
 use chrono::TimeZone;
 
 use super::*;
-use crate::clock::ManualClock;
-use crate::deliver::email::Mailer;
-use crate::deliver::outbox::Parts;
+use crate::clock::{ManualClock, SetClock};
+use crate::deliver::Applied;
 use crate::deliver::templates::Templates;
-
+use crate::plan::{self, Filter};
+use crate::state::{AckAction, AckSource, MessageStatus, StepKind};
 use crate::testutil::TempDir;
 
 fn temp_dir(name: &str) -> TempDir {
     TempDir::new(name)
+}
+
+/// The config in force for `cfg`, with the built-in templates.
+fn current(cfg: crate::config::Config) -> Arc<Current> {
+    let (templates, diags) = Templates::load(cfg.templates_dir.as_deref());
+    assert!(diags.is_empty(), "{diags:#?}");
+    Arc::new(Current::new(Applied::new(cfg, templates.unwrap()).unwrap()))
 }
 
 const CONFIG: &str = r#"
@@ -63,22 +70,11 @@ fn fixture(name: &str, first_start: DateTime<Utc>) -> Fixture {
     let dir = temp_dir(name);
     let path = dir.0.join("nhacviec.toml");
     std::fs::write(&path, CONFIG).unwrap();
-    let cfg = Arc::new(
-        crate::config::load(&path, first_start.date_naive())
-            .config
-            .unwrap(),
-    );
+    let cfg = crate::testutil::config_at(&path, CONFIG);
     let clock = Arc::new(ManualClock::new(first_start));
     let store = Arc::new(Store::open(&dir.0.join("var/db"), first_start).unwrap());
     let key = TokenKey::from_bytes([3; 32]);
-    let parts = Parts {
-        config: cfg.clone(),
-        templates: Arc::new(Templates::load(None).0.unwrap()),
-        mailer: Arc::new(Mailer::new(&cfg).unwrap()),
-        key: key.clone(),
-    };
-    let outbox = Arc::new(Outbox::new(store.clone(), clock.clone(), parts));
-    let engine = Engine::new(store.clone(), outbox, clock.clone(), cfg, key).watch(path.clone());
+    let engine = Engine::new(store.clone(), clock.clone(), current(cfg), key).watch(path.clone());
     Fixture {
         _dir: dir,
         path,
@@ -88,7 +84,9 @@ fn fixture(name: &str, first_start: DateTime<Utc>) -> Fixture {
     }
 }
 
-fn statuses(store: &Store) -> Vec<(String, String, String)> {
+type Row = (String, String, MessageStatus);
+
+fn statuses(store: &Store) -> Vec<Row> {
     store
         .messages()
         .unwrap()
@@ -97,8 +95,8 @@ fn statuses(store: &Store) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn row(o: &str, s: &str, st: &str) -> (String, String, String) {
-    (o.into(), s.into(), st.into())
+fn row(o: &str, s: &str, st: &str) -> Row {
+    (o.into(), s.into(), st.parse().unwrap())
 }
 
 #[tokio::test]
@@ -128,7 +126,7 @@ async fn after_downtime_only_the_latest_missed_step_is_sent() {
     f.clock.set(local(2025, 10, 9, 9, 0));
     f.engine.wake_once().await.unwrap();
     let rows = statuses(&f.store);
-    let sent: Vec<_> = rows.iter().filter(|r| r.2 == "sent").collect();
+    let sent: Vec<_> = rows.iter().filter(|r| r.2 == MessageStatus::Sent).collect();
     assert_eq!(sent.len(), 3, "{rows:#?}");
     assert!(
         sent.iter().filter(|r| r.1 == "after-3wd").count() == 2,
@@ -136,7 +134,7 @@ async fn after_downtime_only_the_latest_missed_step_is_sent() {
     );
     let skipped: Vec<&str> = rows
         .iter()
-        .filter(|r| r.2 == "skipped")
+        .filter(|r| r.2 == MessageStatus::Skipped)
         .map(|r| r.1.as_str())
         .collect();
     assert_eq!(
@@ -176,18 +174,6 @@ async fn steps_are_sent_at_their_time_and_the_engine_sleeps_at_most_a_minute() {
     );
 }
 
-/// A clock that follows tokio's (paused) time from a base instant.
-struct TokioClock {
-    base: DateTime<Utc>,
-    start: tokio::time::Instant,
-}
-
-impl Clock for TokioClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.base + Duration::from_std(self.start.elapsed()).unwrap()
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_reporting_year_of_the_shipped_config() {
     use std::collections::{BTreeMap, BTreeSet};
@@ -196,48 +182,32 @@ async fn a_reporting_year_of_the_shipped_config() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let base = local(2025, 8, 28, 0, 0); // the programme's date: the first start
     let end = local(2026, 8, 28, 0, 0);
-    let loaded = crate::config::load(&repo.join("config/nhacviec.toml"), base.date_naive());
-    let mut cfg = loaded.config.unwrap();
+    let shipped = repo.join("config/nhacviec.toml");
+    let mut cfg = crate::testutil::config_at(&shipped, &std::fs::read_to_string(&shipped).unwrap());
     cfg.email.file_dir = dir.0.join("mail"); // not into the repository
-    let cfg = Arc::new(cfg);
-    let clock = Arc::new(TokioClock {
-        base,
-        start: tokio::time::Instant::now(),
-    });
+    let clock = Arc::new(SetClock::new(base, 1));
+    let start = tokio::time::Instant::now();
     let store = Arc::new(Store::open(&dir.0.join("db"), base).unwrap());
     let key = TokenKey::from_bytes([5; 32]);
-    let (templates, diags) = Templates::load(cfg.templates_dir.as_deref());
-    assert!(diags.is_empty(), "{diags:#?}");
-    let parts = Parts {
-        config: cfg.clone(),
-        templates: Arc::new(templates.unwrap()),
-        mailer: Arc::new(Mailer::new(&cfg).unwrap()),
-        key: key.clone(),
-    };
-    let outbox = Arc::new(Outbox::new(store.clone(), clock.clone(), parts));
+    let current = current(cfg);
+    let cfg = current.config();
     let engine = Arc::new(
-        Engine::new(
-            store.clone(),
-            outbox,
-            clock.clone(),
-            cfg.clone(),
-            key.clone(),
-        )
-        .with_max_sleep(Duration::hours(6)),
+        Engine::new(store.clone(), clock.clone(), current, key.clone())
+            .with_max_sleep(Duration::hours(6)),
     );
 
     // Mid-year, vp marks the 9-month report done after its before-7d (26/09), and kt says
     // it has seen it.
     let done_at = local(2025, 9, 26, 10, 0);
     let acker = {
-        let (store, waker, start) = (store.clone(), engine.waker(), clock.start);
+        let (store, waker) = (store.clone(), engine.waker());
         tokio::spawn(async move {
             tokio::time::sleep_until(start + (done_at - base).to_std().unwrap()).await;
-            for (unit, action) in [("vp", "done"), ("kt", "seen")] {
+            for (unit, action) in [("vp", AckAction::Done), ("kt", AckAction::Seen)] {
                 let ack = crate::store::NewAck {
                     action,
                     at: done_at,
-                    source: "cli",
+                    source: AckSource::Cli,
                     ip: None,
                     user_agent: None,
                     note: None,
@@ -248,13 +218,13 @@ async fn a_reporting_year_of_the_shipped_config() {
                         .ack(&key, &ack, |_| Vec::new())
                         .unwrap()
                         .unwrap()
-                        .changed
+                        .changed()
                 );
             }
             waker.notify_one();
         })
     };
-    let stop = clock.start + (end - base).to_std().unwrap();
+    let stop = start + (end - base).to_std().unwrap();
     engine.run(tokio::time::sleep_until(stop), |_| {}).await;
     acker.await.unwrap();
 
@@ -269,11 +239,11 @@ async fn a_reporting_year_of_the_shipped_config() {
                 continue;
             }
             for &u in &cfg.rules[occ.rule].units {
-                let key = enqueue::obligation_key(&cfg, &occ, u);
+                let key = occ.obligation_key(&cfg, u);
                 let quiet = (key == "bao-cao-9-thang/2025-9M/vp" && at > done_at)
                     || (key == "bao-cao-9-thang/2025-9M/kt"
                         && at > done_at
-                        && step.name.kind == crate::plan::StepKind::Before);
+                        && step.name.kind == StepKind::Before);
                 if !quiet {
                     expected.insert((key, step.name.to_string()), at);
                 }
@@ -282,7 +252,7 @@ async fn a_reporting_year_of_the_shipped_config() {
     }
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     let mut sent = 0;
-    for m in rows.iter().filter(|m| m.status == "sent") {
+    for m in rows.iter().filter(|m| m.status == MessageStatus::Sent) {
         sent += 1;
         let at = m.sent_at.unwrap();
         let local_at = at.with_timezone(&tz);
@@ -311,7 +281,7 @@ async fn a_reporting_year_of_the_shipped_config() {
     assert!(missing.is_empty(), "never sent: {missing:?}");
     assert!(
         rows.iter()
-            .all(|m| m.status == "sent" || m.status == "skipped")
+            .all(|m| matches!(m.status, MessageStatus::Sent | MessageStatus::Skipped))
     );
     // The 9-month report for vp went quiet after it was done; kt still got due and after.
     let vp_after: Vec<_> = rows
@@ -386,7 +356,7 @@ async fn a_reload_that_adds_a_unit_catches_it_up_and_nothing_else() {
     );
     let vp_sent: Vec<&str> = rows
         .iter()
-        .filter(|r| r.0 == "bao-cao-9-thang/2025-9M/vp" && r.2 == "sent")
+        .filter(|r| r.0 == "bao-cao-9-thang/2025-9M/vp" && r.2 == MessageStatus::Sent)
         .map(|r| r.1.as_str())
         .collect();
     assert_eq!(vp_sent, ["before-7d", "before-3wd"]);
@@ -416,7 +386,7 @@ async fn a_reload_does_not_chase_deadlines_that_passed_before_it() {
     std::fs::write(&path, CONFIG.to_string() + monthly).unwrap();
     engine.request_reload();
     engine.wake_once().await.unwrap();
-    let added: Vec<(String, String, String)> = statuses(&store).into_iter().skip(before).collect();
+    let added: Vec<Row> = statuses(&store).into_iter().skip(before).collect();
     // Only May's report (due 20/06, still ahead) is caught up: its latest past step. The
     // months whose deadlines passed before the rule existed are not chased.
     assert!(
@@ -424,7 +394,7 @@ async fn a_reload_does_not_chase_deadlines_that_passed_before_it() {
         "{added:#?}"
     );
     assert_eq!(
-        added.iter().filter(|r| r.2 == "sent").count(),
+        added.iter().filter(|r| r.2 == MessageStatus::Sent).count(),
         1,
         "{added:#?}"
     );

@@ -6,6 +6,7 @@
 //! shared by its obligations (one per unit that owes it). `plan`, `check` and the daemon all
 //! use this module; it reads no clock and touches no file.
 
+pub mod due;
 mod period;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone};
@@ -15,16 +16,7 @@ use crate::calendar::{Calendar, days_in_month};
 use crate::config::{Config, Due, DueDay, OffsetUnit, OnDayOff, Policy, Rule};
 pub use period::Period;
 
-/// Which kind of reminder a step is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum StepKind {
-    /// Before the last day.
-    Before,
-    /// On the last day.
-    Due,
-    /// Overdue notice.
-    After,
-}
+pub use crate::state::StepKind;
 
 /// The name of a step: `before-7d`, `due`, `after-3wd`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,6 +69,15 @@ impl Occurrence {
     /// `rule/period`, e.g. `bao-cao-6-thang/2025-H1`.
     pub fn key(&self, cfg: &Config) -> String {
         format!("{}/{}", cfg.rules[self.rule].id, self.period)
+    }
+
+    /// The key of its obligation for unit `unit` (index into `config.units`):
+    /// `rule/period/unit`, what the database and the acknowledgement tokens key on.
+    pub fn obligation_key(&self, cfg: &Config, unit: usize) -> String {
+        format!(
+            "{}/{}/{}",
+            cfg.rules[self.rule].id, self.period, cfg.units[unit].id
+        )
     }
 }
 

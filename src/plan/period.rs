@@ -5,7 +5,7 @@ use std::fmt;
 use chrono::NaiveDate;
 
 use crate::config::PeriodKind;
-use crate::vi;
+use crate::present;
 
 /// One period of a rule: `2025-07`, `2025-Q3`, `2025-H1`, `2025-9M`, `2025`, or a date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,12 +78,12 @@ impl Period {
     pub fn label(&self) -> String {
         match *self {
             Period::Month(y, m) => format!("tháng {m} năm {y}"),
-            Period::Quarter(y, q) => format!("quý {} năm {y}", vi::roman(q)),
+            Period::Quarter(y, q) => format!("quý {} năm {y}", present::roman(q)),
             Period::Half(y, 1) => format!("6 tháng đầu năm {y}"),
             Period::Half(y, _) => format!("6 tháng cuối năm {y}"),
             Period::NineMonths(y) => format!("9 tháng năm {y}"),
             Period::Year(y) => format!("năm {y}"),
-            Period::Once(d) => format!("hạn ngày {}", vi::date(d)),
+            Period::Once(d) => format!("hạn ngày {}", present::date(d)),
         }
     }
 }

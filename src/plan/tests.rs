@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 
 use super::*;
-use crate::config::{self, Config};
+use crate::config::Config;
 
 fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
@@ -27,19 +27,7 @@ email = ["b@example.invalid"]
 {extra}
 "#
     );
-    let loaded = config::load_str(
-        std::path::Path::new("/nonexistent/test.toml"),
-        text,
-        d("2025-06-01"),
-    );
-    let errors: Vec<String> = loaded
-        .diagnostics
-        .iter()
-        .filter(|x| x.severity == config::Severity::Error)
-        .map(|x| x.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
-    loaded.config.unwrap()
+    crate::testutil::config(&text)
 }
 
 fn rule(period: &str, due: &str, policy: Option<&str>) -> String {

@@ -89,9 +89,13 @@ CREATE TABLE acks (
 ) STRICT;
 "#;
 
+/// The day the rule names, kept so that pages word a deadline as its reminders do ("hết
+/// ngày 15/10" rather than "trước ngày 16/10"); empty in rows recorded before it.
+const V2: &str = "ALTER TABLE occurrences ADD COLUMN due_day TEXT;";
+
 /// All migrations, oldest first.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1)])
+    Migrations::new(vec![M::up(V1), M::up(V2)])
 }
 
 #[cfg(test)]

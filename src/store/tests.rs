@@ -1,9 +1,10 @@
 //! The store against a real SQLite file in a temporary folder.
 
-use chrono::Duration;
+use chrono::{Duration, NaiveDate};
 use serde_json::json;
 
 use super::*;
+use crate::state::{AckAction, AckSource, Channel, MessageStatus, ObligationState, TemplateKind};
 
 use crate::testutil::TempDir;
 
@@ -19,7 +20,8 @@ fn occurrence() -> OccurrenceRecord {
         title: "Báo cáo".into(),
         period_label: "9 tháng năm 2025".into(),
         deadline: Utc.with_ymd_and_hms(2025, 10, 4, 17, 0, 0).unwrap(),
-        last_day: "2025-10-03".into(),
+        due_day: NaiveDate::from_ymd_opt(2025, 10, 5).unwrap(),
+        last_day: NaiveDate::from_ymd_opt(2025, 10, 3).unwrap(),
     }
 }
 
@@ -33,21 +35,31 @@ fn obligation(unit: &str) -> ObligationRecord {
     }
 }
 
-fn message(unit: &str, step: &str, at: DateTime<Utc>) -> NewMessage {
-    NewMessage {
-        obligation: format!("bao-cao-9-thang/2025-9M/{unit}"),
-        step: step.into(),
-        channel: "email".into(),
-        recipient: format!("{unit}@example.invalid"),
-        template: "before".into(),
-        context: json!({"unit": unit}),
-        message_id: format!("<bao-cao-9-thang.2025-9M.{unit}.{step}@example.invalid>"),
-        not_before: at,
-        skipped: false,
+fn message(unit: &str, step: &str, at: DateTime<Utc>) -> Message {
+    Message::new(
+        format!("bao-cao-9-thang/2025-9M/{unit}"),
+        step.into(),
+        Channel::Email,
+        format!("{unit}@example.invalid"),
+        TemplateKind::Before,
+        json!({"unit": unit}),
+        format!("<bao-cao-9-thang.2025-9M.{unit}.{step}@example.invalid>"),
+        at,
+    )
+}
+
+fn ack(action: AckAction) -> NewAck<'static> {
+    NewAck {
+        action,
+        at: t0(),
+        source: AckSource::Cli,
+        ip: None,
+        user_agent: None,
+        note: None,
     }
 }
 
-fn rows(obls: &[ObligationRecord], msgs: &[NewMessage]) -> StepRows {
+fn rows(obls: &[ObligationRecord], msgs: &[Message]) -> StepRows {
     StepRows {
         occurrence: occurrence(),
         obligations: obls.to_vec(),
@@ -109,7 +121,7 @@ fn enqueue_is_idempotent_by_the_unique_key() {
     assert_eq!(rows.len(), 2);
     assert!(
         rows.iter()
-            .all(|m| m.status == "pending" && m.attempts == 0)
+            .all(|m| m.status == MessageStatus::Pending && m.attempts == 0)
     );
     let n: i64 = store
         .conn()
@@ -136,8 +148,7 @@ fn claim_retry_fail_send_and_recover() {
     let dir = TempDir::new("claim");
     let store = Store::open(&dir.0.join("db"), t0()).unwrap();
     let later = t0() + Duration::hours(2);
-    let mut skipped = message("hcc", "before-14d", t0());
-    skipped.skipped = true;
+    let skipped = message("hcc", "before-14d", t0()).skipped();
     let msgs = [
         message("vp", "before-14d", t0()),
         message("kt", "before-14d", t0()),
@@ -157,7 +168,7 @@ fn claim_retry_fail_send_and_recover() {
     assert!(
         claimed
             .iter()
-            .all(|c| c.attempts == 1 && c.first_attempt_at == t0())
+            .all(|c| c.attempts == 1 && c.first_attempt_at == Some(t0()))
     );
     assert!(
         store.claim_due(t0(), 10).unwrap().is_empty(),
@@ -175,7 +186,11 @@ fn claim_retry_fail_send_and_recover() {
     let again = store.claim_due(retry_at, 10).unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
-    assert_eq!(again[0].first_attempt_at, t0(), "first attempt is kept");
+    assert_eq!(
+        again[0].first_attempt_at,
+        Some(t0()),
+        "first attempt is kept"
+    );
     store
         .mark_failed(again[0].id, "550 5.1.1 Mailbox unavailable", None)
         .unwrap();
@@ -190,17 +205,17 @@ fn claim_retry_fail_send_and_recover() {
 
     let rows = store.messages().unwrap();
     let by = |r: &str| rows.iter().find(|m| m.recipient == r).unwrap().clone();
-    assert_eq!(by("vp@example.invalid").status, "sent");
+    assert_eq!(by("vp@example.invalid").status, MessageStatus::Sent);
     assert_eq!(by("vp@example.invalid").subject.as_deref(), Some("Tiêu đề"));
     assert_eq!(by("vp@example.invalid").sent_at, Some(t0()));
     let kt = by("kt@example.invalid");
-    assert_eq!(kt.status, "failed");
+    assert_eq!(kt.status, MessageStatus::Failed);
     assert_eq!(
         kt.last_error.as_deref(),
         Some("550 5.1.1 Mailbox unavailable")
     );
     assert_eq!(kt.attempts, 2);
-    assert_eq!(by("hcc@example.invalid").status, "skipped");
+    assert_eq!(by("hcc@example.invalid").status, MessageStatus::Skipped);
     assert_eq!(
         store.outbox_counts().unwrap(),
         OutboxCounts {
@@ -253,12 +268,11 @@ fn an_ack_skips_the_reminders_it_makes_moot() {
     let dir = TempDir::new("moot");
     let store = Store::open(&dir.0.join("db"), t0()).unwrap();
     let mut after = message("vp", "after-1wd", t0());
-    after.template = "after".into();
+    after.template = TemplateKind::After;
     let before = message("vp", "before-7d", t0());
-    let mut kt_before = message("kt", "before-7d", t0());
-    kt_before.template = "before".into();
+    let kt_before = message("kt", "before-7d", t0());
     let mut kt_due = message("kt", "due", t0());
-    kt_due.template = "due".into();
+    kt_due.template = TemplateKind::Due;
     let obls = [obligation("vp"), obligation("kt")];
     store
         .enqueue(
@@ -267,21 +281,17 @@ fn an_ack_skips_the_reminders_it_makes_moot() {
             None,
         )
         .unwrap();
-    let ack = |action| NewAck {
-        action,
-        at: t0(),
-        source: "cli",
-        ip: None,
-        user_agent: None,
-        note: None,
-    };
     store
-        .ack("bao-cao-9-thang/2025-9M/vp", &ack("done"), |_| Vec::new())
+        .ack("bao-cao-9-thang/2025-9M/vp", &ack(AckAction::Done), |_| {
+            Vec::new()
+        })
         .unwrap();
     store
-        .ack("bao-cao-9-thang/2025-9M/kt", &ack("seen"), |_| Vec::new())
+        .ack("bao-cao-9-thang/2025-9M/kt", &ack(AckAction::Seen), |_| {
+            Vec::new()
+        })
         .unwrap();
-    let by: Vec<(String, String, String)> = store
+    let by: Vec<(String, String, MessageStatus)> = store
         .messages()
         .unwrap()
         .into_iter()
@@ -293,13 +303,14 @@ fn an_ack_skips_the_reminders_it_makes_moot() {
             )
         })
         .collect();
+    use MessageStatus::*;
     let want = [
-        ("vp", "before-7d", "skipped"),
-        ("vp", "after-1wd", "skipped"),
-        ("kt", "before-7d", "skipped"),
-        ("kt", "due", "pending"),
+        ("vp", "before-7d", Skipped),
+        ("vp", "after-1wd", Skipped),
+        ("kt", "before-7d", Skipped),
+        ("kt", "due", Pending),
     ]
-    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()));
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c));
     assert_eq!(by, want);
     assert_eq!(
         store.next_attempt_at().unwrap(),
@@ -323,26 +334,83 @@ fn a_step_enqueued_after_a_done_ack_is_recorded_skipped() {
             None,
         )
         .unwrap();
-    let ack = NewAck {
-        action: "done",
-        at: t0(),
-        source: "cli",
-        ip: None,
-        user_agent: None,
-        note: None,
-    };
     store
-        .ack("bao-cao-9-thang/2025-9M/vp", &ack, |_| Vec::new())
+        .ack("bao-cao-9-thang/2025-9M/vp", &ack(AckAction::Done), |_| {
+            Vec::new()
+        })
         .unwrap();
     let mut after = message("vp", "after-1wd", t0());
-    after.template = "after".into();
+    after.template = TemplateKind::After;
     store
         .enqueue(t0(), &[rows(&[obligation("vp")], &[after])], None)
         .unwrap();
     let last = store.messages().unwrap().pop().unwrap();
     assert_eq!(
-        (last.step.as_str(), last.status.as_str()),
-        ("after-1wd", "skipped")
+        (last.step.as_str(), last.status),
+        ("after-1wd", MessageStatus::Skipped)
     );
     assert!(store.claim_due(t0(), 10).unwrap().is_empty());
+}
+
+#[test]
+fn an_ack_is_recorded_once_per_answer_and_moves_states_one_way() {
+    let dir = TempDir::new("acks");
+    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    store
+        .enqueue(
+            t0(),
+            &[rows(&[obligation("vp")], &[message("vp", "due", t0())])],
+            None,
+        )
+        .unwrap();
+    let key = "bao-cao-9-thang/2025-9M/vp";
+    let seen = store
+        .ack(key, &ack(AckAction::Seen), |_| Vec::new())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (seen.before, seen.after),
+        (ObligationState::Pending, ObligationState::Seen)
+    );
+    let done = store
+        .ack(key, &ack(AckAction::Done), |_| Vec::new())
+        .unwrap()
+        .unwrap();
+    assert!(done.changed());
+    let again = store
+        .ack(key, &ack(AckAction::Seen), |_| Vec::new())
+        .unwrap()
+        .unwrap();
+    assert!(!again.changed(), "seen after done changes nothing");
+    assert_eq!(again.after, ObligationState::Done);
+    assert_eq!(store.ack_counts().unwrap()[&AckAction::Seen], 2);
+    assert!(
+        store
+            .ack("x/y/z", &ack(AckAction::Done), |_| Vec::new())
+            .unwrap()
+            .is_none()
+    );
+    let ob = &store.obligations(t0() - Duration::days(1)).unwrap()[0];
+    assert_eq!(ob.state, ObligationState::Done);
+    assert_eq!(ob.due_day, NaiveDate::from_ymd_opt(2025, 10, 5));
+}
+
+#[test]
+fn reads_answer_while_another_connection_holds_the_write_lock() {
+    let dir = TempDir::new("locked");
+    let path = dir.0.join("db");
+    let store = Store::open(&path, t0()).unwrap();
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other
+        .execute_batch("BEGIN IMMEDIATE; INSERT INTO meta VALUES ('x', 'y');")
+        .unwrap();
+    // A write would wait for the lock (and fail after the busy timeout); reads answer.
+    store.ping().unwrap();
+    assert_eq!(store.outbox_counts().unwrap(), OutboxCounts::default());
+    assert_eq!(
+        store.meta("x").unwrap(),
+        None,
+        "the other transaction is not seen"
+    );
+    other.execute_batch("ROLLBACK").unwrap();
 }

@@ -1,14 +1,21 @@
-//! The HTTP server (axum): acknowledgement pages, the status page, health and metrics
-//! (DESIGN §8).
+//! The HTTP server (axum): acknowledgement pages, the status page, health and metrics.
 //!
 //! [`serve`] takes a bound listener and a shutdown future, so tests bind port 0 and the
 //! daemon binds `server.listen` before it reports ready. Pages are Vietnamese, need no
 //! JavaScript and are rendered by minijinja with HTML escaping. Request bodies are limited to
 //! 16 KiB. Nothing here logs a path, so no ack token reaches the logs.
+//!
+//! Every database call of a handler runs on the blocking pool (`AppState::db`), and the
+//! store reads on a connection of its own: a write lock held for a while by another process
+//! (a backup, an admin's `sqlite3`) holds up only the requests that must write, never
+//! `/healthz` or the pages.
 
 mod ack;
 pub mod guard;
+mod health;
 mod status;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,10 +27,12 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use minijinja::{AutoEscape, Environment};
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 
 use crate::clock::Clock;
-use crate::engine::Engine;
-use crate::store::Store;
+use crate::deliver::Current;
+use crate::engine::Status;
+use crate::store::{Store, StoreError};
 use crate::token::TokenKey;
 
 /// What the handlers share.
@@ -31,8 +40,12 @@ use crate::token::TokenKey;
 pub struct AppState {
     /// The store.
     pub store: Arc<Store>,
-    /// The engine: its config, its status, and a waker for acks.
-    pub engine: Arc<Engine>,
+    /// The config in force.
+    pub current: Arc<Current>,
+    /// The engine's status (last wake, next step).
+    pub status: Arc<Status>,
+    /// Wakes the engine (after an ack that changed something).
+    pub waker: Arc<Notify>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The key ack tokens and CSRF tokens are derived from.
@@ -65,10 +78,40 @@ pub fn pages() -> Environment<'static> {
     env
 }
 
+/// Why a handler's database call failed.
+enum DbError {
+    /// The store said no (locked for longer than its busy timeout, a full disk).
+    Store(StoreError),
+    /// The blocking task did not finish (the runtime is shutting down, or it panicked).
+    Task(tokio::task::JoinError),
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbError::Store(e) => e.fmt(f),
+            DbError::Task(e) => write!(f, "database task failed: {e}"),
+        }
+    }
+}
+
 impl AppState {
+    /// Runs a database call on the blocking pool, so that a call waiting for a lock never
+    /// holds up the other requests.
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || f(&store)).await {
+            Ok(r) => r.map_err(DbError::Store),
+            Err(e) => Err(DbError::Task(e)),
+        }
+    }
+
     /// Renders a page; an error becomes a plain 500.
     fn render(&self, status: StatusCode, name: &str, mut ctx: Value) -> Response {
-        let org = self.engine.config().organization.name.clone();
+        let org = self.current.config().organization.name.clone();
         if let Some(m) = ctx.as_object_mut() {
             m.insert("org".into(), Value::String(org));
         }
@@ -108,6 +151,16 @@ impl AppState {
             json!({"heading": heading, "text": text}),
         )
     }
+
+    /// The page for a database that did not answer: try again in a few minutes.
+    fn busy(&self, what: &str, e: &DbError) -> Response {
+        tracing::error!(error = %e, "{what}");
+        self.message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Hệ thống đang bận",
+            "Không đọc được dữ liệu. Vui lòng thử lại sau ít phút.",
+        )
+    }
 }
 
 /// A form that could not be read: too large, wrong type, not a form.
@@ -121,11 +174,19 @@ fn bad_form(s: &AppState, e: &axum::extract::rejection::FormRejection) -> Respon
     s.message(status, "Yêu cầu không hợp lệ", text)
 }
 
+/// The client's user agent, shortened to what the ledger keeps.
+fn user_agent(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(300).collect())
+}
+
 /// The router with every route.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
         .route("/a/{token}", get(ack::page).post(ack::post))
         .route("/status", get(status::page))
         .route("/status.csv", get(status::csv))
@@ -150,101 +211,4 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
-}
-
-/// `GET /healthz`: 200 with the database, the last engine wake and the outbox, or 503 if the
-/// database does not answer.
-async fn healthz(State(s): State<AppState>) -> Response {
-    let db = s.store.ping();
-    let counts = s.store.outbox_counts();
-    let status = s.engine.status();
-    let last_wake = status.last_wake().map(|t| t.to_rfc3339());
-    match (db, counts) {
-        (Ok(()), Ok(c)) => (
-            StatusCode::OK,
-            axum::Json(json!({
-                "status": "ok",
-                "database": "ok",
-                "last_wake": last_wake,
-                "next": status.next(),
-                "outbox": {"pending": c.pending, "sending": c.sending, "failed": c.failed},
-            })),
-        )
-            .into_response(),
-        (Err(e), _) | (_, Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(
-                json!({"status": "error", "database": e.to_string(), "last_wake": last_wake}),
-            ),
-        )
-            .into_response(),
-    }
-}
-
-/// `GET /metrics`: Prometheus text format.
-async fn metrics(State(s): State<AppState>) -> Response {
-    use std::fmt::Write as _;
-    let (Ok(by_channel), Ok(acks), Ok(counts)) = (
-        s.store.counts_by_channel(),
-        s.store.ack_counts(),
-        s.store.outbox_counts(),
-    ) else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "database error\n").into_response();
-    };
-    let mut out = String::new();
-    for (name, status, help) in [
-        (
-            "nhacviec_messages_sent_total",
-            "sent",
-            "Messages delivered, by channel.",
-        ),
-        (
-            "nhacviec_messages_failed_total",
-            "failed",
-            "Messages given up on, by channel.",
-        ),
-    ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        let mut any = false;
-        for (channel, st, n) in &by_channel {
-            if st == status {
-                any = true;
-                let _ = writeln!(out, "{name}{{channel=\"{channel}\"}} {n}");
-            }
-        }
-        if !any {
-            let _ = writeln!(out, "{name}{{channel=\"email\"}} 0");
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP nhacviec_outbox_depth Messages waiting to be sent (pending or sending).\n# TYPE nhacviec_outbox_depth gauge\nnhacviec_outbox_depth {}",
-        counts.pending + counts.sending
-    );
-    let _ = writeln!(
-        out,
-        "# HELP nhacviec_acks_total Acknowledgements recorded, by action.\n# TYPE nhacviec_acks_total counter"
-    );
-    for action in ["seen", "done"] {
-        let n = acks
-            .iter()
-            .find(|(a, _)| a == action)
-            .map_or(0, |(_, n)| *n);
-        let _ = writeln!(out, "nhacviec_acks_total{{action=\"{action}\"}} {n}");
-    }
-    if let Some(t) = s.engine.status().last_wake() {
-        let _ = writeln!(
-            out,
-            "# HELP nhacviec_last_wake_seconds When the engine last woke (Unix time).\n# TYPE nhacviec_last_wake_seconds gauge\nnhacviec_last_wake_seconds {}",
-            t.timestamp()
-        );
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    )
-        .into_response()
 }

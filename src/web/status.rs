@@ -2,6 +2,7 @@
 //! marks an obligation done on a unit's behalf (with a CSRF token).
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
@@ -11,8 +12,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{AppState, guard};
-use crate::deliver::{context, enqueue};
-use crate::report;
+use crate::clock::ClockKind;
+use crate::deliver::notices;
+use crate::present;
+use crate::report::{self, Column, Row};
+use crate::state::{AckAction, AckSource, Shown};
 use crate::store::NewAck;
 
 /// `Ok` if the request carries the admin's credentials; else the response to send.
@@ -43,20 +47,33 @@ fn authorized(s: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
     }
 }
 
-fn render_page(s: &AppState, result: Option<&str>) -> Response {
+/// A warning for the status page when the daemon runs on a set clock (a rehearsal).
+fn clock_note(kind: ClockKind, tz: chrono_tz::Tz) -> Option<String> {
+    match kind {
+        ClockKind::Set { start, speed } => Some(format!(
+            "Hệ thống đang chạy với đồng hồ thử nghiệm (NHACVIEC_CLOCK): bắt đầu từ {}{}.",
+            present::moment_words(start.with_timezone(&tz)),
+            if speed > 1 {
+                format!(", nhanh gấp {speed} lần")
+            } else {
+                String::new()
+            }
+        )),
+        ClockKind::Manual => Some("Hệ thống đang chạy với đồng hồ thử nghiệm.".into()),
+        ClockKind::System => None,
+    }
+}
+
+async fn render_page(s: &AppState, result: Option<&str>) -> Response {
     let now = s.clock.now();
-    let cfg = s.engine.config();
+    let cfg = s.current.config();
     let tz = cfg.organization.timezone;
-    let states = match s.store.obligation_states(now - report::RECENT) {
+    let states = match s
+        .db(move |store| store.obligations(now - report::RECENT))
+        .await
+    {
         Ok(v) => v,
-        Err(e) => {
-            tracing::error!(error = %e, "status page");
-            return s.message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Hệ thống đang bận",
-                "Không đọc được dữ liệu.",
-            );
-        }
+        Err(e) => return s.busy("status page", &e),
     };
     let (columns, rows) = report::grid(&cfg, &states, now);
     let today = now.with_timezone(&tz).date_naive();
@@ -64,9 +81,10 @@ fn render_page(s: &AppState, result: Option<&str>) -> Response {
         StatusCode::OK,
         "status.html.j2",
         json!({
-            "now": context::moment_words(now.with_timezone(&tz)),
+            "now": present::moment_words(now.with_timezone(&tz)),
+            "clock": clock_note(s.clock.kind(), tz),
             "any": !columns.is_empty(),
-            "grid": report::grid_html(&columns, &rows, &guard::csrf_token(&s.key, today)),
+            "grid": grid_html(&columns, &rows, &guard::csrf_token(&s.key, today)),
             "result": result,
         }),
     )
@@ -77,7 +95,7 @@ pub(super) async fn page(State(s): State<AppState>, headers: HeaderMap) -> Respo
     if let Err(r) = authorized(&s, &headers) {
         return *r;
     }
-    render_page(&s, None)
+    render_page(&s, None).await
 }
 
 /// `GET /status.csv`.
@@ -86,8 +104,11 @@ pub(super) async fn csv(State(s): State<AppState>, headers: HeaderMap) -> Respon
         return *r;
     }
     let now = s.clock.now();
-    let cfg = s.engine.config();
-    match s.store.obligation_states(now - report::RECENT) {
+    let cfg = s.current.config();
+    match s
+        .db(move |store| store.obligations(now - report::RECENT))
+        .await
+    {
         Ok(states) => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -126,7 +147,7 @@ pub(super) async fn mark_done(
         Err(e) => return super::bad_form(&s, &e),
     };
     let now = s.clock.now();
-    let cfg = s.engine.config();
+    let cfg = s.current.config();
     let today = now.with_timezone(&cfg.organization.timezone).date_naive();
     let csrf = form.get("csrf").map(String::as_str).unwrap_or("");
     if !guard::csrf_ok(&s.key, today, csrf) {
@@ -136,7 +157,7 @@ pub(super) async fn mark_done(
             "Vui lòng tải lại trang theo dõi rồi thao tác lại.",
         );
     }
-    let Some(key) = form.get("obligation") else {
+    let Some(key) = form.get("obligation").cloned() else {
         return s.message(
             StatusCode::BAD_REQUEST,
             "Yêu cầu không hợp lệ",
@@ -144,25 +165,25 @@ pub(super) async fn mark_done(
         );
     };
     let ip = addr.ip().to_string();
-    let user_agent: Option<String> = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().take(300).collect());
-    let ack = NewAck {
-        action: "done",
-        at: now,
-        source: "status",
-        ip: Some(&ip),
-        user_agent: user_agent.as_deref(),
-        note: Some("đánh dấu hoàn thành từ trang theo dõi"),
-    };
-    let result = match s
-        .store
-        .ack(key, &ack, |esc| enqueue::done_notices(&cfg, key, esc, now))
-    {
-        Ok(Some(o)) if o.changed => {
+    let user_agent = super::user_agent(&headers);
+    let k = key.clone();
+    let outcome = s
+        .db(move |store| {
+            let ack = NewAck {
+                action: AckAction::Done,
+                at: now,
+                source: AckSource::Status,
+                ip: Some(&ip),
+                user_agent: user_agent.as_deref(),
+                note: Some("đánh dấu hoàn thành từ trang theo dõi"),
+            };
+            notices::record_ack(store, &cfg, &k, &ack)
+        })
+        .await;
+    let result = match outcome {
+        Ok(Some(o)) if o.changed() => {
             tracing::info!(obligation = %key, "marked done from the status page");
-            s.engine.waker().notify_one();
+            s.waker.notify_one();
             "Đã đánh dấu hoàn thành."
         }
         Ok(Some(_)) => "Nhiệm vụ này đã hoàn thành trước đó.",
@@ -176,5 +197,114 @@ pub(super) async fn mark_done(
             );
         }
     };
-    render_page(&s, Some(result))
+    render_page(&s, Some(result)).await
+}
+
+/// The grid as an HTML table (`table#grid`), each cell not done with a form that marks it
+/// done. Written directly rather than through a template: with a thousand cells a template
+/// engine costs several milliseconds a page, and the status page must stay fast.
+fn grid_html(columns: &[Column], rows: &[Row], csrf: &str) -> String {
+    let mut h = String::with_capacity(256 + rows.len() * columns.len() * 320);
+    let e = present::html_escape;
+    h.push_str("<table id=\"grid\">\n<thead><tr><th>Đơn vị</th>");
+    for c in columns {
+        h.push_str("<th data-key=\"");
+        e(&c.key, &mut h);
+        h.push_str("\">");
+        e(&c.title, &mut h);
+        if !c.once {
+            h.push(' ');
+            e(&c.period_label, &mut h);
+        }
+        h.push_str("<br><span class=\"note\">");
+        e(&c.deadline, &mut h);
+        h.push_str("</span></th>");
+    }
+    h.push_str("</tr></thead>\n<tbody>\n");
+    for r in rows {
+        h.push_str("<tr data-unit=\"");
+        e(&r.id, &mut h);
+        h.push_str("\"><th>");
+        e(&r.name, &mut h);
+        h.push_str("</th>");
+        for cell in &r.cells {
+            let Some(c) = cell else {
+                h.push_str("<td><span class=\"note\">–</span></td>");
+                continue;
+            };
+            h.push_str("<td data-key=\"");
+            e(&c.key, &mut h);
+            let _ = write!(
+                h,
+                "\" data-state=\"{s}\"><span class=\"state {s}\">{l}</span>",
+                s = c.state.as_str(),
+                l = c.state.label()
+            );
+            if let Some(at) = &c.at {
+                h.push_str("<br><span class=\"note\">");
+                e(at, &mut h);
+                h.push_str("</span>");
+            }
+            if c.state != Shown::Done {
+                h.push_str("<form method=\"post\" action=\"/status/ack\"><input type=\"hidden\" name=\"obligation\" value=\"");
+                e(&c.key, &mut h);
+                h.push_str("\"><input type=\"hidden\" name=\"csrf\" value=\"");
+                e(csrf, &mut h);
+                h.push_str("\"><button type=\"submit\">Đánh dấu hoàn thành</button></form>");
+            }
+            h.push_str("</td>");
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</tbody>\n</table>");
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Cell;
+
+    #[test]
+    fn grid_html_escapes_and_has_a_form_per_open_cell() {
+        let columns = vec![Column {
+            key: "r/2025".into(),
+            title: "Báo cáo <năm> & \"tổng kết\"".into(),
+            period_label: "năm 2025".into(),
+            once: false,
+            deadline: "trước ngày 05/01/2026".into(),
+        }];
+        let cell = |key: &str, state: Shown| {
+            Some(Cell {
+                key: key.into(),
+                state,
+                at: None,
+            })
+        };
+        let rows = vec![
+            Row {
+                id: "vp".into(),
+                name: "Văn phòng".into(),
+                cells: vec![cell("r/2025/vp", Shown::Done)],
+            },
+            Row {
+                id: "kt".into(),
+                name: "Kinh tế".into(),
+                cells: vec![cell("r/2025/kt", Shown::Overdue)],
+            },
+            Row {
+                id: "hcc".into(),
+                name: "HCC".into(),
+                cells: vec![None],
+            },
+        ];
+        let h = grid_html(&columns, &rows, "abc");
+        assert!(h.contains("Báo cáo &lt;năm&gt; &amp; &quot;tổng kết&quot; năm 2025"));
+        assert_eq!(h.matches("<form").count(), 1, "only the open cell: {h}");
+        assert!(h.contains("data-key=\"r/2025/kt\" data-state=\"overdue\""));
+        assert!(h.contains("value=\"abc\""));
+        assert!(
+            h.contains("<tr data-unit=\"hcc\"><th>HCC</th><td><span class=\"note\">–</span></td>")
+        );
+    }
 }

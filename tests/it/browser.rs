@@ -411,9 +411,9 @@ fn status_and_ack_pages_in_chromium() {
     assert_eq!(ack["h1"], TITLE);
     assert_eq!(ack["fields"]["Đơn vị"], OWING[1].1);
     let deadline = ack["fields"]["Thời hạn"].as_str().unwrap().to_string();
-    let day_after = (due + chrono::Duration::days(1)).format("%d/%m/%Y");
+    let due_words = due.format("%d/%m/%Y");
     assert!(
-        deadline.starts_with(&format!("trước ngày {day_after} ("))
+        deadline.starts_with(&format!("hết ngày {due_words} ("))
             && deadline.contains("; hạn làm việc cuối: "),
         "{deadline}"
     );

@@ -1117,7 +1117,7 @@ fn healthz_and_metrics_match_the_database() {
         format!(
             "before-1m of giao-ban/{} at {}",
             later.with_timezone(&Ho_Chi_Minh).format("%Y-%m-%d"),
-            step.to_rfc3339()
+            step.format("%a %d/%m/%Y %H:%M")
         ),
         "{h:#}"
     );

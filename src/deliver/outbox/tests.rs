@@ -6,13 +6,14 @@ use chrono::TimeZone;
 
 use super::*;
 use crate::clock::ManualClock;
+use crate::deliver::channel::{Sender, Sending};
 use crate::deliver::enqueue;
+use crate::deliver::templates::Templates;
 use crate::plan::{self, Period};
-use crate::store::NewMessage;
-
+use crate::state::{Channel, MessageStatus, TemplateKind};
 use crate::testutil::TempDir;
 
-fn config(dir: &Path, mail_dir: &str) -> Arc<Config> {
+fn config(dir: &Path, mail_dir: &str) -> Config {
     let text = format!(
         r#"
 [organization]
@@ -46,16 +47,7 @@ units = ["vp"]
 submit_to = "vhxh"
 "#
     );
-    let loaded = crate::config::load_str(
-        &dir.join("nhacviec.toml"),
-        text,
-        chrono::NaiveDate::from_ymd_opt(2025, 9, 1).unwrap(),
-    );
-    Arc::new(
-        loaded
-            .config
-            .unwrap_or_else(|| panic!("{:#?}", loaded.diagnostics)),
-    )
+    crate::testutil::config_at(&dir.join("nhacviec.toml"), &text)
 }
 
 struct Fixture {
@@ -64,11 +56,22 @@ struct Fixture {
     store: Arc<Store>,
     clock: Arc<ManualClock>,
     outbox: Outbox,
-    cfg: Arc<Config>,
+    current: Arc<Current>,
     key: TokenKey,
 }
 
+impl Fixture {
+    fn cfg(&self) -> Arc<Config> {
+        self.current.config()
+    }
+}
+
 fn fixture(mail_dir: &str) -> Fixture {
+    fixture_with(mail_dir, |a| a)
+}
+
+/// A fixture whose senders `senders` may replace.
+fn fixture_with(mail_dir: &str, senders: impl FnOnce(Applied) -> Applied) -> Fixture {
     let dir = TempDir::new("w");
     let cfg = config(&dir.0, mail_dir);
     let t0 = Utc.with_ymd_and_hms(2025, 9, 19, 1, 0, 0).unwrap();
@@ -77,30 +80,27 @@ fn fixture(mail_dir: &str) -> Fixture {
     let key = TokenKey::from_bytes([7; 32]);
     let (templates, diags) = Templates::load(None);
     assert!(diags.is_empty());
-    let parts = Parts {
-        config: cfg.clone(),
-        templates: Arc::new(templates.unwrap()),
-        mailer: Arc::new(Mailer::new(&cfg).unwrap()),
-        key: key.clone(),
-    };
-    let outbox = Outbox::new(store.clone(), clock.clone(), parts);
+    let applied = senders(Applied::new(cfg, templates.unwrap()).unwrap());
+    let current = Arc::new(Current::new(applied));
+    let outbox = Outbox::new(store.clone(), clock.clone(), current.clone(), key.clone());
     Fixture {
         mail: dir.0.join(mail_dir),
         _dir: dir,
         store,
         clock,
         outbox,
-        cfg,
+        current,
         key,
     }
 }
 
 /// Enqueues every step of the 9-month report 2025 (all due by 15/10/2025).
 fn enqueue_all(f: &Fixture) -> usize {
-    let occ = plan::occurrence(&f.cfg, 0, Period::NineMonths(2025)).unwrap();
+    let cfg = f.cfg();
+    let occ = plan::occurrence(&cfg, 0, Period::NineMonths(2025)).unwrap();
     let mut n = 0;
     for step in &occ.steps {
-        let rows = enqueue::step_rows(&f.cfg, &f.key, &occ, step, &[0], false);
+        let rows = enqueue::step_rows(&cfg, &f.key, &occ, step, &[0], false);
         n += f.store.enqueue(f.clock.now(), &[rows], None).unwrap();
     }
     n
@@ -166,7 +166,10 @@ async fn due_messages_are_sent_once_each_with_the_required_headers() {
     let token = f.key.token("bao-cao-9-thang/2025-9M/vp");
     assert!(!raw.contains("/a/0123"), "not the sample link");
     let rows = f.store.messages().unwrap();
-    assert!(rows.iter().all(|m| m.status == "sent" && m.attempts == 1));
+    assert!(
+        rows.iter()
+            .all(|m| m.status == MessageStatus::Sent && m.attempts == 1)
+    );
     assert!(rows.iter().all(|m| {
         m.subject
             .as_deref()
@@ -184,9 +187,10 @@ async fn transient_failures_back_off_then_give_up_after_48_hours() {
     let f = fixture("mail");
     // The mail folder's place is taken by a file: every write fails, transiently.
     std::fs::write(&f.mail, "not a folder").unwrap();
-    let occ = plan::occurrence(&f.cfg, 0, Period::NineMonths(2025)).unwrap();
+    let cfg = f.cfg();
+    let occ = plan::occurrence(&cfg, 0, Period::NineMonths(2025)).unwrap();
     let step = &occ.steps[0];
-    let rows = enqueue::step_rows(&f.cfg, &f.key, &occ, step, &[0], false);
+    let rows = enqueue::step_rows(&cfg, &f.key, &occ, step, &[0], false);
     f.store.enqueue(f.clock.now(), &[rows], None).unwrap();
     f.clock.set(step.at.with_timezone(&Utc));
     let start = f.clock.now();
@@ -198,7 +202,7 @@ async fn transient_failures_back_off_then_give_up_after_48_hours() {
         }
         assert_eq!(out.retried, 1);
         let row = &f.store.messages().unwrap()[0];
-        assert_eq!(row.status, "pending");
+        assert_eq!(row.status, MessageStatus::Pending);
         assert!(
             row.last_error
                 .as_deref()
@@ -212,7 +216,7 @@ async fn transient_failures_back_off_then_give_up_after_48_hours() {
     }
     assert_eq!(&waits[..8], [1, 2, 4, 8, 16, 32, 60, 60]);
     let row = &f.store.messages().unwrap()[0];
-    assert_eq!(row.status, "failed");
+    assert_eq!(row.status, MessageStatus::Failed);
     assert!(
         row.last_error
             .as_deref()
@@ -245,27 +249,96 @@ async fn a_message_cut_off_by_a_crash_is_sent_again_with_its_message_id() {
     assert_eq!(f.store.messages().unwrap()[0].attempts, 2);
 }
 
+/// A sender that panics, as lettre did on a CR or LF in a display name.
+struct Panicking;
+
+impl Sender for Panicking {
+    fn send<'a>(&'a self, _: &'a Outgoing<'a>) -> Sending<'a> {
+        Box::pin(async { panic!("header value contains a line break") })
+    }
+
+    fn describe(&self) -> &str {
+        "a sender that panics"
+    }
+}
+
+#[tokio::test]
+async fn a_send_that_panics_fails_its_message_with_the_reason_and_the_others_go_on() {
+    let f = fixture_with("mail", |a| {
+        a.with_sender(Channel::Email, Arc::new(Panicking))
+    });
+    enqueue_all(&f);
+    let o = f.outbox.drain().await.unwrap();
+    assert_eq!((o.sent, o.failed), (0, 1), "before-14d is due");
+    let row = &f.store.messages().unwrap()[0];
+    assert_eq!(row.status, MessageStatus::Failed, "never left `sending`");
+    let why = row.last_error.as_deref().unwrap();
+    assert!(
+        why.contains("crashed (header value contains a line break)"),
+        "{why}"
+    );
+    // The next wake has nothing stuck and nothing to do.
+    assert_eq!(f.store.outbox_counts().unwrap().sending, 0);
+    assert_eq!(f.outbox.drain().await.unwrap().total(), 0);
+}
+
 #[tokio::test]
 async fn an_unknown_channel_fails_at_once_and_says_why() {
-    let f = fixture("mail");
-    let m = NewMessage {
-        obligation: "x/1/vp".into(),
-        step: "due".into(),
-        channel: "fax".into(),
-        recipient: "123".into(),
-        template: "due".into(),
-        context: serde_json::json!({}),
-        message_id: "<x@example.invalid>".into(),
-        not_before: f.clock.now(),
-        skipped: false,
-    };
+    let f = fixture_with("mail", |mut a| {
+        // A version that cannot send email at all.
+        a = a.with_sender(Channel::Telegram, Arc::new(Panicking));
+        a
+    });
+    let m = Message::new(
+        "x/1/vp".into(),
+        "due".into(),
+        Channel::Webhook,
+        "https://hooks.example.invalid/x".into(),
+        TemplateKind::Due,
+        serde_json::json!({}),
+        "<x@example.invalid>".into(),
+        f.clock.now(),
+    );
     f.store.enqueue_other(f.clock.now(), &[m]).unwrap();
     assert_eq!(f.outbox.drain().await.unwrap().failed, 1);
     let row = &f.store.messages().unwrap()[0];
-    assert_eq!(row.status, "failed");
+    assert_eq!(row.status, MessageStatus::Failed);
     assert_eq!(
         row.last_error.as_deref(),
-        Some("channel `fax` is not available in this version")
+        Some("channel `webhook` is not available in this version")
+    );
+}
+
+#[tokio::test]
+async fn a_reminder_leaving_late_says_so() {
+    let f = fixture("mail");
+    let cfg = f.cfg();
+    let occ = plan::occurrence(&cfg, 0, Period::NineMonths(2025)).unwrap();
+    let due = occ
+        .steps
+        .iter()
+        .find(|s| s.name.to_string() == "due")
+        .unwrap();
+    let rows = enqueue::step_rows(&cfg, &f.key, &occ, due, &[0], false);
+    f.store.enqueue(f.clock.now(), &[rows], None).unwrap();
+    // The due reminder of Fri 03/10 leaves on Mon 06/10 (a server down over the weekend).
+    f.clock.set(
+        chrono_tz::Asia::Ho_Chi_Minh
+            .with_ymd_and_hms(2025, 10, 6, 9, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc),
+    );
+    assert_eq!(f.outbox.drain().await.unwrap().sent, 1);
+    let row = &f.store.messages().unwrap()[0];
+    assert_eq!(row.template, TemplateKind::Due, "stored as it was enqueued");
+    assert_eq!(
+        row.subject.as_deref(),
+        Some("[Quá hạn] Báo cáo công tác dân vận 9 tháng năm 2025")
+    );
+    let eml = std::fs::read_to_string(f.mail.join(&emls(&f.mail)[0])).unwrap();
+    assert!(
+        !eml.contains("H=C3=B4m nay"),
+        "not \"Hôm nay … là ngày làm việc cuối\""
     );
 }
 

@@ -1,0 +1,213 @@
+//! The raw sections of a config as pass 1 reads them, still naming each other by string, and
+//! the field readers every section reader shares. Pass 1 ([`parse`](super::parse) with
+//! [`sections`](super::sections), [`rules`](super::rules) and [`schedule`](super::schedule))
+//! writes these types; pass 2 ([`resolve`](super::resolve)) reads them.
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+
+use super::diag::{Diagnostics, Source};
+use super::reader::{At, Cx, Tbl};
+use super::*;
+
+/// Reports TOML syntax errors; true if there were any.
+pub(super) fn syntax_errors(
+    src: &Source,
+    diags: &mut Diagnostics,
+    errs: Vec<toml::de::Error>,
+) -> bool {
+    let any = !errs.is_empty();
+    for e in errs {
+        let span = e.span().unwrap_or(0..0);
+        diags.error(src, span, format!("TOML syntax: {}", e.message().trim()));
+    }
+    any
+}
+
+pub(super) struct RawOrg {
+    pub(super) name: String,
+    pub(super) timezone: Tz,
+    pub(super) public_url: Option<String>,
+    pub(super) coordinator: Option<At<String>>,
+    pub(super) admins: Vec<String>,
+    pub(super) span: std::ops::Range<usize>,
+}
+
+pub(super) struct RawUnit {
+    pub(super) id: At<String>,
+    /// `None` when missing (already reported); the unit still resolves references.
+    pub(super) name: Option<String>,
+    pub(super) email: Vec<String>,
+    /// `email` was written, even if no address in it was valid (those are reported).
+    pub(super) email_given: bool,
+    pub(super) escalate_to: Vec<At<String>>,
+    pub(super) telegram: Option<At<String>>,
+    pub(super) webhook: Option<String>,
+    pub(super) span: std::ops::Range<usize>,
+}
+
+pub(super) struct RawGroup {
+    pub(super) id: At<String>,
+    pub(super) units: Vec<At<String>>,
+}
+
+/// What a rule is; `None` in [`RawRule`] when a part of it was wrong (already reported).
+pub(super) struct RuleCore {
+    pub(super) kind: Kind,
+    pub(super) title: String,
+    pub(super) description: Option<String>,
+    pub(super) reference: Option<String>,
+    pub(super) period: PeriodKind,
+    pub(super) which: Vec<u32>,
+    pub(super) due: Due,
+}
+
+/// A rule as read; kept even when broken so its references are still checked.
+pub(super) struct RawRule {
+    pub(super) id: Option<At<String>>,
+    pub(super) core: Option<RuleCore>,
+    pub(super) units: Vec<At<String>>,
+    /// `units` was written (possibly as an empty list).
+    pub(super) has_units_key: bool,
+    pub(super) submit_to: Option<At<String>>,
+    pub(super) policy: Option<At<String>>,
+    pub(super) active_from: Option<NaiveDate>,
+    pub(super) active_until: Option<NaiveDate>,
+    pub(super) span: std::ops::Range<usize>,
+}
+
+pub(super) struct RawCalendar {
+    pub(super) weekend: [bool; 7],
+    pub(super) statutory: bool,
+    pub(super) include: Option<Vec<At<String>>>,
+    pub(super) days_off: Vec<(At<NaiveDate>, Option<String>)>,
+    pub(super) working_days: Vec<(At<NaiveDate>, Option<String>)>,
+}
+
+pub(super) struct RawPolicy {
+    pub(super) policy: Policy,
+    pub(super) name: At<String>,
+    pub(super) explicit: bool,
+}
+
+pub(super) struct Raw {
+    pub(super) org: Option<RawOrg>,
+    pub(super) storage: Storage,
+    pub(super) server: Server,
+    pub(super) email: Email,
+    pub(super) email_span: std::ops::Range<usize>,
+    pub(super) calendar: RawCalendar,
+    pub(super) digest_time: chrono::NaiveTime,
+    pub(super) digest_to: Option<Vec<At<String>>>,
+    pub(super) channels: Channels,
+    pub(super) templates_dir: Option<PathBuf>,
+    pub(super) policies: Vec<RawPolicy>,
+    pub(super) units: Vec<RawUnit>,
+    pub(super) groups: Vec<RawGroup>,
+    pub(super) rules: Vec<RawRule>,
+    pub(super) secrets: Vec<(At<String>, Secret)>,
+}
+
+pub(super) fn rel(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+pub(super) fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+pub(super) fn id_field(cx: &mut Cx, t: &mut Tbl, what: &str) -> Option<At<String>> {
+    let id = t.req_str(cx, "id")?;
+    if !valid_id(&id.v) {
+        cx.error(
+            id.span.clone(),
+            format!(
+                "{what} id `{}` may hold only a-z, 0-9 and `-` (it is a stable key: the database uses it)",
+                id.v
+            ),
+        );
+        return None;
+    }
+    Some(id)
+}
+
+/// A basic shape check of an email address; the mailer parses it fully.
+pub(super) fn valid_address(s: &str) -> bool {
+    let mut parts = s.splitn(2, '@');
+    let (local, domain) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || "<>,;\"()[]\\".contains(c))
+        && !domain.contains('@')
+}
+
+/// Accepts `address` or `Name <address>`.
+pub(super) fn valid_mailbox(s: &str) -> bool {
+    match (s.rfind('<'), s.ends_with('>')) {
+        (Some(i), true) => valid_address(&s[i + 1..s.len() - 1]),
+        (None, false) => valid_address(s.trim()),
+        _ => false,
+    }
+}
+
+pub(super) fn addresses(cx: &mut Cx, t: &mut Tbl, key: &'static str) -> Vec<String> {
+    let list = t.str_list(cx, key).unwrap_or_default();
+    let mut out = Vec::new();
+    for a in list {
+        if valid_address(&a.v) {
+            out.push(a.v);
+        } else {
+            cx.error(
+                a.span,
+                format!("`{}` is not an email address (write name@domain)", a.v),
+            );
+        }
+    }
+    out
+}
+
+pub(super) fn secret(
+    cx: &mut Cx,
+    t: &mut Tbl,
+    file_key: &'static str,
+    env_key: &'static str,
+    base: &Path,
+    secrets: &mut Vec<(At<String>, Secret)>,
+) -> Option<Secret> {
+    let file = t.str(cx, file_key);
+    let env = t.str(cx, env_key);
+    match (file, env) {
+        (Some(_), Some(e)) => {
+            cx.error(
+                e.span,
+                format!("give either `{file_key}` or `{env_key}`, not both"),
+            );
+            None
+        }
+        (Some(f), None) => {
+            let s = Secret::File(rel(base, &f.v));
+            secrets.push((f, s.clone()));
+            Some(s)
+        }
+        (None, Some(e)) => {
+            let s = Secret::Env(e.v.clone());
+            secrets.push((e, s.clone()));
+            Some(s)
+        }
+        (None, None) => None,
+    }
+}

@@ -1,0 +1,229 @@
+//! The daemon's composition root: [`Daemon::open`] checks the config and opens the store and
+//! the token key; [`Daemon::run`] serves HTTP on a given listener and runs the engine until a
+//! given shutdown future completes. Signals, logging and systemd stay in `cli/daemon.rs`, so
+//! tests start the whole daemon in-process with any [`Clock`], a port-0 listener and a
+//! oneshot for shutdown.
+//!
+//! The HTTP server runs on a thread of its own (a single-threaded runtime, and a blocking
+//! pool for its database calls): whatever the engine is doing, waiting for a database lock or
+//! sending, `/healthz` and the ack pages answer. The engine keeps the calling thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use tokio::sync::watch;
+
+use crate::checked;
+use crate::clock::Clock;
+use crate::config::{Config, Severity};
+use crate::deliver::{Applied, Current};
+use crate::engine::{Engine, Status};
+use crate::store::Store;
+use crate::token::{self, TokenKey};
+use crate::web;
+
+/// The `meta` key of the token key's fingerprint.
+const KEY_FINGERPRINT: &str = "key_fingerprint";
+
+/// A daemon ready to run: config checked, store open, token key read.
+pub struct Daemon {
+    path: PathBuf,
+    clock: Arc<dyn Clock>,
+    store: Arc<Store>,
+    current: Arc<Current>,
+    engine: Arc<Engine>,
+    key: TokenKey,
+    admin_password: Option<String>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Asks a running daemon to reload its config (what SIGHUP does).
+#[derive(Debug, Clone)]
+pub struct Reloader(Arc<Engine>);
+
+impl Reloader {
+    /// Reloads at once.
+    pub fn reload(&self) {
+        self.0.request_reload();
+    }
+}
+
+/// The token key of the database at `db`: the key file beside it, made only with a new
+/// database. A database that has recorded obligations has sent links made with its key; a
+/// new key would silently break every one of them, so a missing or different key file is
+/// refused, naming the file and what to do.
+fn token_key(store: &Store, db: &Path) -> Result<TokenKey> {
+    let key_file = token::key_path(db);
+    let fingerprint = store.meta(KEY_FINGERPRINT)?;
+    let key = match TokenKey::load(&key_file)
+        .with_context(|| format!("cannot read the token key {}", key_file.display()))?
+    {
+        Some(key) => key,
+        None if fingerprint.is_some() || store.has_obligations()? => bail!(
+            "the token key {} is missing, but the database {} has sent reminders whose links were made with it: restore the key file from the backup of this database and start again (a new key would break every link already sent; to start afresh with no history, move the database away too)",
+            key_file.display(),
+            db.display()
+        ),
+        None => TokenKey::create(&key_file)
+            .with_context(|| format!("cannot create the token key {}", key_file.display()))?,
+    };
+    match fingerprint {
+        Some(f) if f != key.fingerprint() => bail!(
+            "the token key {} is not the one the database {} was made with: restore the key file from the backup of this database (links made with another key do not work)",
+            key_file.display(),
+            db.display()
+        ),
+        Some(_) => {}
+        None => store.set_meta(KEY_FINGERPRINT, &key.fingerprint())?,
+    }
+    Ok(key)
+}
+
+impl Daemon {
+    /// Checks the config at `path` exactly as `check` does (its warnings and errors go to
+    /// the log), opens the store (recording the config applied) and the token key, and puts
+    /// back to `pending` the messages a crash left `sending`.
+    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Daemon> {
+        let now = clock.now();
+        let checked = checked::load(path, checked::today(now));
+        for d in &checked.diagnostics {
+            match d.severity {
+                Severity::Error => tracing::error!("{d}"),
+                Severity::Warning => tracing::warn!("{d}"),
+            }
+        }
+        let errors = checked.errors();
+        let Some((cfg, templates)) = checked.ready else {
+            bail!("the config has {errors} error(s); not started (`nhacviec check` lists them)");
+        };
+        let store = Arc::new(Store::open(&cfg.storage.path, now)?);
+        let key = token_key(&store, &cfg.storage.path)?;
+        let recovered = store.recover_sending(now)?;
+        if recovered > 0 {
+            tracing::warn!(
+                recovered,
+                "messages cut off by a stop are sent again (same Message-ID)"
+            );
+        }
+        let hash = crate::engine::file_hash(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        store.record_config(&hash, &path.display().to_string(), now)?;
+        let admin_password = match &cfg.server.admin_password_file {
+            Some(f) => Some(
+                crate::config::Secret::File(f.clone())
+                    .read()
+                    .context("cannot read `server.admin_password_file`")?,
+            ),
+            None => None,
+        };
+        let current = Arc::new(Current::new(Applied::new(cfg, templates)?));
+        let engine = Arc::new(
+            Engine::new(store.clone(), clock.clone(), current.clone(), key.clone())
+                .watch(path.to_path_buf()),
+        );
+        Ok(Daemon {
+            path: path.to_path_buf(),
+            clock,
+            store,
+            current,
+            engine,
+            key,
+            admin_password,
+        })
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.current.config()
+    }
+
+    /// A handle that asks for a reload.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.engine.clone())
+    }
+
+    /// The routes, with everything they need (tests call them in-process).
+    pub fn router(&self) -> axum::Router {
+        let cfg = self.current.config();
+        web::router(web::AppState {
+            store: self.store.clone(),
+            current: self.current.clone(),
+            status: self.engine.status(),
+            waker: self.engine.waker(),
+            clock: self.clock.clone(),
+            key: self.key.clone(),
+            admin_password: self.admin_password.clone(),
+            ack_limit: Arc::new(web::guard::RateLimit::new(cfg.server.ack_per_minute)),
+            pages: Arc::new(web::pages()),
+        })
+    }
+
+    /// Serves HTTP on `listener` (on a thread of its own) and runs the engine until
+    /// `shutdown` completes; `on_wake` sees the engine's status after each wake (systemd's
+    /// watchdog and status line). Returns once both have stopped.
+    pub async fn run(
+        self,
+        listener: std::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+        on_wake: impl FnMut(&Status),
+    ) -> Result<()> {
+        let listen = listener
+            .local_addr()
+            .context("the listener has no address")?;
+        listener
+            .set_nonblocking(true)
+            .context("cannot set up the listener")?;
+        tracing::info!(
+            config = %self.path.display(),
+            units = self.config().units.len(),
+            rules = self.config().rules.len(),
+            transport = self.current.get().describe(),
+            database = %self.store.path().display(),
+            listen = %listen,
+            "nhacviec started"
+        );
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let router = self.router();
+        let server = std::thread::Builder::new()
+            .name("http".into())
+            .spawn(move || serve_http(listener, router, stop_rx))
+            .context("cannot start the HTTP thread")?;
+        self.engine.run(shutdown, on_wake).await;
+        let _ = stop_tx.send(true);
+        // The HTTP thread finishes the requests in flight, then ends.
+        match tokio::task::spawn_blocking(move || server.join()).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "the HTTP server failed"),
+            Ok(Err(_)) | Err(_) => tracing::error!("the HTTP thread panicked"),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// The HTTP thread: its own single-threaded runtime, serving until `stop` is raised.
+fn serve_http(
+    listener: std::net::TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("http-blocking")
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        web::serve(listener, router, async move {
+            let _ = stop.wait_for(|v| *v).await;
+        })
+        .await
+    })
+}

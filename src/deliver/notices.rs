@@ -1,0 +1,97 @@
+//! Messages that are not a step: the leadership's notice that an escalated obligation is
+//! done, the admins' notice of a config that was not applied, and the one function that
+//! records an acknowledgement (the ack page, the status page and `nhacviec ack` all call it).
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::email;
+use crate::config::Config;
+use crate::present;
+use crate::state::{Channel, TemplateKind};
+use crate::store::{AckOutcome, Message, NewAck, Store, StoreError};
+
+/// How the admins are addressed.
+pub const ADMIN_NAME: &str = "Quản trị hệ thống nhắc việc";
+
+/// Records an acknowledgement of obligation `key` with everything it entails, in one
+/// transaction: the new state, the queued reminders it silences skipped, and, when an
+/// escalated obligation becomes done, one notice to each leadership address that got the
+/// escalation. `None` if there is no such obligation.
+pub fn record_ack(
+    store: &Store,
+    cfg: &Config,
+    key: &str,
+    ack: &NewAck<'_>,
+) -> Result<Option<AckOutcome>, StoreError> {
+    store.ack(key, ack, |escalated| {
+        done_notices(cfg, key, escalated, ack.at)
+    })
+}
+
+/// The short notice to each escalation recipient when an escalated obligation is done: its
+/// data is that of the escalated notice they got, with the time it was done.
+pub fn done_notices(
+    cfg: &Config,
+    key: &str,
+    escalated: &[Message],
+    done_at: DateTime<Utc>,
+) -> Vec<Message> {
+    let domain = email::from_domain(cfg);
+    let words = present::moment_words(done_at.with_timezone(&cfg.organization.timezone));
+    escalated
+        .iter()
+        .map(|m| {
+            let mut c = m.context.clone();
+            c["done_at"] = json!(words);
+            Message::new(
+                key.to_string(),
+                "done-notice".into(),
+                m.channel,
+                m.recipient.clone(),
+                TemplateKind::Resolved,
+                c,
+                email::message_id(key, "done-notice", &m.recipient, &domain),
+                done_at,
+            )
+        })
+        .collect()
+}
+
+/// One message to each admin about a config version that failed to load (`hash` names the
+/// version: one notice per broken version).
+pub fn config_rejected(
+    cfg: &Config,
+    path: &Path,
+    hash: &str,
+    errors: &[String],
+    now: DateTime<Utc>,
+) -> Vec<Message> {
+    let key = format!("admin/config-error/{}", &hash[..hash.len().min(16)]);
+    let domain = email::from_domain(cfg);
+    let ctx = json!({
+        "org": {"name": cfg.organization.name, "public_url": cfg.organization.public_url},
+        "path": path.display().to_string(),
+        "at": present::moment_words(now.with_timezone(&cfg.organization.timezone)),
+        "errors": errors,
+        "recipient": {"name": ADMIN_NAME},
+    });
+    cfg.organization
+        .admins
+        .iter()
+        .map(|a| {
+            Message::new(
+                key.clone(),
+                "notice".into(),
+                Channel::Email,
+                a.clone(),
+                TemplateKind::ConfigError,
+                ctx.clone(),
+                email::message_id(&key, "notice", a, &domain),
+                now,
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,310 @@
+//! The daemon loop: one timer, enqueue what fell due, send, sleep until the next thing.
+//!
+//! At each wake the engine reads the clock once, reloads the config if asked or if the file
+//! changed (`reload.rs`), enqueues every step that fell due since its mark (what falls due is
+//! decided purely by [`crate::plan::due`]; the mark is stored with the messages, in one
+//! transaction) and the day's digest when its time has come, lets the outbox send, then
+//! sleeps on its [`Clock`] until the earliest of: the next step, the next retry, the next
+//! digest, or 60 s (so a clock step or a suspend is noticed). It wakes early when told (an
+//! ack, a reload) and stops on shutdown. It has no other periodic work: an idle daemon wakes
+//! once a minute.
+
+mod reload;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use tokio::sync::Notify;
+
+pub use reload::file_hash;
+
+use crate::clock::Clock;
+use crate::deliver::outbox::Outbox;
+use crate::deliver::{Current, digest, enqueue};
+use crate::plan::due::{self, Window};
+use crate::store::{Store, StoreError};
+use crate::token::TokenKey;
+
+/// The longest sleep: a changed clock is noticed within this.
+pub const MAX_SLEEP: Duration = Duration::seconds(60);
+
+/// How long a shutdown waits for sends in flight before releasing them.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
+
+/// What one wake enqueued.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Enqueued {
+    /// Messages to send.
+    pub pending: usize,
+    /// Messages recorded as skipped (missed steps).
+    pub skipped: usize,
+}
+
+/// What the engine shows the outside world (health, systemd status, the log).
+#[derive(Debug, Default)]
+pub struct Status {
+    last_wake_ms: AtomicI64,
+    next: Mutex<Option<due::Next>>,
+}
+
+impl Status {
+    /// When the engine last woke.
+    pub fn last_wake(&self) -> Option<DateTime<Utc>> {
+        match self.last_wake_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Utc.timestamp_millis_opt(ms).single(),
+        }
+    }
+
+    /// The next step: "before-7d of bao-cao-9-thang/2025-9M at Fri 26/09/2025 08:00".
+    pub fn next(&self) -> Option<due::Next> {
+        self.next.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records a wake; true if the next step changed.
+    fn set(&self, wake: DateTime<Utc>, next: Option<due::Next>) -> bool {
+        self.last_wake_ms
+            .store(wake.timestamp_millis(), Ordering::Relaxed);
+        let mut old = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = *old != next;
+        *old = next;
+        changed
+    }
+}
+
+/// The engine.
+pub struct Engine {
+    store: Arc<Store>,
+    outbox: Outbox,
+    clock: Arc<dyn Clock>,
+    current: Arc<Current>,
+    key: TokenKey,
+    wake: Arc<Notify>,
+    status: Arc<Status>,
+    /// The config file to watch.
+    watch: Option<reload::Watch>,
+    reload_requested: AtomicBool,
+    /// Set by a reload: the next wake catches up obligations the new config added.
+    catch_up: AtomicBool,
+    max_sleep: Duration,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over a store, sending what is in force in `current`.
+    pub fn new(
+        store: Arc<Store>,
+        clock: Arc<dyn Clock>,
+        current: Arc<Current>,
+        key: TokenKey,
+    ) -> Engine {
+        let outbox = Outbox::new(store.clone(), clock.clone(), current.clone(), key.clone());
+        Engine {
+            store,
+            outbox,
+            clock,
+            current,
+            key,
+            wake: Arc::new(Notify::new()),
+            status: Arc::new(Status::default()),
+            watch: None,
+            reload_requested: AtomicBool::new(false),
+            catch_up: AtomicBool::new(false),
+            max_sleep: MAX_SLEEP,
+        }
+    }
+
+    /// Changes the longest sleep (simulations of a whole year; the daemon keeps 60 s).
+    pub fn with_max_sleep(mut self, d: Duration) -> Engine {
+        self.max_sleep = d;
+        self
+    }
+
+    /// Watches `path` (the file the config came from) for changes, reloading at the next wake.
+    pub fn watch(mut self, path: PathBuf) -> Engine {
+        self.watch = Some(reload::Watch::new(path));
+        self
+    }
+
+    /// A handle that wakes the engine early.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// What health checks and systemd see.
+    pub fn status(&self) -> Arc<Status> {
+        self.status.clone()
+    }
+
+    /// Asks for a reload at once (SIGHUP).
+    pub fn request_reload(&self) {
+        self.reload_requested.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// Enqueues every step due in (mark, now], in one transaction with the new mark. After a
+    /// reload, an obligation the new config adds (no row yet) is caught up like at a first
+    /// start: its latest step already past is sent, earlier ones are recorded skipped.
+    pub fn enqueue_due(&self, now: DateTime<Utc>) -> Result<Enqueued, StoreError> {
+        let caught_up = self.catch_up.swap(false, Ordering::SeqCst);
+        let result = self.enqueue_window(now, caught_up);
+        if result.is_err() && caught_up {
+            // Keep the catch-up a reload asked for for the next wake.
+            self.catch_up.store(true, Ordering::SeqCst);
+        }
+        result
+    }
+
+    fn enqueue_window(&self, now: DateTime<Utc>, catch_up: bool) -> Result<Enqueued, StoreError> {
+        let cfg = self.current.config();
+        let w = Window {
+            mark: self.store.engine_until()?,
+            now,
+            first_start: self.store.first_start()?,
+            catch_up,
+        };
+        let occurrences = due::candidates(&cfg, &w);
+        let keys: Vec<String> = occurrences
+            .iter()
+            .flat_map(|o| {
+                let cfg = &cfg;
+                cfg.rules[o.rule]
+                    .units
+                    .iter()
+                    .map(move |&u| o.obligation_key(cfg, u))
+            })
+            .collect();
+        let states = self.store.states(&keys)?;
+        let due = due::due(&cfg, &occurrences, &w, |k| states.get(k).copied());
+        let groups = enqueue::due_rows(&cfg, &self.key, &due);
+        let mut out = Enqueued::default();
+        for m in groups.iter().flat_map(|g| &g.messages) {
+            match m.status {
+                crate::state::MessageStatus::Skipped => out.skipped += 1,
+                _ => out.pending += 1,
+            }
+        }
+        self.store.enqueue(now, &groups, Some(now))?;
+        Ok(out)
+    }
+
+    /// When the engine must wake next, seen from `now`, and the next step.
+    pub fn next_wake(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(DateTime<Utc>, Option<due::Next>), StoreError> {
+        let cfg = self.current.config();
+        let next_step = due::next(&cfg, now);
+        let next_retry = self.store.next_attempt_at()?;
+        let cap = now + self.max_sleep;
+        let wake = [
+            Some(cap),
+            next_step.as_ref().map(|n| n.at),
+            next_retry,
+            Some(digest::next(&cfg, now)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(cap)
+        .max(now);
+        Ok((wake, next_step))
+    }
+
+    /// One wake: reload if needed, enqueue, send, and say when to wake next.
+    pub async fn wake_once(&self) -> Result<DateTime<Utc>, StoreError> {
+        let now = self.clock.now();
+        self.maybe_reload(now)?;
+        let e = self.enqueue_due(now)?;
+        if e.pending + e.skipped > 0 {
+            tracing::info!(pending = e.pending, skipped = e.skipped, "steps fell due");
+        }
+        let d = digest::enqueue(&self.store, &self.current.config(), now)?;
+        if d > 0 {
+            tracing::info!(messages = d, "digest enqueued");
+        }
+        self.outbox.drain().await?;
+        let (next, what) = self.next_wake(self.clock.now())?;
+        if self.status.set(now, what.clone()) {
+            match &what {
+                Some(n) => tracing::info!("next: {}", n.text),
+                None => tracing::info!("next: nothing planned within a year"),
+            }
+        }
+        Ok(next)
+    }
+
+    /// Runs until `shutdown` completes. On shutdown no new send starts; sends in flight get
+    /// [`SHUTDOWN_GRACE`] to finish, and what is still unfinished then is put back to
+    /// `pending` for the next start (at least once: it may have reached the server).
+    pub async fn run(
+        &self,
+        shutdown: impl std::future::Future<Output = ()>,
+        mut on_wake: impl FnMut(&Status),
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            let wake = self.wake_once();
+            tokio::pin!(wake);
+            let result = tokio::select! {
+                r = &mut wake => r,
+                () = &mut shutdown => {
+                    self.stop(wake).await;
+                    return;
+                }
+            };
+            let next = match result {
+                Ok(next) => next,
+                Err(e) => {
+                    // A full disk or a locked database: nothing is lost (the mark did not
+                    // move), so try again at the next wake.
+                    tracing::error!(error = %e, "engine wake failed; retrying within a minute");
+                    // The sends of the failed wake were cancelled: put what they held back.
+                    let _ = self.store.recover_sending(self.clock.now());
+                    self.clock.now() + self.max_sleep.min(MAX_SLEEP)
+                }
+            };
+            on_wake(&self.status);
+            tokio::select! {
+                () = self.clock.sleep_until(next) => {}
+                () = self.wake.notified() => {}
+                () = &mut shutdown => {
+                    tracing::info!("shutting down");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn stop(
+        &self,
+        wake: impl std::future::Future<Output = Result<DateTime<Utc>, StoreError>>,
+    ) {
+        tracing::info!("shutting down: finishing the sends in flight");
+        self.outbox.stop();
+        if tokio::time::timeout(SHUTDOWN_GRACE, wake).await.is_err() {
+            tracing::warn!("sends still in flight after the grace period are released");
+        }
+        match self.store.recover_sending(self.clock.now()) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                released = n,
+                "messages put back to pending for the next start"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot release the messages in flight; the next start will")
+            }
+        }
+        tracing::info!("shutting down");
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,330 @@
+//! What falls due between two instants: pure, table-tested without a database.
+//!
+//! The engine keeps a mark: every step up to it has been enqueued. At each wake it asks
+//! [`due`] for the steps after the mark and up to now, given each obligation's recorded
+//! state, and enqueues the answer with the new mark in one transaction. The rules (DESIGN
+//! §5):
+//!
+//! - a state silences steps as [`ObligationState::silences`] says;
+//! - when several steps of one obligation fell due at once (the daemon was down), only the
+//!   latest is sent and the earlier ones are recorded skipped;
+//! - occurrences whose deadline passed before the database was first created are never
+//!   chased (the first start is not a flood);
+//! - catching up (the first wake, or the wake after a reload) also looks at the steps before
+//!   the mark of obligations not recorded yet (a rule or a unit the new config added), as at
+//!   a first start, but never chases a deadline already passed.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{Filter, Occurrence, Step, occurrences};
+use crate::config::Config;
+use crate::state::ObligationState;
+
+/// How far back a catch-up looks for occurrences still open.
+pub const LOOKBACK_DAYS: i64 = 400;
+
+/// How far ahead [`next`] looks for the next step.
+pub const HORIZON_DAYS: i64 = 400;
+
+/// The span a wake looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Every step up to here was enqueued; `None` at the first wake of a database.
+    pub mark: Option<DateTime<Utc>>,
+    /// Now.
+    pub now: DateTime<Utc>,
+    /// When the database was first opened.
+    pub first_start: DateTime<Utc>,
+    /// Catch up obligations not recorded yet (after a reload). The first wake always does.
+    pub catch_up: bool,
+}
+
+impl Window {
+    fn catching_up(&self) -> bool {
+        self.catch_up || self.mark.is_none()
+    }
+
+    fn after_mark(&self, at: DateTime<Utc>) -> bool {
+        self.mark.is_none_or(|m| at > m)
+    }
+}
+
+/// One step of one occurrence, and the units (indices into `config.units`) it is sent to or
+/// recorded skipped for.
+#[derive(Debug, Clone)]
+pub struct DueStep<'a> {
+    /// The occurrence.
+    pub occurrence: &'a Occurrence,
+    /// Its step.
+    pub step: &'a Step,
+    /// Units that get it now.
+    pub send: Vec<usize>,
+    /// Units for which it is recorded `skipped` (a later step is sent instead).
+    pub skip: Vec<usize>,
+}
+
+/// The occurrences [`due`] must look at for `w`: those with a step in the window, or, when
+/// catching up, any still open.
+pub fn candidates(cfg: &Config, w: &Window) -> Vec<Occurrence> {
+    let tz = cfg.organization.timezone;
+    let today = w.now.with_timezone(&tz).date_naive();
+    let from = match w.mark {
+        Some(m) if !w.catching_up() => m.with_timezone(&tz).date_naive(),
+        _ => today - Duration::days(LOOKBACK_DAYS),
+    };
+    occurrences(cfg, from.min(today), today, Filter::default())
+        .into_iter()
+        .filter(|occ| occ.deadline.with_timezone(&Utc) > w.first_start)
+        .filter(|occ| {
+            w.catching_up()
+                || occ.steps.iter().any(|s| {
+                    let at = s.at.with_timezone(&Utc);
+                    at <= w.now && w.after_mark(at)
+                })
+        })
+        .collect()
+}
+
+/// The steps of `occurrences` due in `w`, given the recorded state of each obligation
+/// (`state_of` its key; `None` for an obligation not recorded yet).
+pub fn due<'a>(
+    cfg: &Config,
+    occurrences: &'a [Occurrence],
+    w: &Window,
+    state_of: impl Fn(&str) -> Option<ObligationState>,
+) -> Vec<DueStep<'a>> {
+    let mut out = Vec::new();
+    for occ in occurrences {
+        let past: Vec<&Step> = occ
+            .steps
+            .iter()
+            .filter(|s| s.at.with_timezone(&Utc) <= w.now)
+            .collect();
+        let mut send: Vec<Vec<usize>> = vec![Vec::new(); past.len()];
+        let mut skip: Vec<Vec<usize>> = vec![Vec::new(); past.len()];
+        for &u in &cfg.rules[occ.rule].units {
+            let state = state_of(&occ.obligation_key(cfg, u));
+            // A catch-up treats an obligation not recorded yet like a first start, but never
+            // chases a deadline already passed.
+            let new =
+                state.is_none() && w.catching_up() && occ.deadline.with_timezone(&Utc) > w.now;
+            let due: Vec<usize> = (0..past.len())
+                .filter(|&i| new || w.after_mark(past[i].at.with_timezone(&Utc)))
+                .filter(|&i| !state.is_some_and(|s| s.silences(past[i].name.kind)))
+                .collect();
+            if let Some((&latest, earlier)) = due.split_last() {
+                send[latest].push(u);
+                for &i in earlier {
+                    skip[i].push(u);
+                }
+            }
+        }
+        for (i, step) in past.into_iter().enumerate() {
+            let (send, skip) = (std::mem::take(&mut send[i]), std::mem::take(&mut skip[i]));
+            if !send.is_empty() || !skip.is_empty() {
+                out.push(DueStep {
+                    occurrence: occ,
+                    step,
+                    send,
+                    skip,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The next step after `now`, of any obligation: what the engine waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Next {
+    /// When it leaves.
+    pub at: DateTime<Utc>,
+    /// "before-14d of bao-cao-nam/2026 at Mon 21/12/2026 08:00" (local time).
+    pub text: String,
+}
+
+/// The first step after `now` within [`HORIZON_DAYS`].
+pub fn next(cfg: &Config, now: DateTime<Utc>) -> Option<Next> {
+    let tz = cfg.organization.timezone;
+    let today = now.with_timezone(&tz).date_naive();
+    let horizon = today + Duration::days(HORIZON_DAYS);
+    occurrences(cfg, today, horizon, Filter::default())
+        .iter()
+        .flat_map(|o| o.steps.iter().map(move |s| (o, s)))
+        .filter(|(_, s)| s.at.with_timezone(&Utc) > now)
+        .min_by_key(|(_, s)| s.at)
+        .map(|(o, s)| Next {
+            at: s.at.with_timezone(&Utc),
+            text: format!(
+                "{} of {} at {}",
+                s.name,
+                o.key(cfg),
+                s.at.format("%a %d/%m/%Y %H:%M")
+            ),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use chrono::TimeZone;
+
+    use super::*;
+
+    /// Two units owe the 9-month report (deadline before Sun 05/10/2025, last day Fri 03/10;
+    /// steps before-14d 19/09, before-7d 26/09, before-3wd 30/09, before-1wd 02/10, due
+    /// 03/10, after-1wd 06/10, after-3wd 08/10, after-7wd 14/10, all at 08:00).
+    fn cfg() -> Config {
+        crate::testutil::config(
+            r#"
+[organization]
+name = "UBND phường Thử"
+[[unit]]
+id = "vp"
+name = "Văn phòng"
+email = ["vp@example.invalid"]
+[[unit]]
+id = "kt"
+name = "Kinh tế"
+email = ["kt@example.invalid"]
+[[rule]]
+id = "bc9"
+kind = "report"
+title = "Báo cáo 9 tháng"
+period = "nine-months"
+due = { month = "next", day = 5, before = true }
+units = ["vp", "kt"]
+"#,
+        )
+    }
+
+    fn at(m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        chrono_tz::Asia::Ho_Chi_Minh
+            .with_ymd_and_hms(2025, m, d, h, min, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    /// (step, units sent, units skipped) of each due step.
+    type Row = (String, Vec<String>, Vec<String>);
+
+    /// What a case is: its name, the window, the recorded states, what falls due.
+    type Case = (
+        &'static str,
+        Window,
+        Vec<(&'static str, ObligationState)>,
+        Vec<Row>,
+    );
+
+    fn run(w: Window, states: &[(&str, ObligationState)]) -> Vec<Row> {
+        let cfg = cfg();
+        let states: HashMap<String, ObligationState> = states
+            .iter()
+            .map(|(u, s)| (format!("bc9/2025-9M/{u}"), *s))
+            .collect();
+        let occs = candidates(&cfg, &w);
+        let ids = |us: &[usize]| us.iter().map(|&u| cfg.units[u].id.clone()).collect();
+        due(&cfg, &occs, &w, |k| states.get(k).copied())
+            .into_iter()
+            .map(|d| (d.step.name.to_string(), ids(&d.send), ids(&d.skip)))
+            .collect()
+    }
+
+    fn row(step: &str, send: &[&str], skip: &[&str]) -> Row {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect();
+        (step.to_string(), v(send), v(skip))
+    }
+
+    #[test]
+    fn what_falls_due() {
+        use ObligationState::*;
+        let w = |mark, now, first, catch_up| Window {
+            mark,
+            now,
+            first_start: first,
+            catch_up,
+        };
+        let t0 = at(9, 1, 0, 0);
+        let table: Vec<Case> = vec![
+            (
+                "a step after the mark goes to every unit",
+                w(Some(at(9, 26, 7, 59)), at(9, 26, 8, 0), t0, false),
+                vec![],
+                vec![row("before-7d", &["vp", "kt"], &[])],
+            ),
+            (
+                "nothing between two steps",
+                w(Some(at(9, 26, 8, 0)), at(9, 29, 9, 0), t0, false),
+                vec![],
+                vec![],
+            ),
+            (
+                "after downtime the latest is sent, the earlier skipped",
+                w(Some(at(9, 26, 8, 0)), at(10, 3, 9, 0), t0, false),
+                vec![("vp", Pending), ("kt", Pending)],
+                vec![
+                    row("before-3wd", &[], &["vp", "kt"]),
+                    row("before-1wd", &[], &["vp", "kt"]),
+                    row("due", &["vp", "kt"], &[]),
+                ],
+            ),
+            (
+                "seen silences the before steps, done every step",
+                w(Some(at(9, 26, 8, 0)), at(10, 3, 9, 0), t0, false),
+                vec![("vp", Seen), ("kt", Done)],
+                vec![row("due", &["vp"], &[])],
+            ),
+            (
+                "a seen unit's earlier before steps are not recorded either",
+                w(Some(at(9, 29, 8, 0)), at(10, 2, 9, 0), t0, false),
+                vec![("vp", Seen), ("kt", Pending)],
+                vec![
+                    row("before-3wd", &[], &["kt"]),
+                    row("before-1wd", &["kt"], &[]),
+                ],
+            ),
+            (
+                "the first wake sends the latest past step and skips the others",
+                w(None, at(9, 29, 9, 0), t0, false),
+                vec![],
+                vec![
+                    row("before-14d", &[], &["vp", "kt"]),
+                    row("before-7d", &["vp", "kt"], &[]),
+                ],
+            ),
+            (
+                "a deadline that passed before the first start is never chased",
+                w(None, at(10, 9, 9, 0), at(10, 6, 0, 0), false),
+                vec![],
+                vec![],
+            ),
+            (
+                "a catch-up adds the unit not recorded yet, the recorded one only after the mark",
+                w(Some(at(9, 29, 9, 0)), at(9, 30, 9, 0), t0, true),
+                vec![("vp", Pending)],
+                vec![
+                    row("before-14d", &[], &["kt"]),
+                    row("before-7d", &[], &["kt"]),
+                    row("before-3wd", &["vp", "kt"], &[]),
+                ],
+            ),
+            (
+                "a catch-up does not chase a deadline already passed",
+                w(Some(at(10, 9, 8, 59)), at(10, 9, 9, 0), t0, true),
+                vec![("vp", Pending)],
+                vec![],
+            ),
+        ];
+        for (what, w, states, want) in table {
+            assert_eq!(run(w, &states), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn the_next_step_is_named_with_its_local_time() {
+        let n = next(&cfg(), at(9, 26, 8, 0)).unwrap();
+        assert_eq!(n.at, at(9, 30, 8, 0));
+        assert_eq!(n.text, "before-3wd of bc9/2025-9M at Tue 30/09/2025 08:00");
+    }
+}

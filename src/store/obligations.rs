@@ -1,0 +1,363 @@
+//! Occurrences, obligations and acknowledgements: what is owed, by whom, and what each unit
+//! answered. An obligation is recorded with its first message; its state changes only
+//! through [`Store::ack`], which also skips the queued reminders the new state makes moot
+//! and enqueues the leadership's notice, in one transaction.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::outbox::{self, Message};
+use super::{Result, Store, StoreError, from_ms, ms, opt_ms};
+use crate::state::{AckAction, AckSource, ObligationState, TemplateKind};
+
+/// An occurrence as recorded when its first step is enqueued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OccurrenceRecord {
+    /// Rule id.
+    pub rule: String,
+    /// Period id (`2025-9M`).
+    pub period: String,
+    /// `report` or `task`.
+    pub kind: String,
+    /// The rule's title.
+    pub title: String,
+    /// The Vietnamese period label.
+    pub period_label: String,
+    /// The deadline instant.
+    pub deadline: DateTime<Utc>,
+    /// The day the rule names (for the deadline in words).
+    pub due_day: NaiveDate,
+    /// The last (working) day.
+    pub last_day: NaiveDate,
+}
+
+/// An obligation to record with its occurrence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObligationRecord {
+    /// Unit id.
+    pub unit: String,
+    /// `rule/period/unit`.
+    pub key: String,
+    /// SHA-256 of its ack token.
+    pub token_hash: [u8; 32],
+}
+
+/// One step of one occurrence, ready for the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRows {
+    /// The occurrence.
+    pub occurrence: OccurrenceRecord,
+    /// Its obligations concerned by the step.
+    pub obligations: Vec<ObligationRecord>,
+    /// The messages of the step.
+    pub messages: Vec<Message>,
+}
+
+/// One obligation with its occurrence and state, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Obligation {
+    /// Rule id.
+    pub rule: String,
+    /// Period id.
+    pub period: String,
+    /// Rule title.
+    pub title: String,
+    /// Period label.
+    pub period_label: String,
+    /// Deadline instant.
+    pub deadline: DateTime<Utc>,
+    /// The day the rule names; `None` in rows recorded before it was kept.
+    pub due_day: Option<NaiveDate>,
+    /// The last working day.
+    pub last_day: NaiveDate,
+    /// Unit id.
+    pub unit: String,
+    /// `rule/period/unit`.
+    pub key: String,
+    /// Its state.
+    pub state: ObligationState,
+    /// When first seen.
+    pub seen_at: Option<DateTime<Utc>>,
+    /// When done.
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+impl Obligation {
+    /// A one-off occurrence's period is its date.
+    pub fn once(&self) -> bool {
+        NaiveDate::parse_from_str(&self.period, "%Y-%m-%d").is_ok()
+    }
+
+    /// When its current state was reached (`None` while pending).
+    pub fn state_at(&self) -> Option<DateTime<Utc>> {
+        match self.state {
+            ObligationState::Done => self.done_at,
+            ObligationState::Seen => self.seen_at,
+            ObligationState::Pending => None,
+        }
+    }
+}
+
+/// An acknowledgement to record.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAck<'a> {
+    /// Seen or done.
+    pub action: AckAction,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// From the unit's link, the CLI or the status page.
+    pub source: AckSource,
+    /// The client's address (web).
+    pub ip: Option<&'a str>,
+    /// The client's user agent (web).
+    pub user_agent: Option<&'a str>,
+    /// A note (CLI, status page).
+    pub note: Option<&'a str>,
+}
+
+/// What an acknowledgement did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckOutcome {
+    /// The state before.
+    pub before: ObligationState,
+    /// The state after.
+    pub after: ObligationState,
+}
+
+impl AckOutcome {
+    /// Whether it changed the state.
+    pub fn changed(&self) -> bool {
+        self.before != self.after
+    }
+}
+
+const COLUMNS: &str = "o.rule, o.period, o.title, o.period_label, o.deadline, o.due_day, \
+     o.last_day, b.unit, b.key, b.state, b.seen_at, b.done_at";
+const FROM: &str = "FROM obligations b JOIN occurrences o ON o.id = b.occurrence_id";
+
+fn day(v: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| StoreError::Corrupt(format!("day {v}")))
+}
+
+/// A row of [`COLUMNS`].
+fn obligation_row(r: &rusqlite::Row<'_>) -> Result<Obligation> {
+    let due_day: Option<String> = r.get(5)?;
+    let last_day: String = r.get(6)?;
+    Ok(Obligation {
+        rule: r.get(0)?,
+        period: r.get(1)?,
+        title: r.get(2)?,
+        period_label: r.get(3)?,
+        deadline: from_ms(r.get(4)?)?,
+        due_day: due_day.as_deref().map(day).transpose()?,
+        last_day: day(&last_day)?,
+        unit: r.get(7)?,
+        key: r.get(8)?,
+        state: r.get(9)?,
+        seen_at: opt_ms(r.get(10)?)?,
+        done_at: opt_ms(r.get(11)?)?,
+    })
+}
+
+fn insert_group(tx: &Transaction<'_>, now: DateTime<Utc>, g: &StepRows) -> Result<usize> {
+    let o = &g.occurrence;
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO occurrences
+             (rule, period, kind, title, period_label, deadline, due_day, last_day, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        o.rule,
+        o.period,
+        o.kind,
+        o.title,
+        o.period_label,
+        ms(o.deadline),
+        o.due_day.to_string(),
+        o.last_day.to_string(),
+        ms(now)
+    ])?;
+    let occ_id: i64 = tx
+        .prepare_cached("SELECT id FROM occurrences WHERE rule = ?1 AND period = ?2")?
+        .query_row(params![o.rule, o.period], |r| r.get(0))?;
+    let mut ins = tx.prepare_cached(
+        "INSERT OR IGNORE INTO obligations (occurrence_id, unit, key, token_hash, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for ob in &g.obligations {
+        ins.execute(params![
+            occ_id,
+            ob.unit,
+            ob.key,
+            &ob.token_hash[..],
+            ms(now)
+        ])?;
+    }
+    // The state is read again here, inside the transaction: an ack committed by another
+    // process (`nhacviec ack`) since the engine looked must still stop the reminders.
+    let mut state_of = tx.prepare_cached("SELECT state FROM obligations WHERE key = ?1")?;
+    let mut messages = Vec::with_capacity(g.messages.len());
+    for m in &g.messages {
+        let state: Option<ObligationState> = state_of
+            .query_row(params![m.obligation], |r| r.get(0))
+            .optional()?;
+        let moot = state.is_some_and(|s| s.silences_template(m.template));
+        messages.push(if moot { m.clone().skipped() } else { m.clone() });
+    }
+    outbox::insert(tx, now, &messages)
+}
+
+impl Store {
+    /// In one transaction: records each group's occurrence and obligations (if new), enqueues
+    /// their messages (one already there, by its unique key, is left as it is) and, if given,
+    /// moves the engine's mark to `until` (every step up to it has been enqueued). Returns how
+    /// many messages were new.
+    pub fn enqueue(
+        &self,
+        now: DateTime<Utc>,
+        groups: &[StepRows],
+        until: Option<DateTime<Utc>>,
+    ) -> Result<usize> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut inserted = 0;
+        for g in groups {
+            inserted += insert_group(&tx, now, g)?;
+        }
+        if let Some(t) = until {
+            super::set_meta(&tx, "engine_until", &ms(t).to_string())?;
+        }
+        tx.commit()?;
+        Ok(inserted)
+    }
+
+    /// The obligations of occurrences whose deadline is at or after `since`, with their state,
+    /// in deadline order (for the digest and the status views).
+    pub fn obligations(&self, since: DateTime<Utc>) -> Result<Vec<Obligation>> {
+        let conn = self.reader();
+        let sql = format!(
+            "SELECT {COLUMNS} {FROM} WHERE o.deadline >= ?1
+              ORDER BY o.deadline, o.rule, o.period, b.id"
+        );
+        let mut st = conn.prepare_cached(&sql)?;
+        let mut rows = st.query(params![ms(since)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(obligation_row(r)?);
+        }
+        Ok(out)
+    }
+
+    /// The obligation whose token has this SHA-256 hash, with its occurrence and state.
+    pub fn obligation_by_token(&self, hash: &[u8; 32]) -> Result<Option<Obligation>> {
+        let conn = self.reader();
+        let sql = format!("SELECT {COLUMNS} {FROM} WHERE b.token_hash = ?1");
+        let mut st = conn.prepare_cached(&sql)?;
+        let mut rows = st.query(params![&hash[..]])?;
+        rows.next()?.map(obligation_row).transpose()
+    }
+
+    /// The state of each recorded obligation among `keys`.
+    pub fn states(&self, keys: &[String]) -> Result<HashMap<String, ObligationState>> {
+        let conn = self.reader();
+        let mut st = conn.prepare_cached("SELECT state FROM obligations WHERE key = ?1")?;
+        let mut out = HashMap::new();
+        for k in keys {
+            if let Some(state) = st.query_row(params![k], |r| r.get(0)).optional()? {
+                out.insert(k.clone(), state);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether any obligation was ever recorded: links to acknowledge it may have been sent.
+    pub fn has_obligations(&self) -> Result<bool> {
+        Ok(self
+            .reader()
+            .query_row("SELECT EXISTS (SELECT 1 FROM obligations)", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// Records an acknowledgement of the obligation `key` (append-only) and applies it
+    /// ([`ObligationState::after`]). When the state changes, the queued reminders the new
+    /// state silences are skipped; when it becomes `done` and escalated notices about it were
+    /// sent, `notices` is given those notices and the messages it returns are enqueued. All
+    /// in one transaction. `None` if no such obligation.
+    pub fn ack(
+        &self,
+        key: &str,
+        ack: &NewAck<'_>,
+        notices: impl FnOnce(&[Message]) -> Vec<Message>,
+    ) -> Result<Option<AckOutcome>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let row: Option<(i64, ObligationState)> = tx
+            .query_row(
+                "SELECT id, state FROM obligations WHERE key = ?1",
+                params![key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((id, before)) = row else {
+            return Ok(None);
+        };
+        let outcome = AckOutcome {
+            before,
+            after: before.after(ack.action),
+        };
+        if outcome.changed() {
+            let at_column = match outcome.after {
+                ObligationState::Done => "done_at",
+                _ => "seen_at",
+            };
+            tx.execute(
+                &format!("UPDATE obligations SET state = ?2, {at_column} = ?3 WHERE id = ?1"),
+                params![id, outcome.after, ms(ack.at)],
+            )?;
+            // Reminders already queued (a retry waiting, say) that the new state makes moot
+            // are not sent.
+            let silenced: Vec<TemplateKind> = TemplateKind::ALL
+                .iter()
+                .copied()
+                .filter(|t| outcome.after.silences_template(*t))
+                .collect();
+            let why = format!("not sent: the unit acknowledged {} first", outcome.after);
+            outbox::skip_moot(&tx, id, &silenced, &why)?;
+        }
+        tx.execute(
+            "INSERT INTO acks (obligation_id, action, at, source, ip, user_agent, note, changed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                id,
+                ack.action,
+                ms(ack.at),
+                ack.source,
+                ack.ip,
+                ack.user_agent,
+                ack.note,
+                outcome.changed()
+            ],
+        )?;
+        if outcome.changed() && outcome.after == ObligationState::Done {
+            let escalated = outbox::escalated_sent(&tx, id)?;
+            if !escalated.is_empty() {
+                outbox::insert(&tx, ack.at, &notices(&escalated))?;
+            }
+        }
+        tx.commit()?;
+        Ok(Some(outcome))
+    }
+
+    /// Acknowledgements recorded, per action.
+    pub fn ack_counts(&self) -> Result<HashMap<AckAction, u64>> {
+        let conn = self.reader();
+        let mut st = conn.prepare_cached("SELECT action, COUNT(*) FROM acks GROUP BY action")?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get(0)?, u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0)))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}

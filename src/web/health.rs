@@ -1,0 +1,157 @@
+//! `GET /healthz` and `GET /metrics`: how the daemon is doing, for monitors and people.
+//!
+//! `/healthz` answers 200 with `"status": "ok"` or `"degraded"` (with the reasons in
+//! `problems`), and 503 only when the database does not answer. Degraded means a reminder
+//! may be stuck in silence: a message `sending` for longer than [`STUCK_AFTER`] (a sender
+//! that never came back), or one that failed for good within [`FAILED_WITHIN`].
+
+use std::fmt::Write as _;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Duration;
+use serde_json::json;
+
+use super::AppState;
+use crate::state::{AckAction, MessageStatus};
+use crate::store::Message;
+
+/// A message `sending` for longer than this is reported stuck.
+pub const STUCK_AFTER: Duration = Duration::minutes(5);
+
+/// A message that failed for good within this is reported.
+pub const FAILED_WITHIN: Duration = Duration::days(1);
+
+/// "bao-cao-9-thang/2025-9M/vp before-7d to vp@example.invalid".
+fn about(m: &Message) -> String {
+    format!("{} {} to {}", m.obligation, m.step, m.recipient)
+}
+
+/// `GET /healthz`.
+pub(super) async fn healthz(State(s): State<AppState>) -> Response {
+    let now = s.clock.now();
+    let health = s
+        .db(move |store| {
+            store.ping()?;
+            store.health(now, STUCK_AFTER, FAILED_WITHIN)
+        })
+        .await;
+    let status = s.status.clone();
+    let last_wake = status.last_wake().map(|t| t.to_rfc3339());
+    let next = status.next();
+    let clock = s.clock.kind().describe();
+    let h = match health {
+        Ok(h) => h,
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({
+                    "status": "error",
+                    "database": e.to_string(),
+                    "last_wake": last_wake,
+                    "clock": clock,
+                })),
+            )
+                .into_response();
+        }
+    };
+    let mut problems = Vec::new();
+    if let Some(oldest) = h.stuck.first() {
+        problems.push(format!(
+            "{} message(s) sending for more than {} minutes, the oldest {}: the sender did not come back; restart the daemon to send them again",
+            h.stuck.len(),
+            STUCK_AFTER.num_minutes(),
+            about(oldest)
+        ));
+    }
+    if let Some(latest) = h.failed.last() {
+        problems.push(format!(
+            "{} message(s) failed for good in the last {} hours, the latest {}: {}",
+            h.failed.len(),
+            FAILED_WITHIN.num_hours(),
+            about(latest),
+            latest.last_error.as_deref().unwrap_or("no reason recorded")
+        ));
+    }
+    let c = h.counts;
+    (
+        StatusCode::OK,
+        axum::Json(json!({
+            "status": if problems.is_empty() { "ok" } else { "degraded" },
+            "problems": problems,
+            "database": "ok",
+            "last_wake": last_wake,
+            "next": next.as_ref().map(|n| n.text.clone()),
+            "next_at": next.as_ref().map(|n| n.at.to_rfc3339()),
+            "clock": clock,
+            "outbox": {"pending": c.pending, "sending": c.sending, "failed": c.failed},
+        })),
+    )
+        .into_response()
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub(super) async fn metrics(State(s): State<AppState>) -> Response {
+    let counts = s
+        .db(|store| Ok((store.counts_by_channel()?, store.ack_counts()?)))
+        .await;
+    let Ok((by_channel, acks)) = counts else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "database error\n").into_response();
+    };
+    let mut out = String::new();
+    for (name, status, help) in [
+        (
+            "nhacviec_messages_sent_total",
+            MessageStatus::Sent,
+            "Messages delivered, by channel.",
+        ),
+        (
+            "nhacviec_messages_failed_total",
+            MessageStatus::Failed,
+            "Messages given up on, by channel.",
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        let mut any = false;
+        for c in by_channel.iter().filter(|c| c.status == status) {
+            any = true;
+            let _ = writeln!(out, "{name}{{channel=\"{}\"}} {}", c.channel, c.n);
+        }
+        if !any {
+            let _ = writeln!(out, "{name}{{channel=\"email\"}} 0");
+        }
+    }
+    let depth: u64 = by_channel
+        .iter()
+        .filter(|c| matches!(c.status, MessageStatus::Pending | MessageStatus::Sending))
+        .map(|c| c.n)
+        .sum();
+    let _ = writeln!(
+        out,
+        "# HELP nhacviec_outbox_depth Messages waiting to be sent (pending or sending).\n# TYPE nhacviec_outbox_depth gauge\nnhacviec_outbox_depth {depth}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP nhacviec_acks_total Acknowledgements recorded, by action.\n# TYPE nhacviec_acks_total counter"
+    );
+    for action in AckAction::ALL {
+        let n = acks.get(action).copied().unwrap_or(0);
+        let _ = writeln!(out, "nhacviec_acks_total{{action=\"{action}\"}} {n}");
+    }
+    if let Some(t) = s.status.last_wake() {
+        let _ = writeln!(
+            out,
+            "# HELP nhacviec_last_wake_seconds When the engine last woke (Unix time).\n# TYPE nhacviec_last_wake_seconds gauge\nnhacviec_last_wake_seconds {}",
+            t.timestamp()
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
