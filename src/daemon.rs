@@ -35,6 +35,8 @@ pub struct Daemon {
     engine: Arc<Engine>,
     key: TokenKey,
     admin_password: Option<String>,
+    /// The limit on ack POSTs, one for the daemon's life.
+    ack_limit: Arc<web::guard::RateLimit>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -124,6 +126,7 @@ impl Daemon {
             ),
             None => None,
         };
+        let ack_limit = Arc::new(web::guard::RateLimit::new(cfg.server.ack_per_minute));
         let current = Arc::new(Current::new(Applied::new(cfg, templates)?));
         let engine = Arc::new(
             Engine::new(store.clone(), clock.clone(), current.clone(), key.clone())
@@ -137,6 +140,7 @@ impl Daemon {
             engine,
             key,
             admin_password,
+            ack_limit,
         })
     }
 
@@ -152,7 +156,6 @@ impl Daemon {
 
     /// The routes, with everything they need (tests call them in-process).
     pub fn router(&self) -> axum::Router {
-        let cfg = self.current.config();
         web::router(web::AppState {
             store: self.store.clone(),
             current: self.current.clone(),
@@ -161,7 +164,7 @@ impl Daemon {
             clock: self.clock.clone(),
             key: self.key.clone(),
             admin_password: self.admin_password.clone(),
-            ack_limit: Arc::new(web::guard::RateLimit::new(cfg.server.ack_per_minute)),
+            ack_limit: self.ack_limit.clone(),
             pages: Arc::new(web::pages()),
         })
     }
@@ -206,6 +209,24 @@ impl Daemon {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+impl Daemon {
+    /// Its engine (tests drive it a wake at a time).
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Its store.
+    pub(crate) fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Its token key.
+    pub(crate) fn key(&self) -> &TokenKey {
+        &self.key
     }
 }
 

@@ -1,9 +1,10 @@
-//! The pages in a real browser (DESIGN §7–8): Debian's headless Chromium, driven by
-//! Playwright (`tests/browser/driver.py`), against the real daemon on the real clock.
+//! The pages in a real browser: Debian's headless Chromium, driven by Playwright
+//! (`tests/browser/driver.py`), against the real daemon, its clock set to the usual first
+//! start.
 //!
-//! The daemon starts with four units owing [`reminder_rule`] (its before-5d step already
-//! past, so the first start mails every unit at once, through the file transport) and a
-//! status-page password with Vietnamese letters. Before the browser opens, `nhacviec ack`
+//! The daemon starts with four units owing the usual one-off task (its before-5d step
+//! already past, so the first start mails every unit at once, through the file transport)
+//! and a status-page password with Vietnamese letters. Before the browser opens, `nhacviec ack`
 //! marks one unit done from the command line. Then the browser, as a person would:
 //!
 //! - opens the ack link of another unit's message (the `.eml`, decoded), at desktop and at
@@ -34,8 +35,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{Value, json};
 
-use crate::mail::{Daemon, due_day, plan_premise, reminder_rule};
-use crate::{REPO, read};
+use crate::support::config::{Cfg, ORG, TUYEN_TRUYEN, TUYEN_TRUYEN_DUE, tuyen_truyen, unit};
+use crate::support::daemon::Setup;
+use crate::support::{REPO, python, read};
 
 /// How long the browser run may take (it takes a few seconds).
 const DRIVER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -44,8 +46,7 @@ const DRIVER_TIMEOUT: Duration = Duration::from_secs(120);
 /// UTF-8, as the page's challenge (`charset="UTF-8"`) asks.
 const PASSWORD: &str = "mật khẩu quản trị";
 
-const ORG: &str = "Ủy ban nhân dân phường Thử nghiệm";
-const TITLE: &str = "Tuyên truyền kỷ niệm Ngày thành lập phường";
+const TITLE: &str = TUYEN_TRUYEN;
 
 /// The units owing the rule, in config order, with their names; `vhxh`, the coordinator,
 /// owes nothing and is not in the grid.
@@ -53,7 +54,7 @@ const OWING: [(&str, &str); 4] = [
     ("vp", "Văn phòng HĐND và UBND phường"),
     ("kt", "Phòng Kinh tế – Hạ tầng – Đô thị"),
     ("hcc", "Trung tâm Phục vụ hành chính công"),
-    ("tyt", "Trạm Y tế phường"),
+    ("yt", "Trạm Y tế phường"),
 ];
 
 /// The state colours of the pages' stylesheet, as the browser computes them.
@@ -63,46 +64,12 @@ const PENDING: &str = "rgb(180, 83, 9)";
 const OVERDUE: &str = "rgb(185, 28, 28)";
 const WHITE: &str = "rgb(255, 255, 255)";
 
-fn config(port: u16) -> String {
-    let mut s = format!(
-        r#"[organization]
-name = "{ORG}"
-public_url = "http://127.0.0.1:{port}"
-coordinator = "vhxh"
-
-[digest]
-to = []
-
-[server]
-listen = "127.0.0.1:{port}"
-admin_password_file = "secrets/admin-password"
-
-[email]
-from = "Nhắc việc UBND phường Thử nghiệm <nhacviec@thu.example.vn>"
-transport = "file"
-
-[[unit]]
-id = "vhxh"
-name = "Phòng Văn hóa – Xã hội"
-email = ["vhxh@thu.example.vn"]
-"#
-    );
-    for (id, name) in OWING {
-        s.push_str(&format!(
-            "\n[[unit]]\nid = \"{id}\"\nname = \"{name}\"\nemail = [\"{id}@thu.example.vn\"]\n"
-        ));
-    }
-    let units: Vec<String> = OWING.iter().map(|(id, _)| format!("\"{id}\"")).collect();
-    s + &reminder_rule(due_day(), &units.join(", "))
-}
-
-/// A port free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+fn config() -> Cfg {
+    let owing: Vec<&str> = OWING.iter().map(|(id, _)| *id).collect();
+    Cfg::new()
+        .admin_password(PASSWORD)
+        .units(OWING.iter().map(|(id, name)| unit(id).named(name)))
+        .rule(tuyen_truyen(&owing))
 }
 
 fn chromium() -> PathBuf {
@@ -115,11 +82,6 @@ fn chromium() -> PathBuf {
         path.display()
     );
     path
-}
-
-fn python() -> std::ffi::OsString {
-    std::env::var_os("NHACVIEC_TEST_PYTHON")
-        .expect("NHACVIEC_TEST_PYTHON is not set: run the tests with `bash scripts/test.sh`")
 }
 
 /// `target/screenshots/`, emptied of earlier screenshots.
@@ -313,38 +275,17 @@ fn cells(page: &Value) -> Vec<(String, String, String, String, String, Option<St
 #[test]
 fn status_and_ack_pages_in_chromium() {
     let chromium = chromium();
-    let port = free_port();
-    let due = due_day();
-    let dir = Daemon::prepare(&[
-        ("nhacviec.toml", config(port)),
-        ("secrets/admin-password", format!("{PASSWORD}\n")),
-    ]);
-    let premise = plan_premise(&dir.path, due);
-    let key = |unit: &str| format!("tuyen-truyen/{}/{unit}", premise.period);
-    let mut daemon = Daemon::start(dir);
+    let cfg = config();
+    let port = cfg.port;
+    let key = |unit: &str| format!("tuyen-truyen/{TUYEN_TRUYEN_DUE}/{unit}");
+    let mut daemon = Setup::new(&cfg).start();
     daemon.wait_rows("four reminders written", |rows| {
         rows.len() == OWING.len() && rows.iter().all(|r| r.status == "sent")
     });
 
     // vp has done it, as the coordinator records from the command line.
-    let out = Command::new(env!("CARGO_BIN_EXE_nhacviec"))
-        .current_dir(&daemon.dir.path)
-        .env_remove("NHACVIEC_CONFIG")
-        .args([
-            "--config",
-            "nhacviec.toml",
-            "ack",
-            "--obligation",
-            &key("vp"),
-            "--done",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "nhacviec ack: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = daemon.cli(&["ack", "--obligation", &key("vp"), "--done"]);
+    assert_eq!(out.status, 0, "nhacviec ack: {}", out.stderr);
 
     let shots = screenshot_dir();
     let base = format!("http://127.0.0.1:{port}");
@@ -378,7 +319,7 @@ fn status_and_ack_pages_in_chromium() {
             )
         })
         .collect();
-    let (vp, kt, hcc, tyt) = (key("vp"), key("kt"), key("hcc"), key("tyt"));
+    let (vp, kt, hcc, tyt) = (key("vp"), key("kt"), key("hcc"), key("yt"));
     assert_eq!(
         got,
         [
@@ -411,9 +352,8 @@ fn status_and_ack_pages_in_chromium() {
     assert_eq!(ack["h1"], TITLE);
     assert_eq!(ack["fields"]["Đơn vị"], OWING[1].1);
     let deadline = ack["fields"]["Thời hạn"].as_str().unwrap().to_string();
-    let due_words = due.format("%d/%m/%Y");
     assert!(
-        deadline.starts_with(&format!("hết ngày {due_words} ("))
+        deadline.starts_with("hết ngày 15/10/2025 (thứ Tư)")
             && deadline.contains("; hạn làm việc cuối: "),
         "{deadline}"
     );
@@ -492,7 +432,7 @@ fn status_and_ack_pages_in_chromium() {
     assert_eq!(page["title"], format!("Bảng theo dõi – {ORG}"));
     assert_eq!(page["h1"], "Bảng theo dõi thực hiện báo cáo, nhiệm vụ");
     let column = &page["grid"]["columns"][0];
-    assert_eq!(column["key"], format!("tuyen-truyen/{}", premise.period));
+    assert_eq!(column["key"], format!("tuyen-truyen/{TUYEN_TRUYEN_DUE}"));
     assert_eq!(column["lines"], json!([TITLE, deadline]), "{column}");
     assert_eq!(page["grid"]["corner"], "Đơn vị");
     let mark = "Đánh dấu hoàn thành".to_string();

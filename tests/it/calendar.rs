@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::{Test, lines};
+use crate::support::{Test, lines};
 
 fn calendar(args: &[&str]) -> Test {
     Test::new().shipped().args(&[&["calendar"], args].concat())

@@ -3,11 +3,13 @@
 //! The broken configs are `tests/fixtures/broken/*.toml`: each is `tests/fixtures/base.toml` (a
 //! minimal valid config) with one defect (`several.toml` and `rule-missing-title.toml` with
 //! more, as their first line says). They set `holidays = "none"` and an admin password file so
-//! that `check` has no warning of its own to add, whatever today's date.
+//! that `check` has no warning of its own to add, whatever the date.
+//!
+//! `check` warns about a year within the next 12 months with no official calendar schedule;
+//! "now" is the clock the harness sets (`NHACVIEC_CLOCK`), so the warnings are pinned for
+//! any date the tests choose.
 
-use chrono::Datelike;
-
-use crate::{Test, lines, plural, repo_toml, today_in_vietnam};
+use crate::support::{CLOCK, Test, lines, plural, repo_toml};
 
 /// A broken fixture run through `check`, which must fail.
 fn broken(name: &str) -> Test {
@@ -32,34 +34,24 @@ fn shipped_schedule_years() -> Vec<i32> {
         .collect()
 }
 
-/// The warnings `check` gives for the years ahead with no official schedule: this year and
-/// next, when one has no schedule and its 1 January is at most 365 days from today.
-fn calendar_warnings(config: &str, scheduled: &[i32]) -> Vec<String> {
-    let today = today_in_vietnam();
-    [today.year(), today.year() + 1]
-        .into_iter()
-        .filter(|year| {
-            let jan1 = chrono::NaiveDate::from_ymd_opt(*year, 1, 1).unwrap();
-            (jan1 - today).num_days() <= 365 && !scheduled.contains(year)
-        })
-        .map(|year| {
-            format!(
-                "{config}: warning: no official calendar schedule for {year}: its holidays are the statutory estimate (Tết, Quốc khánh and day swaps may differ); add `calendar/vn-{year}.toml` when the government announces it"
-            )
-        })
-        .collect()
+/// The warning `check` gives for a year ahead with no official schedule.
+fn no_schedule(config: &str, year: i32) -> String {
+    format!(
+        "{config}: warning: no official calendar schedule for {year}: its holidays are the statutory estimate (Tết, Quốc khánh and day swaps may differ); add `calendar/vn-{year}.toml` when the government announces it"
+    )
 }
 
-#[test]
-fn shipped_config_is_valid_with_its_warnings() {
+/// `check` on the shipped config at `clock`: its warnings, the calendar ones first.
+fn shipped_check(clock: &str, calendar: &[i32]) {
     let shown = "{repo}/config/nhacviec.toml";
-    let mut warnings = calendar_warnings(shown, &shipped_schedule_years());
+    let mut warnings: Vec<String> = calendar.iter().map(|y| no_schedule(shown, *y)).collect();
     warnings.push(format!(
         "{shown}: warning: no `server.admin_password_file`: the status page /status is off"
     ));
     let stderr: Vec<&str> = warnings.iter().map(String::as_str).collect();
     Test::new()
         .shipped()
+        .clock(clock)
         .args(&["check"])
         .stdout(&format!(
             "{shown}: ok: 10 units, 3 groups, 10 rules, 2 policies, {}\n",
@@ -67,6 +59,62 @@ fn shipped_config_is_valid_with_its_warnings() {
         ))
         .stderr(&lines(&stderr))
         .run();
+}
+
+#[test]
+fn shipped_config_is_valid_with_its_warnings() {
+    assert_eq!(shipped_schedule_years(), [2025, 2026], "the premise");
+    // On 15/09/2025 every year within 12 months has its official schedule.
+    shipped_check(CLOCK, &[]);
+}
+
+#[test]
+fn the_calendar_warning_follows_the_clock() {
+    // 2027 comes within 12 months on 01/01/2026 and has no schedule; 2028 not until 2027.
+    shipped_check("2025-12-31T23:59:00+07:00", &[]);
+    shipped_check("2026-01-01T00:00:00+07:00", &[2027]);
+    shipped_check("2027-01-01T08:00:00+07:00", &[2027, 2028]);
+}
+
+#[test]
+fn a_bad_clock_is_refused_by_every_command() {
+    for args in [&["check"][..], &["plan"], &["calendar", "--year", "2026"]] {
+        let out = Test::new()
+            .shipped()
+            .clock("2025-07-04 07:59")
+            .args(args)
+            .stdout("")
+            .status(1)
+            .run();
+        assert_eq!(
+            out.stderr,
+            "error: NHACVIEC_CLOCK=`2025-07-04 07:59` is not an instant (premature end of input): write an instant with its offset, optionally followed by a speed, e.g. NHACVIEC_CLOCK=\"2025-07-04T07:59:58+07:00\" or \"2025-07-04T07:59:58+07:00@x600\"\n",
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn a_name_must_be_one_line() {
+    let text = crate::support::read(
+        &std::path::Path::new(crate::support::REPO).join("tests/fixtures/base.toml"),
+    )
+    .replacen(
+        "name = \"Văn phòng",
+        "name = \"Văn phòng\\r\\nBcc: x@example.invalid",
+        1,
+    );
+    let out = Test::new()
+        .config(&text)
+        .file("secrets/admin-password", "mật khẩu\n")
+        .args(&["check"])
+        .status(1)
+        .run();
+    assert!(
+        out.stderr.contains(": error: `name` must be one line, without line breaks or tabs: it is shown in email headers and subjects\n"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

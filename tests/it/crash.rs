@@ -10,13 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use chrono::{Datelike, Utc};
-
-use crate::TempDir;
-use crate::smtp::{SmtpOpts, SmtpServer};
+use crate::support::smtp::{SmtpOpts, SmtpServer};
+use crate::support::{TempDir, nhacviec};
 
 const UNITS: usize = 500;
 
@@ -34,11 +32,9 @@ impl Rng {
     }
 }
 
+/// Every unit owes a one-off due Thu 18/09/2025 with one reminder five days before, Fri
+/// 12/09 08:00: past at the harness's clock (Mon 15/09 09:00), so it is sent at the start.
 fn config(port: u16) -> String {
-    let today = Utc::now()
-        .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
-        .date_naive();
-    let due = today + chrono::Duration::days(3);
     let mut s = format!(
         r#"
 [organization]
@@ -64,13 +60,10 @@ id = "nhiem-vu"
 kind = "task"
 title = "Nhiệm vụ thử"
 period = "once"
-due = {{ date = "{:04}-{:02}-{:02}" }}
+due = {{ date = "2025-09-18" }}
 units = ["all"]
 policy = "p"
-"#,
-        due.year(),
-        due.month(),
-        due.day()
+"#
     );
     for i in 0..UNITS {
         s.push_str(&format!(
@@ -81,7 +74,7 @@ policy = "p"
 }
 
 fn spawn(dir: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_nhacviec"))
+    nhacviec()
         .args(["--config", "nhacviec.toml", "run"])
         .current_dir(dir)
         .env("RUST_LOG", "warn")

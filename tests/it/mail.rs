@@ -1,154 +1,53 @@
 //! Email end to end: the real `nhacviec` against the real SMTP test server
-//! (`tests/smtp/server.py`, see [`crate::smtp`]), and the file transport.
+//! (`tests/smtp/server.py`, see [`crate::support::smtp`]), and the file transport.
 //!
 //! - `send-test` over plain SMTP, STARTTLS + AUTH with a private CA, and implicit TLS + AUTH:
 //!   the message as Python's MIME parser reads it (subject, parts, headers, no defects); a
 //!   wrong password and a refused connection fail with exit 1 and say why.
-//! - `run`, the daemon, spawned in a temporary directory ([`Daemon`]) and stopped with
-//!   SIGTERM: reminders due at its first start arrive with the right recipients, subjects,
-//!   bodies and ack links, and the outbox rows (`messages`, read from the SQLite file,
-//!   read-only) say `sent`; a 451, a 550, a connection cut at the end of DATA and a wrong
-//!   password leave the rows in the states and with the retry times of DESIGN §5.
+//! - `run`: the reminders due at the first start arrive with the right recipients,
+//!   subjects, bodies and ack links, and the outbox rows say `sent`; a 451, a 550, a
+//!   connection cut at the end of DATA and a wrong password leave the rows in the states and
+//!   with the retry times the product promises (transient: again in a minute; 5xx: failed).
 //! - `preview`: the text output pinned, the escalated copy, an unknown step, `--format eml`.
 //! - The file transport: one `.eml` per message, named after its Message-ID.
 //!
-//! Times are relative to now, because the daemon reads the real clock: [`reminder_rule`] is
-//! a one-off rule due three days from today whose only step, five days before, is already
-//! past, so the daemon's first start sends it at once. [`plan_premise`] checks that with
-//! `nhacviec plan` before a daemon starts, whatever the weekday or holidays around today.
-//!
-//! Waiting is always for a condition (a row's state in the database, a message at the
-//! server, the daemon handling SIGTERM) with a deadline, never a fixed sleep.
-//!
-//! Display names: lettre splits a long UTF-8 name into several RFC 2047 encoded words, even
-//! inside a word; RFC 2047 §6.2 says the white space between encoded words is dropped, but
-//! Python's `email.policy.default` keeps it in address headers ("Thử nghiệ m"), so names
-//! are decoded here with [`decode_words`] (Python's `email.header`, which follows the RFC).
+//! Every daemon here runs [`tuyen_truyen`]'s first start ([`FIRST_START`]): its one reminder,
+//! Fri 10/10/2025 08:00, is past, so the daemon sends it at once.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use crate::support::config::{
+    Cfg, DOMAIN, FIRST_START, FROM_ADDR, FROM_NAME, ORG, REFERENCE, SMTP_USER, Security,
+    TUYEN_TRUYEN, TUYEN_TRUYEN_DUE, free_port, tuyen_truyen, unit,
+};
+use crate::support::daemon::{Setup, WAIT};
+use crate::support::db::Row;
+use crate::support::mime::{decode_words, message_token, one_header, parse_eml};
+use crate::support::smtp::{Captured, Mode, SmtpOpts, SmtpServer};
+use crate::support::{Test, lines, same_text};
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc, Weekday};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
-use serde_json::Value;
-
-use crate::smtp::{Captured, Mode, SmtpOpts, SmtpServer};
-use crate::{REPO, TempDir, Test, lines, read, today_in_vietnam};
-
-/// How long a message may take to arrive, or a row to reach a state.
-pub(crate) const WAIT: Duration = Duration::from_secs(20);
-
-/// How long the daemon may take to exit after SIGTERM (DESIGN §5).
-pub(crate) const STOP_WITHIN: Duration = Duration::from_secs(10);
-
-const ORG: &str = "Ủy ban nhân dân phường Thử nghiệm";
-const FROM_NAME: &str = "Nhắc việc UBND phường Thử nghiệm";
-const FROM_ADDR: &str = "nhacviec@thu.example.vn";
-const DOMAIN: &str = "thu.example.vn";
+/// The base of the links in these messages.
 const PUBLIC_URL: &str = "https://nhacviec.thu.example.vn";
 const COORDINATOR_ADDR: &str = "vhxh@thu.example.vn";
 
-/// The SMTP user and password of the servers with AUTH.
-const USER: &str = "nhacviec";
-const PASSWORD: &str = "mật khẩu đúng";
-
-/// `[organization]`: Phòng Văn hóa – Xã hội coordinates (so it is the Reply-To).
-pub(crate) fn organization() -> String {
-    format!(
-        "[organization]\nname = \"{ORG}\"\npublic_url = \"{PUBLIC_URL}\"\ncoordinator = \"vhxh\"\n\n# No daily digest: these tests count reminders.\n[digest]\nto = []\n\n# Any free port: tests run daemons side by side.\n[server]\nlisten = \"127.0.0.1:0\"\n\n"
-    )
+/// `vp` (one address), `kt` (two addresses, escalates to `lanh-dao`) and the leadership.
+fn mail_units() -> Vec<crate::support::config::Unit> {
+    vec![
+        unit("vp"),
+        unit("kt")
+            .emails(&["kt@thu.example.vn", "kt.pho@thu.example.vn"])
+            .escalates_to(&["lanh-dao"]),
+        unit("lanh-dao").emails(&["lanhdao@thu.example.vn"]),
+    ]
 }
 
-/// The units: `vp` (one address), `kt` (two addresses, escalates to `lanh-dao`), the
-/// coordinator `vhxh` and the leadership `lanh-dao`.
-pub(crate) const UNITS: &str = r#"
-[[unit]]
-id = "vhxh"
-name = "Phòng Văn hóa – Xã hội"
-email = ["vhxh@thu.example.vn"]
-
-[[unit]]
-id = "vp"
-name = "Văn phòng HĐND và UBND phường"
-email = ["vp@thu.example.vn"]
-
-[[unit]]
-id = "kt"
-name = "Phòng Kinh tế – Hạ tầng – Đô thị"
-email = ["kt@thu.example.vn", "kt.pho@thu.example.vn"]
-escalate_to = ["lanh-dao"]
-
-[[unit]]
-id = "lanh-dao"
-name = "Lãnh đạo UBND phường"
-email = ["lanhdao@thu.example.vn"]
-"#;
-
-/// How the config reaches the SMTP server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Security {
-    /// `security = "none"` to 127.0.0.1, no AUTH.
-    None,
-    /// `security = "starttls"` to `localhost`, AUTH, the server's CA in `ca_file`.
-    StartTls,
-    /// `security = "tls"` to 127.0.0.1, AUTH, the server's CA in `ca_file`.
-    Tls,
+/// The config of these tests: [`mail_units`], [`tuyen_truyen`] owed by `owing`.
+fn mail_cfg(owing: &[&str]) -> Cfg {
+    Cfg::new()
+        .public_url(PUBLIC_URL)
+        .units(mail_units())
+        .rule(tuyen_truyen(owing))
 }
 
-impl Security {
-    /// The host the config names: the test certificate is for both.
-    fn host(self) -> &'static str {
-        match self {
-            Security::StartTls => "localhost",
-            _ => "127.0.0.1",
-        }
-    }
-
-    /// What `send-test` and the log call the transport.
-    fn describe(self, port: u16) -> String {
-        let how = match self {
-            Security::None => "no encryption",
-            Security::StartTls => "STARTTLS",
-            Security::Tls => "TLS",
-        };
-        format!("SMTP {}:{port} ({how})", self.host())
-    }
-}
-
-/// `[email]` with `[email.smtp]` to a port; with TLS, `ca_file` and AUTH from
-/// `password_file` (the files are [`smtp_files`]).
-pub(crate) fn smtp_email(port: u16, security: Security) -> String {
-    let mut s = format!(
-        "[email]\nfrom = \"{FROM_NAME} <{FROM_ADDR}>\"\ntransport = \"smtp\"\n\n[email.smtp]\n\
-         host = \"{}\"\nport = {port}\n",
-        security.host()
-    );
-    s.push_str(match security {
-        Security::None => "security = \"none\"\n",
-        Security::StartTls => "security = \"starttls\"\n",
-        Security::Tls => "security = \"tls\"\n",
-    });
-    if security != Security::None {
-        s.push_str(&format!(
-            "username = \"{USER}\"\npassword_file = \"secrets/smtp-password\"\nca_file = \"certs/ca.pem\"\n"
-        ));
-    }
-    s + "\n"
-}
-
-/// The files [`smtp_email`] names: the server's CA and the password (with the newline an
-/// editor leaves, which must not count).
-fn smtp_files(server: &SmtpServer, password: &str) -> Vec<(&'static str, String)> {
-    let mut files = vec![("secrets/smtp-password", format!("{password}\n"))];
-    if let Some(ca) = &server.ca_pem {
-        files.push(("certs/ca.pem", read(ca)));
-    }
-    files
-}
-
-/// A server of this kind; with TLS it requires AUTH with [`USER`] and [`PASSWORD`].
+/// A server of this kind; with TLS it requires AUTH with the harness's user and password.
 fn server_for(security: Security, faults: SmtpOpts) -> SmtpServer {
     let mode = match security {
         Security::None => Mode::Plain,
@@ -157,414 +56,24 @@ fn server_for(security: Security, faults: SmtpOpts) -> SmtpServer {
     };
     SmtpServer::start(SmtpOpts {
         mode,
-        auth: (mode != Mode::Plain).then(|| (USER.to_string(), PASSWORD.to_string())),
+        auth: (mode != Mode::Plain).then(|| {
+            (
+                SMTP_USER.to_string(),
+                crate::support::config::SMTP_PASSWORD.to_string(),
+            )
+        }),
         require_tls: mode == Mode::StartTls,
         ..faults
     })
 }
 
-const TITLE: &str = "Tuyên truyền kỷ niệm Ngày thành lập phường";
-const REFERENCE: &str = "Chương trình 05/CTr-UBND, mục III";
-
-/// A one-off rule owed by `units`, due on `due`, with one reminder five days before the
-/// last day (08:00, moved to the working day before if that is a day off).
-pub(crate) fn reminder_rule(due: NaiveDate, units: &str) -> String {
-    format!(
-        r#"
-[policy.nhac-truoc]
-before = ["5d"]
-on_due = false
-after = []
-
-[[rule]]
-id = "tuyen-truyen"
-kind = "task"
-title = "{TITLE}"
-reference = "{REFERENCE}"
-period = "once"
-due = {{ date = "{due}" }}
-units = [{units}]
-submit_to = "vhxh"
-policy = "nhac-truoc"
-"#
-    )
-}
-
-/// The due day of [`reminder_rule`]: three days from today in Vietnam, so its deadline
-/// (the end of that day) is ahead and its before-5d step is behind.
-pub(crate) fn due_day() -> NaiveDate {
-    today_in_vietnam() + chrono::Duration::days(3)
-}
-
-/// "thứ Hai" … "Chủ nhật", written here independently of `src/vi.rs`.
-fn weekday_vi(d: NaiveDate) -> &'static str {
-    match d.weekday() {
-        Weekday::Mon => "thứ Hai",
-        Weekday::Tue => "thứ Ba",
-        Weekday::Wed => "thứ Tư",
-        Weekday::Thu => "thứ Năm",
-        Weekday::Fri => "thứ Sáu",
-        Weekday::Sat => "thứ Bảy",
-        Weekday::Sun => "Chủ nhật",
+/// A one-shot command on `cfg`, with its files.
+fn test_of(cfg: &Cfg) -> Test {
+    let mut t = Test::new().config(&cfg.toml()).clock(FIRST_START);
+    for (path, text) in &cfg.files {
+        t = t.file(path, text);
     }
-}
-
-/// `03/10/2025`.
-fn dmy(d: NaiveDate) -> String {
-    d.format("%d/%m/%Y").to_string()
-}
-
-/// What the reminder of [`reminder_rule`] must say, from `nhacviec plan`.
-#[derive(Debug)]
-pub(crate) struct Premise {
-    /// The period id (the due day): obligations are `tuyen-truyen/<period>/<unit>`.
-    pub(crate) period: String,
-    /// "hạn ngày dd/mm/yyyy".
-    period_label: String,
-    /// The last working day on or before the due day.
-    last_day: NaiveDate,
-}
-
-/// Runs `nhacviec plan --format json` on the config in `dir` and checks what the daemon
-/// tests rely on: one occurrence of `tuyen-truyen`, its deadline at the end of `due`
-/// (still ahead), and one step, `before-5d`, already past, for every unit.
-pub(crate) fn plan_premise(dir: &Path, due: NaiveDate) -> Premise {
-    let from = today_in_vietnam() - chrono::Duration::days(30);
-    let out = Command::new(env!("CARGO_BIN_EXE_nhacviec"))
-        .current_dir(dir)
-        .env_remove("NHACVIEC_CONFIG")
-        .args(["--config", "nhacviec.toml", "plan", "--format", "json"])
-        .args(["--from", &from.to_string(), "--days", "60"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "plan failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let plan: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let [occ] = &plan[..] else {
-        panic!("expected one occurrence, the plan is {plan:#?}");
-    };
-    let deadline = instant(&occ["deadline"]);
-    let end_of_due = due.succ_opt().unwrap().and_hms_opt(0, 0, 0).unwrap();
-    assert_eq!(deadline.naive_local(), end_of_due, "{occ:#}");
-    assert!(deadline > Utc::now(), "the deadline must be ahead: {occ:#}");
-    for ob in occ["obligations"].as_array().unwrap() {
-        let steps = ob["steps"].as_array().unwrap();
-        assert_eq!(steps.len(), 1, "{occ:#}");
-        assert_eq!(steps[0]["step"], "before-5d", "{occ:#}");
-        let at = instant(&steps[0]["at"]);
-        assert!(
-            at < Utc::now(),
-            "the premise of these tests is a step already past at the first start: {occ:#}"
-        );
-    }
-    Premise {
-        period: occ["period"].as_str().unwrap().to_string(),
-        period_label: occ["period_label"].as_str().unwrap().to_string(),
-        last_day: NaiveDate::parse_from_str(occ["last_day"].as_str().unwrap(), "%Y-%m-%d").unwrap(),
-    }
-}
-
-fn instant(v: &Value) -> DateTime<FixedOffset> {
-    DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap_or_else(|e| panic!("{v}: {e}"))
-}
-
-// ---------------------------------------------------------------------------------------
-// Helpers: the daemon, its database, Python's MIME parser.
-
-/// One outbox row, as the `messages` table holds it.
-#[derive(Debug, Clone)]
-pub(crate) struct Row {
-    pub(crate) obligation: String,
-    pub(crate) step: String,
-    pub(crate) channel: String,
-    pub(crate) recipient: String,
-    pub(crate) template: String,
-    pub(crate) status: String,
-    pub(crate) attempts: i64,
-    pub(crate) created_at: i64,
-    pub(crate) next_attempt_at: Option<i64>,
-    pub(crate) first_attempt_at: Option<i64>,
-    pub(crate) last_attempt_at: Option<i64>,
-    pub(crate) sent_at: Option<i64>,
-    pub(crate) subject: Option<String>,
-    pub(crate) last_error: Option<String>,
-    pub(crate) message_id: String,
-}
-
-/// `nhacviec run` in a temporary directory holding `nhacviec.toml` and its files; killed
-/// (SIGKILL) when dropped still running, so a failing test leaves no process behind.
-pub(crate) struct Daemon {
-    pub(crate) child: Child,
-    pub(crate) dir: TempDir,
-}
-
-impl Daemon {
-    /// Writes the files into a fresh directory (`nhacviec.toml` among them).
-    pub(crate) fn prepare(files: &[(&str, String)]) -> TempDir {
-        let dir = TempDir::new();
-        for (name, text) in files {
-            let path = dir.path.join(name);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, text).unwrap();
-        }
-        dir
-    }
-
-    /// Starts `nhacviec --config nhacviec.toml run` in `dir`, stderr (its log) to a file.
-    pub(crate) fn start(dir: TempDir) -> Daemon {
-        let child = Command::new(env!("CARGO_BIN_EXE_nhacviec"))
-            .current_dir(&dir.path)
-            .env_remove("NHACVIEC_CONFIG")
-            .env_remove("RUST_LOG")
-            .args(["--config", "nhacviec.toml", "run"])
-            .stdin(Stdio::null())
-            .stdout(File::create(dir.path.join("run.stdout")).unwrap())
-            .stderr(File::create(dir.path.join("run.stderr")).unwrap())
-            .spawn()
-            .unwrap();
-        Daemon { child, dir }
-    }
-
-    pub(crate) fn path(&self, name: &str) -> PathBuf {
-        self.dir.path.join(name)
-    }
-
-    /// The daemon's log so far.
-    pub(crate) fn log(&self) -> String {
-        std::fs::read_to_string(self.path("run.stderr")).unwrap_or_default()
-    }
-
-    /// The outbox rows, or `None` while the database or its tables do not exist yet.
-    pub(crate) fn rows(&self) -> Option<Vec<Row>> {
-        let db = self.path("var/nhacviec.db");
-        if !db.exists() {
-            return None;
-        }
-        let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
-        conn.busy_timeout(Duration::from_secs(5)).ok()?;
-        let mut st = conn
-            .prepare(
-                "SELECT obligation, step, channel, recipient, template, status, attempts,
-                        created_at, next_attempt_at, first_attempt_at, last_attempt_at,
-                        sent_at, subject, last_error, message_id
-                   FROM messages ORDER BY id",
-            )
-            .ok()?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(Row {
-                    obligation: r.get(0)?,
-                    step: r.get(1)?,
-                    channel: r.get(2)?,
-                    recipient: r.get(3)?,
-                    template: r.get(4)?,
-                    status: r.get(5)?,
-                    attempts: r.get(6)?,
-                    created_at: r.get(7)?,
-                    next_attempt_at: r.get(8)?,
-                    first_attempt_at: r.get(9)?,
-                    last_attempt_at: r.get(10)?,
-                    sent_at: r.get(11)?,
-                    subject: r.get(12)?,
-                    last_error: r.get(13)?,
-                    message_id: r.get(14)?,
-                })
-            })
-            .ok()?;
-        rows.collect::<Result<Vec<_>, _>>().ok()
-    }
-
-    /// Waits until the outbox has rows and `done` holds for them; returns them. Panics,
-    /// showing the rows and the log, after [`WAIT`] or if the daemon exits.
-    pub(crate) fn wait_rows(&mut self, what: &str, done: impl Fn(&[Row]) -> bool) -> Vec<Row> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let rows = self.rows();
-            if let Some(rows) = &rows
-                && !rows.is_empty()
-                && done(rows)
-            {
-                return rows.clone();
-            }
-            let exited = self.child.try_wait().unwrap();
-            if exited.is_some() || Instant::now() >= deadline {
-                panic!(
-                    "waited {WAIT:?} for {what} (the daemon {})\n--- rows\n{rows:#?}\n--- its log\n{}",
-                    exited.map_or("still runs".to_string(), |s| format!("exited: {s}")),
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits until the daemon handles SIGTERM (Linux: the SigCgt mask of
-    /// `/proc/PID/status`): it registers its handler first thing, but a signal sent before
-    /// the process got that far would still kill it.
-    fn wait_handling_sigterm(&mut self) {
-        let status = format!("/proc/{}/status", self.child.id());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let caught = std::fs::read_to_string(&status)
-                .ok()
-                .and_then(|s| {
-                    let line = s.lines().find(|l| l.starts_with("SigCgt:"))?.to_string();
-                    u64::from_str_radix(line["SigCgt:".len()..].trim(), 16).ok()
-                })
-                .unwrap_or(0);
-            const SIGTERM: u32 = 15;
-            if caught & (1 << (SIGTERM - 1)) != 0 {
-                return;
-            }
-            if self.child.try_wait().unwrap().is_some() || Instant::now() >= deadline {
-                panic!(
-                    "the daemon does not handle SIGTERM after {WAIT:?}\n--- its log\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Sends SIGTERM; returns how the daemon exited and how long it took (at most
-    /// [`STOP_WITHIN`], else it is killed and the test fails).
-    pub(crate) fn terminate(&mut self) -> (ExitStatus, Duration) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run `kill` (procps) to send SIGTERM: {e}"));
-        assert!(sent.success(), "kill -TERM {pid}: {sent}");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, start.elapsed());
-            }
-            if start.elapsed() > STOP_WITHIN {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "the daemon did not exit within {STOP_WITHIN:?} of SIGTERM\n--- its log\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Waits until it handles SIGTERM, sends it, and checks it exits 0 within 10 s.
-    pub(crate) fn stop(&mut self) {
-        self.wait_handling_sigterm();
-        let (status, took) = self.terminate();
-        assert_eq!(
-            status.code(),
-            Some(0),
-            "the daemon exited with {status} after SIGTERM\n--- its log\n{}",
-            self.log()
-        );
-        assert!(took < STOP_WITHIN, "{took:?}");
-        let log = self.log();
-        assert!(log.contains("shutting down"), "{log}");
-        assert_eq!(read(&self.path("run.stdout")), "", "the log goes to stderr");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The harness's Python, which has `tests/smtp/server.py`'s packages.
-fn python() -> std::ffi::OsString {
-    std::env::var_os("NHACVIEC_TEST_PYTHON")
-        .expect("NHACVIEC_TEST_PYTHON is not set: run the tests with `bash scripts/test.sh`")
-}
-
-/// Runs a Python snippet with arguments; returns its stdout.
-fn run_python(code: &str, args: &[&str]) -> String {
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(code)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Parses a whole message (a file-transport `.eml`, `preview --format eml`) with the SMTP
-/// test server's own summary, so it reads as a [`Captured`] message.
-fn parse_eml(eml: &[u8]) -> Captured {
-    let tmp = TempDir::new();
-    let path = tmp.path.join("m.eml");
-    std::fs::write(&path, eml).unwrap();
-    let code = "import json, sys, types\n\
-                sys.path.insert(0, sys.argv[1])\n\
-                import server\n\
-                env = types.SimpleNamespace(original_content=open(sys.argv[2], 'rb').read(),\n\
-                                            mail_from=None, rcpt_tos=[])\n\
-                print(json.dumps(server.summary(env), ensure_ascii=False))\n";
-    let smtp_dir = Path::new(REPO).join("tests/smtp");
-    let json = run_python(code, &[smtp_dir.to_str().unwrap(), path.to_str().unwrap()]);
-    Captured {
-        n: 0,
-        eml: eml.to_vec(),
-        json: serde_json::from_str(&json).unwrap(),
-    }
-}
-
-/// Decodes RFC 2047 words in a raw header value, as the RFC says (white space between
-/// adjacent encoded words dropped): `=?utf-8?b?...?= <a@b>` → `Tên <a@b>`.
-fn decode_words(raw: &str) -> String {
-    let code = "import sys, email.header\n\
-                print(str(email.header.make_header(email.header.decode_header(sys.argv[1]))), end='')\n";
-    run_python(code, &[raw])
-}
-
-/// The one raw value of a header; panics unless there is exactly one.
-fn one_header(m: &Captured, name: &str) -> String {
-    let values = m.header(name);
-    assert_eq!(values.len(), 1, "{name}: {values:?} in {:#}", m.json);
-    values[0].clone()
-}
-
-/// The ack link in a text: `{PUBLIC_URL}/a/<32 lowercase hex>`; panics unless there is
-/// exactly one distinct link.
-fn ack_link(text: &str) -> String {
-    let prefix = format!("{PUBLIC_URL}/a/");
-    let mut links: Vec<String> = text
-        .match_indices(&prefix)
-        .map(|(i, _)| {
-            text[i..]
-                .chars()
-                .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '<')
-                .collect()
-        })
-        .collect();
-    links.sort();
-    links.dedup();
-    assert_eq!(links.len(), 1, "one ack link expected in\n{text}");
-    let token = &links[0][prefix.len()..];
-    assert!(
-        token.len() == 32
-            && token
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
-        "not a 128-bit token: {}",
-        links[0]
-    );
-    links.pop().unwrap()
+    t
 }
 
 /// The headers every message carries (DESIGN §6), checked on one parsed message.
@@ -607,15 +116,7 @@ fn assert_common_headers(m: &Captured) {
 /// `send-test` through a server of this kind: the exit, the stdout line, the message.
 fn send_test_through(security: Security) -> (SmtpServer, Captured) {
     let server = server_for(security, SmtpOpts::default());
-    let mut test = Test::new().config(&format!(
-        "{}{}{UNITS}{}",
-        organization(),
-        smtp_email(server.port, security),
-        reminder_rule(due_day(), "\"vp\"")
-    ));
-    for (name, text) in smtp_files(&server, PASSWORD) {
-        test = test.file(name, &text);
-    }
+    let test = test_of(&mail_cfg(&["vp"]).smtp(&server, security));
     let to = "thu.nghiem@thu.example.vn";
     let out = test.args(&["send-test", "--to", to]).stderr("").run();
     let got = server.wait_for(1, WAIT);
@@ -676,7 +177,7 @@ fn send_test_starttls_with_auth_and_a_private_ca() {
     assert_eq!(server.log()[0]["tls"], false);
     let auth = &server.events("auth")[0];
     assert_eq!(auth["ok"], true);
-    assert_eq!(auth["user"], USER);
+    assert_eq!(auth["user"], SMTP_USER);
 }
 
 #[test]
@@ -693,15 +194,8 @@ fn send_test_implicit_tls_with_auth() {
 #[test]
 fn send_test_with_a_wrong_password_names_the_failure_and_the_keys() {
     let server = server_for(Security::StartTls, SmtpOpts::default());
-    let mut test = Test::new().config(&format!(
-        "{}{}{UNITS}{}",
-        organization(),
-        smtp_email(server.port, Security::StartTls),
-        reminder_rule(due_day(), "\"vp\"")
-    ));
-    for (name, text) in smtp_files(&server, "mật khẩu sai") {
-        test = test.file(name, &text);
-    }
+    let test =
+        test_of(&mail_cfg(&["vp"]).smtp_password(&server, Security::StartTls, "mật khẩu sai"));
     let to = "thu.nghiem@thu.example.vn";
     let out = test
         .args(&["send-test", "--to", to])
@@ -731,19 +225,11 @@ fn send_test_with_a_wrong_password_names_the_failure_and_the_keys() {
 #[test]
 fn send_test_without_a_server_says_the_connection_was_refused() {
     // A port that was free a moment ago: nothing listens on it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
+    let mut cfg = mail_cfg(&["vp"]);
+    cfg.email = crate::support::config::smtp_email(port, Security::None);
     let to = "thu.nghiem@thu.example.vn";
-    let out = Test::new()
-        .config(&format!(
-            "{}{}{UNITS}{}",
-            organization(),
-            smtp_email(port, Security::None),
-            reminder_rule(due_day(), "\"vp\"")
-        ))
+    let out = test_of(&cfg)
         .args(&["send-test", "--to", to])
         .stdout("")
         .status(1)
@@ -763,22 +249,9 @@ fn send_test_without_a_server_says_the_connection_was_refused() {
 #[test]
 fn run_sends_the_reminders_due_at_first_start() {
     let server = server_for(Security::None, SmtpOpts::default());
-    let due = due_day();
-    let mut files = vec![(
-        "nhacviec.toml",
-        format!(
-            "{}{}{UNITS}{}",
-            organization(),
-            smtp_email(server.port, Security::None),
-            reminder_rule(due, "\"vp\", \"kt\"")
-        ),
-    )];
-    files.extend(smtp_files(&server, PASSWORD));
-    let dir = Daemon::prepare(&files);
-    let premise = plan_premise(&dir.path, due);
-    assert_eq!(premise.period, due.to_string());
-    assert_eq!(premise.period_label, format!("hạn ngày {}", dmy(due)));
-    let mut daemon = Daemon::start(dir);
+    let cfg = mail_cfg(&["vp", "kt"]).smtp(&server, Security::None);
+    let mut daemon = Setup::new(&cfg).start();
+    let period = TUYEN_TRUYEN_DUE;
 
     // vp's one address and kt's two; not the leadership (a before step is not escalated),
     // not the coordinator (it owes nothing).
@@ -790,7 +263,7 @@ fn run_sends_the_reminders_due_at_first_start() {
     assert_eq!(server.captured().len(), 3);
     assert_eq!(server.events("data").len(), 3);
 
-    let ob = |unit: &str| format!("tuyen-truyen/{}/{unit}", premise.period);
+    let ob = |unit: &str| format!("tuyen-truyen/{period}/{unit}");
     let mut want = vec![
         (ob("vp"), "vp@thu.example.vn"),
         (ob("kt"), "kt@thu.example.vn"),
@@ -824,18 +297,8 @@ fn run_sends_the_reminders_due_at_first_start() {
     }
 
     // A one-off's period label ("hạn ngày …") is left out of the subject, which has the date.
-    let subject = format!(
-        "[Nhắc việc] {TITLE} – hạn {} {}",
-        weekday_vi(premise.last_day),
-        dmy(premise.last_day)
-    );
-    let deadline_words = format!(
-        "hết ngày {} ({}); hạn làm việc cuối: {} {}",
-        dmy(due),
-        weekday_vi(due),
-        weekday_vi(premise.last_day),
-        dmy(premise.last_day)
-    );
+    let subject = format!("[Nhắc việc] {TUYEN_TRUYEN} – hạn thứ Tư 15/10/2025");
+    let deadline_words = "hết ngày 15/10/2025 (thứ Tư); hạn làm việc cuối: thứ Tư 15/10/2025";
     let unit_name = |id: &str| match id {
         "vp" => "Văn phòng HĐND và UBND phường",
         _ => "Phòng Kinh tế – Hạ tầng – Đô thị",
@@ -853,10 +316,8 @@ fn run_sends_the_reminders_due_at_first_start() {
         assert_eq!(row.subject.as_deref(), Some(subject.as_str()));
         assert_eq!(m.get("message_id"), Some(row.message_id.as_str()));
         assert!(
-            row.message_id.starts_with(&format!(
-                "<tuyen-truyen.{}.{unit}.before-5d.r",
-                premise.period
-            )),
+            row.message_id
+                .starts_with(&format!("<tuyen-truyen.{period}.{unit}.before-5d.r")),
             "the Message-ID names the message: {}",
             row.message_id
         );
@@ -869,8 +330,8 @@ fn run_sends_the_reminders_due_at_first_start() {
         for body in [&text, &html] {
             for must in [
                 format!("Kính gửi: {}", unit_name(unit)),
-                format!("{TITLE}\" {}", premise.period_label),
-                deadline_words.clone(),
+                format!("{TUYEN_TRUYEN}\" hạn ngày 15/10/2025"),
+                deadline_words.to_string(),
                 REFERENCE.to_string(),
                 "Phòng Văn hóa – Xã hội".to_string(),
             ] {
@@ -885,8 +346,7 @@ fn run_sends_the_reminders_due_at_first_start() {
             text.contains(&format!("Thời hạn: {deadline_words}\n")),
             "{text}"
         );
-        let link = ack_link(&text);
-        assert_eq!(ack_link(&html), link, "the same link in both parts");
+        let link = message_token(m, PUBLIC_URL);
         let known = links.entry(row.obligation.clone()).or_insert(link.clone());
         assert_eq!(*known, link, "one link per obligation");
     }
@@ -905,22 +365,16 @@ fn run_sends_the_reminders_due_at_first_start() {
         let mode = std::fs::metadata(&key).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{}", key.display());
     }
-    let conn = Connection::open_with_flags(
-        daemon.path("var/nhacviec.db"),
-        OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    for (obligation, link) in &links {
-        let token = link.rsplit('/').next().unwrap();
+    let conn = daemon.db();
+    for (obligation, token) in &links {
+        let token = token.as_str();
         let stored: Vec<u8> = conn
             .query_row(
                 "SELECT token_hash FROM obligations WHERE key = ?1",
                 [obligation],
                 |r| r.get(0),
             )
-            .optional()
-            .unwrap()
-            .unwrap_or_else(|| panic!("no obligation {obligation}"));
+            .unwrap_or_else(|e| panic!("obligation {obligation}: {e}"));
         use sha2::Digest as _;
         assert_eq!(stored, sha2::Sha256::digest(token.as_bytes()).to_vec());
         for file in [
@@ -945,20 +399,8 @@ fn run_sends_the_reminders_due_at_first_start() {
 /// stops the daemon (exit 0 within 10 s of SIGTERM), returns the row and the server.
 fn one_failed_attempt(security: Security, faults: SmtpOpts, password: &str) -> (Row, SmtpServer) {
     let server = server_for(security, faults);
-    let due = due_day();
-    let mut files = vec![(
-        "nhacviec.toml",
-        format!(
-            "{}{}{UNITS}{}",
-            organization(),
-            smtp_email(server.port, security),
-            reminder_rule(due, "\"vp\"")
-        ),
-    )];
-    files.extend(smtp_files(&server, password));
-    let dir = Daemon::prepare(&files);
-    plan_premise(&dir.path, due);
-    let mut daemon = Daemon::start(dir);
+    let cfg = mail_cfg(&["vp"]).smtp_password(&server, security, password);
+    let mut daemon = Setup::new(&cfg).start();
     let rows = daemon.wait_rows("one attempt", |rows| {
         rows.iter()
             .all(|r| r.attempts >= 1 && r.status != "sending" && r.last_error.is_some())
@@ -972,7 +414,7 @@ fn one_failed_attempt(security: Security, faults: SmtpOpts, password: &str) -> (
     assert_eq!(row.sent_at, None, "{row:#?}");
     assert!(server.captured().is_empty());
     // The row as it is after the stop: the stop changed nothing.
-    let after = daemon.rows().unwrap();
+    let after = daemon.rows();
     assert_eq!(
         (after[0].status.as_str(), after[0].attempts),
         (row.status.as_str(), 1)
@@ -998,7 +440,7 @@ fn run_451_is_retried_in_a_minute() {
             reply: Some(451),
             ..SmtpOpts::default()
         },
-        PASSWORD,
+        crate::support::config::SMTP_PASSWORD,
     );
     assert_retry_in_a_minute(&row);
     let error = row.last_error.as_deref().unwrap();
@@ -1015,7 +457,7 @@ fn run_550_fails_at_once() {
             reply: Some(550),
             ..SmtpOpts::default()
         },
-        PASSWORD,
+        crate::support::config::SMTP_PASSWORD,
     );
     assert_eq!(row.status, "failed", "{row:#?}");
     assert_eq!(row.next_attempt_at, None, "{row:#?}");
@@ -1033,7 +475,7 @@ fn run_connection_cut_after_data_is_retried_in_a_minute() {
             drop_data: true,
             ..SmtpOpts::default()
         },
-        PASSWORD,
+        crate::support::config::SMTP_PASSWORD,
     );
     assert_retry_in_a_minute(&row);
     let error = row.last_error.as_deref().unwrap();
@@ -1070,26 +512,18 @@ fn run_wrong_password_is_retried_and_says_so() {
 #[test]
 fn sigterm_during_the_first_wake_is_a_clean_stop() {
     let server = server_for(Security::None, SmtpOpts::default());
-    let due = due_day();
     // vp with 30 addresses: 30 messages, sent 0.5 s apart (120 a minute).
-    let addresses: Vec<String> = (1..=30)
-        .map(|i| format!("\"vp{i}@thu.example.vn\""))
-        .collect();
-    let units = UNITS.replace(
-        "email = [\"vp@thu.example.vn\"]",
-        &format!("email = [{}]", addresses.join(", ")),
-    );
-    let dir = Daemon::prepare(&[(
-        "nhacviec.toml",
-        format!(
-            "{}{}{units}{}",
-            organization(),
-            smtp_email(server.port, Security::None),
-            reminder_rule(due, "\"vp\"")
-        ),
-    )]);
-    plan_premise(&dir.path, due);
-    let mut daemon = Daemon::start(dir);
+    let addresses: Vec<String> = (1..=30).map(|i| format!("vp{i}@{DOMAIN}")).collect();
+    let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    let mut cfg = Cfg::new()
+        .units([unit("vp").emails(&addresses)])
+        .rule(tuyen_truyen(&["vp"]))
+        .smtp(&server, Security::None);
+    cfg.email = cfg
+        .email
+        .replace("max_per_minute = 100000", "max_per_minute = 120");
+    let mut daemon = Setup::new(&cfg).spawn();
+    daemon.wait_catching(15);
     server.wait_for(1, WAIT);
     let (status, _) = daemon.terminate();
     assert_eq!(
@@ -1098,7 +532,7 @@ fn sigterm_during_the_first_wake_is_a_clean_stop() {
         "SIGTERM during the first sends: {status}\n--- its log\n{}",
         daemon.log()
     );
-    let rows = daemon.rows().unwrap();
+    let rows = daemon.rows();
     assert!(
         rows.iter().all(|r| r.status != "sending"),
         "rows left `sending`: {rows:#?}"
@@ -1112,10 +546,11 @@ fn sigterm_during_the_first_wake_is_a_clean_stop() {
 /// (a Sunday, so the last day is Friday 03/10), steps before-7d, due, after-1wd and
 /// after-3wd, escalated from after-3wd. `kt` owes it and escalates to `lanh-dao`.
 fn preview_config() -> String {
-    format!(
-        "{}[email]\nfrom = \"{FROM_NAME} <{FROM_ADDR}>\"\n{UNITS}{}",
-        organization(),
-        r#"
+    Cfg::new()
+        .public_url(PUBLIC_URL)
+        .units(mail_units())
+        .extra(
+            r#"
 [policy.bao-cao]
 before = ["7d"]
 after = ["1wd", "3wd"]
@@ -1131,8 +566,9 @@ due = { month = "next", day = 5, before = true }
 units = ["kt"]
 submit_to = "vhxh"
 policy = "bao-cao"
-"#
-    )
+"#,
+        )
+        .toml()
 }
 
 /// What `preview` says on stderr while `run` has not made the token key yet.
@@ -1183,7 +619,7 @@ fn preview_shows_a_reminder_as_it_would_be_sent() {
         "Thư gửi tự động từ hệ thống nhắc việc của Ủy ban nhân dân phường Thử nghiệm.",
         "Nếu đơn vị đã hoàn thành, vui lòng bấm \"Đã hoàn thành / đã nộp\" ở đường dẫn trên để không nhận thêm nhắc nhở.",
     ]);
-    crate::same_text("preview", "stdout", &want, text);
+    same_text("preview", "stdout", &want, text);
     assert!(html.starts_with("<!DOCTYPE html>\n"), "{html}");
     assert!(html.ends_with("</html>\n"), "{html}");
     for must in [
@@ -1348,18 +784,9 @@ fn preview_as_eml_is_the_encoded_message() {
 
 #[test]
 fn file_transport_writes_one_eml_per_message_named_by_its_message_id() {
-    let due = due_day();
-    let dir = Daemon::prepare(&[(
-        "nhacviec.toml",
-        format!(
-            "{}[email]\nfrom = \"{FROM_NAME} <{FROM_ADDR}>\"\ntransport = \"file\"\n\n\
-             [email.file]\ndir = \"out/mail\"\n{UNITS}{}",
-            organization(),
-            reminder_rule(due, "\"vp\", \"kt\"")
-        ),
-    )]);
-    plan_premise(&dir.path, due);
-    let mut daemon = Daemon::start(dir);
+    let mut cfg = mail_cfg(&["vp", "kt"]);
+    cfg.email.push_str("\n[email.file]\ndir = \"out/mail\"\n");
+    let mut daemon = Setup::new(&cfg).start();
     let rows = daemon.wait_rows("three rows sent", |rows| {
         rows.len() == 3 && rows.iter().all(|r| r.status == "sent")
     });
@@ -1390,19 +817,22 @@ fn file_transport_writes_one_eml_per_message_named_by_its_message_id() {
             "{:#}",
             m.json
         );
-        let link = ack_link(&m.text("text/plain"));
+        let token = message_token(&m, PUBLIC_URL);
 
         // Now that `run` made the key, preview shows the very link that was sent.
-        let out = Command::new(env!("CARGO_BIN_EXE_nhacviec"))
-            .current_dir(&daemon.dir.path)
-            .env_remove("NHACVIEC_CONFIG")
-            .args(["--config", "nhacviec.toml", "preview", "--obligation"])
-            .args([&r.obligation, "--step", "before-5d"])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        assert_eq!(String::from_utf8_lossy(&out.stderr), "");
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        assert_eq!(ack_link(&stdout), link, "{stdout}");
+        let out = daemon.cli(&[
+            "preview",
+            "--obligation",
+            &r.obligation,
+            "--step",
+            "before-5d",
+        ]);
+        assert_eq!((out.status, out.stderr.as_str()), (0, ""));
+        let (text, _) = split_preview(&out.stdout);
+        assert_eq!(
+            crate::support::mime::ack_token(text, PUBLIC_URL),
+            token,
+            "{text}"
+        );
     }
 }

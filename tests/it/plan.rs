@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveTime, Weekday};
 use serde_json::Value;
 
-use crate::{Test, date, lines, repo_toml};
+use crate::support::{Test, date, lines, repo_toml};
 
 /// `plan --format json` on the shipped config from the programme's date to the end of 2026.
 fn shipped_plan() -> Vec<Value> {
@@ -475,4 +475,24 @@ fn an_empty_window_is_refused_by_the_argument_parser() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn the_window_starts_on_the_clock_s_day() {
+    let plan = |clock: &str, args: &[&str]| {
+        Test::new()
+            .shipped()
+            .clock(clock)
+            .args(&[&["plan", "--days", "30"], args].concat())
+            .stderr("")
+            .run()
+            .stdout
+    };
+    let at_clock = plan("2025-09-29T10:00:00+07:00", &[]);
+    assert_eq!(
+        at_clock,
+        plan(crate::support::CLOCK, &["--from", "2025-09-29"])
+    );
+    assert_ne!(at_clock, plan(crate::support::CLOCK, &[]));
+    assert!(at_clock.contains("bao-cao-9-thang/2025-9M"), "{at_clock}");
 }

@@ -1,0 +1,163 @@
+//! `nhacviec ack` and `nhacviec status` beside the running daemon (and after it stopped),
+//! on its clock: what they print agrees with the database.
+
+use std::collections::BTreeSet;
+
+use chrono::DateTime;
+use serde_json::Value;
+
+use super::{CSV_HEADER, key, parse_csv, shown_states, site};
+use crate::support::config::{Cfg, TUYEN_TRUYEN_DUE, name};
+use crate::support::db::Ack;
+
+/// An RFC 3339 instant as ms, or `None` for an empty field / null.
+fn rfc3339_ms(s: Option<&str>) -> Option<i64> {
+    s.filter(|s| !s.is_empty()).map(|s| {
+        let t = DateTime::parse_from_rfc3339(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(t.offset().local_minus_utc(), 7 * 3600, "{s}: local time");
+        t.timestamp_millis()
+    })
+}
+
+#[test]
+fn cli_ack_and_status_agree_with_the_database() {
+    let (mut d, _) = site(&["vp", "kt", "yt"], Cfg::new());
+    let note = "Đã nộp bản giấy qua văn thư, số 12/BC";
+
+    let out = d.cli(&["ack", "--obligation", &key("vp"), "--done", "--note", note]);
+    assert_eq!(
+        (out.status, out.stdout.as_str(), out.stderr.as_str()),
+        (
+            0,
+            format!("{}: done (was pending)\n", key("vp")).as_str(),
+            ""
+        )
+    );
+    let (state, _, done_at) = d.state(&key("vp"));
+    assert_eq!(state, "done");
+    assert_eq!(
+        d.acks(&key("vp")),
+        [Ack {
+            action: "done".into(),
+            at: done_at.unwrap(),
+            source: "cli".into(),
+            ip: None,
+            user_agent: None,
+            note: Some(note.into()),
+            changed: true,
+        }]
+    );
+
+    let out = d.cli(&["ack", "--obligation", &key("kt"), "--seen"]);
+    assert_eq!(
+        (out.status, out.stdout),
+        (0, format!("{}: seen (was pending)\n", key("kt")))
+    );
+    assert_eq!(d.state(&key("kt")).0, "seen");
+
+    // Again: recorded, nothing changed.
+    let out = d.cli(&["ack", "--obligation", &key("vp"), "--done"]);
+    assert_eq!(
+        (out.status, out.stdout),
+        (
+            0,
+            format!(
+                "{}: already done; recorded again, nothing changed\n",
+                key("vp")
+            )
+        )
+    );
+    assert_eq!(d.acks(&key("vp")).len(), 2);
+    assert!(!d.acks(&key("vp"))[1].changed);
+    assert_eq!(d.state(&key("vp")).2, done_at);
+
+    // Unknown obligations: exit 1, a message, nothing recorded.
+    let acks = d.ack_count();
+    let states = d.states();
+    for unknown in [
+        format!("tuyen-truyen/{TUYEN_TRUYEN_DUE}/th"),
+        "tuyen-truyen/2020-01-01/vp".to_string(),
+        "khong-co".to_string(),
+    ] {
+        let out = d.cli(&["ack", "--obligation", &unknown, "--done"]);
+        assert_eq!(
+            (out.status, out.stdout.as_str()),
+            (1, ""),
+            "{unknown}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr
+                .starts_with(&format!("error: unknown obligation `{unknown}`")),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(out.stderr.lines().count(), 1, "once: {}", out.stderr);
+    }
+    assert_eq!(d.ack_count(), acks);
+    assert_eq!(d.states(), states);
+
+    // status: CSV and JSON agree with the database, with the daemon running and after.
+    for running in [true, false] {
+        if !running {
+            d.stop();
+        }
+        let csv = d.cli(&["status", "--format", "csv"]);
+        assert_eq!((csv.status, csv.stderr.as_str()), (0, ""));
+        let json = d.cli(&["status", "--format", "json"]);
+        assert_eq!((json.status, json.stderr.as_str()), (0, ""));
+        let table = d.cli(&["status"]);
+        assert_eq!(table.status, 0);
+
+        let records = parse_csv(&csv.stdout);
+        assert_eq!(records[0], CSV_HEADER);
+        let json: Vec<Value> = serde_json::from_str(&json.stdout).unwrap();
+        assert_eq!(json.len(), records.len() - 1);
+        let db = d.states();
+        assert_eq!(db.len(), 3);
+        let shown = shown_states(&d);
+        for (r, j) in records[1..].iter().zip(&json) {
+            // The same line in both formats.
+            for (i, field) in CSV_HEADER.iter().enumerate() {
+                let jv = j[*field].as_str().unwrap_or("");
+                assert_eq!(r[i], jv, "{field}: csv {r:?}, json {j}");
+            }
+            let k = &r[0];
+            let (state, seen_at, done_at) = &db[k];
+            assert_eq!(&r[9], &shown[k], "{k}");
+            assert_eq!(&r[9], state, "{k}: none is overdue");
+            assert_eq!(
+                rfc3339_ms(Some(&r[10])).map(|t| t / 1000),
+                seen_at.map(|t| t / 1000),
+                "{k}"
+            );
+            assert_eq!(
+                rfc3339_ms(Some(&r[11])).map(|t| t / 1000),
+                done_at.map(|t| t / 1000),
+                "{k}"
+            );
+            assert!(table.stdout.contains(k.as_str()), "{}", table.stdout);
+            assert_eq!(r[8], name(&r[7]));
+        }
+        assert_eq!(
+            records[1..]
+                .iter()
+                .map(|r| r[0].clone())
+                .collect::<BTreeSet<_>>(),
+            db.keys().cloned().collect()
+        );
+    }
+
+    // On a clock past the deadline, status shows the open ones overdue.
+    let late = d.cli_at("2025-10-20T09:00:00+07:00", &["status", "--format", "csv"]);
+    let records = parse_csv(&late.stdout);
+    let states: Vec<(String, String)> = records[1..]
+        .iter()
+        .map(|r| (r[7].clone(), r[9].clone()))
+        .collect();
+    assert_eq!(
+        states,
+        [("vp", "done"), ("kt", "overdue"), ("yt", "overdue")]
+            .map(|(u, s)| (u.to_string(), s.to_string()))
+    );
+}

@@ -1,0 +1,56 @@
+//! No token reaches the logs or the database: with `--log-format json`, links opened, POSTed,
+//! forged and truncated, then the log and every file the daemon wrote beside its database
+//! searched for every token.
+
+use serde_json::Value;
+
+use super::{UA, ack, site_with};
+use crate::support::config::Cfg;
+use crate::support::db::random_token;
+
+#[test]
+fn no_token_in_logs_or_database() {
+    let (mut d, tokens) = site_with(&["vp", "kt"], Cfg::new(), &["--log-format", "json"]);
+    let forged = random_token();
+    for t in [&tokens["vp"], &tokens["kt"], &forged] {
+        d.get(&format!("/a/{t}"), &[("User-Agent", UA)]);
+        d.get(&format!("/a/{}", &t[..31]), &[]);
+    }
+    assert_eq!(ack(&d, &tokens["vp"], "seen").status, 200);
+    assert_eq!(ack(&d, &tokens["vp"], "done").status, 200);
+    assert_eq!(ack(&d, &tokens["kt"], "done").status, 200);
+    assert_eq!(ack(&d, &forged, "done").status, 404);
+    let nope = d.post(&format!("/a/{}", tokens["kt"]), &[], &[("action", "nope")]);
+    assert_eq!(nope.status, 400);
+    d.stop();
+
+    let log = d.log();
+    let mut acked = 0;
+    for line in log.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if v["fields"]["message"] == "acknowledged from the web" {
+            acked += 1;
+        }
+    }
+    assert_eq!(acked, 3, "the acks are logged, by obligation:\n{log}");
+    let files: Vec<_> = std::fs::read_dir(d.path("var"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(
+        files.iter().any(|f| f.ends_with("nhacviec.db")),
+        "{files:?}"
+    );
+    for (u, t) in tokens.iter().chain([(&"forged".to_string(), &forged)]) {
+        assert!(!log.contains(t.as_str()), "{u}'s token in the log:\n{log}");
+        for f in &files {
+            let bytes = std::fs::read(f).unwrap();
+            assert!(
+                !bytes.windows(32).any(|w| w == t.as_bytes()),
+                "{u}'s token in {}",
+                f.display()
+            );
+        }
+    }
+}

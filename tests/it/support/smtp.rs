@@ -1,0 +1,366 @@
+//! A real SMTP server for the tests: `tests/smtp/server.py` (aiosmtpd), one per test.
+//!
+//! [`SmtpServer::start`] runs it with the interpreter that `scripts/test.sh` names in
+//! `NHACVIEC_TEST_PYTHON` (its `.venv`, with the pinned `tests/smtp/requirements.txt`),
+//! on 127.0.0.1 and a free port, in a fresh temporary directory, and returns once the
+//! server has printed `READY <port>`. Whatever it accepts lands in [`SmtpServer::dir`] as
+//! the raw message and a JSON summary made by Python's own MIME parser, read back as
+//! [`Captured`]; [`SmtpServer::log`] lists the session events (connect, starttls, auth,
+//! mail, rcpt, data, dropped), so a test can check that TLS and AUTH really happened.
+//! [`SmtpOpts`] picks the mode (plain, STARTTLS, implicit TLS), AUTH, and the faults (a
+//! reply code for DATA or RCPT, a connection dropped at the end of DATA, the first N DATA
+//! answered 451). Dropping the server stops it (it exits when its stdin closes) and
+//! removes the directory; a server that does not exit cleanly fails the test.
+//!
+//! `tests/it/smtp.rs` holds the harness's own tests: they drive the server with lettre.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{REPO, TempDir, python};
+
+/// How long the server may take to print `READY <port>`.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long the server may take to exit once its stdin is closed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the server speaks TLS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// No TLS at all.
+    #[default]
+    Plain,
+    /// Offers STARTTLS; AUTH only after it (and MAIL too, with [`SmtpOpts::require_tls`]).
+    StartTls,
+    /// Implicit TLS from the first byte (SMTPS).
+    Tls,
+}
+
+/// What server to start: [`SmtpOpts::default()`] is a plain server accepting everything.
+#[derive(Clone, Debug, Default)]
+pub struct SmtpOpts {
+    pub mode: Mode,
+    /// Require AUTH (PLAIN or LOGIN) with this user and password; others get 535.
+    pub auth: Option<(String, String)>,
+    /// With [`Mode::StartTls`]: refuse everything but EHLO, NOOP, STARTTLS and QUIT (530)
+    /// until STARTTLS is done.
+    pub require_tls: bool,
+    /// Answer every end of DATA with this code (451: "4.3.0 Try again later", 550: "5.1.1
+    /// Mailbox unavailable", ...) instead of 250; nothing is then captured.
+    pub reply: Option<u16>,
+    /// Answer every RCPT TO with this code instead of 250.
+    pub reject_rcpt: Option<u16>,
+    /// Close the connection at the end of DATA without replying; nothing is captured.
+    pub drop_data: bool,
+    /// Answer the first this many DATA (over the server's life) with 451, then accept.
+    pub fail_first: usize,
+}
+
+/// A running `tests/smtp/server.py`; stopped, and its directory removed, when dropped.
+pub struct SmtpServer {
+    /// The port it listens on, on 127.0.0.1.
+    pub port: u16,
+    /// Where it writes `<n>.eml`, `<n>.json` and `log.jsonl`.
+    pub dir: PathBuf,
+    /// The CA that signed its certificate (for localhost and 127.0.0.1), in TLS modes.
+    pub ca_pem: Option<PathBuf>,
+    child: Child,
+    /// The server's stdin: closing it stops the server.
+    stdin: Option<ChildStdin>,
+    stderr: PathBuf,
+    /// Declared last, so removed after the server has stopped.
+    _tmp: TempDir,
+}
+
+impl SmtpServer {
+    /// Starts a server and waits until it accepts connections.
+    pub fn start(opts: SmtpOpts) -> SmtpServer {
+        let python = python();
+        let tmp = TempDir::new();
+        let dir = tmp.path.join("out");
+        let certs = tmp.path.join("certs");
+        let stderr = tmp.path.join("server.stderr");
+        let mut cmd = Command::new(&python);
+        cmd.arg(Path::new(REPO).join("tests/smtp/server.py"))
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--port", "0", "--watch-stdin"]);
+        match opts.mode {
+            Mode::Plain => cmd.args(["--mode", "plain"]),
+            Mode::StartTls => cmd.args(["--mode", "starttls"]).arg("--certs").arg(&certs),
+            Mode::Tls => cmd.args(["--mode", "tls"]).arg("--certs").arg(&certs),
+        };
+        if let Some((user, password)) = &opts.auth {
+            cmd.arg("--auth").arg(format!("{user}:{password}"));
+        }
+        if opts.require_tls {
+            cmd.arg("--require-tls");
+        }
+        if let Some(code) = opts.reply {
+            cmd.arg("--reply").arg(code.to_string());
+        }
+        if let Some(code) = opts.reject_rcpt {
+            cmd.arg("--reject-rcpt").arg(code.to_string());
+        }
+        if opts.drop_data {
+            cmd.arg("--drop-data");
+        }
+        if opts.fail_first > 0 {
+            cmd.arg("--fail-first").arg(opts.fail_first.to_string());
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {} (NHACVIEC_TEST_PYTHON): {e}; run `bash scripts/test.sh`",
+                    python.display()
+                )
+            });
+
+        // The first line of stdout, read by a thread so that waiting for it has a limit.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            lines.for_each(drop); // nothing more is printed; read to the end all the same
+        });
+        let first = rx.recv_timeout(READY_TIMEOUT);
+        let port = match &first {
+            Ok(Some(Ok(line))) => line.strip_prefix("READY ").and_then(|p| p.parse().ok()),
+            _ => None,
+        };
+        let mut server = SmtpServer {
+            port: port.unwrap_or(0),
+            dir,
+            ca_pem: (opts.mode != Mode::Plain).then(|| certs.join("ca.pem")),
+            stdin: child.stdin.take(),
+            child,
+            stderr,
+            _tmp: tmp,
+        };
+        if port.is_none() {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+            let first = match first {
+                Ok(Some(Ok(line))) => format!("it printed {line:?}"),
+                Ok(Some(Err(e))) => format!("reading its stdout failed: {e}"),
+                Ok(None) => "it exited without a word".to_string(),
+                Err(_) => format!("no line after {READY_TIMEOUT:?}"),
+            };
+            // Dropped while panicking: removes the directory, and panics no second time.
+            panic!(
+                "the SMTP test server did not start ({opts:?}): {first}\n--- its stderr\n{}",
+                server.stderr()
+            );
+        }
+        server
+    }
+
+    /// Waits until at least `n` messages have been accepted, and returns all there are,
+    /// by number; panics, showing what did arrive and the server's log, after `timeout`.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Captured> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.captured();
+            if got.len() >= n {
+                return got;
+            }
+            if Instant::now() >= deadline {
+                let subjects: Vec<_> = got.iter().map(|c| c.json["subject"].clone()).collect();
+                panic!(
+                    "waited {timeout:?} for {n} message(s) at the SMTP test server, {} arrived \
+                     (subjects {subjects:?})\n--- its log\n{}--- its stderr\n{}",
+                    got.len(),
+                    std::fs::read_to_string(self.dir.join("log.jsonl")).unwrap_or_default(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The messages accepted so far, by number.
+    pub fn captured(&self) -> Vec<Captured> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new(); // nothing was written yet
+        };
+        let mut got: Vec<Captured> = entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .map(|json| {
+                let n = json.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+                Captured {
+                    n,
+                    eml: std::fs::read(json.with_extension("eml")).unwrap(),
+                    json: serde_json::from_str(&super::read(&json)).unwrap(),
+                }
+            })
+            .collect();
+        got.sort_by_key(|c| c.n);
+        got
+    }
+
+    /// The session events so far, in order: `{"event": "connect", "tls": false}`,
+    /// `{"event": "starttls", "version": "TLSv1.3"}`, `{"event": "auth", "ok": true,
+    /// "mechanism": "PLAIN", "user": ".."}`, `{"event": "mail", "address": ..}`,
+    /// `{"event": "rcpt", "address": .., "reply": 250}`, `{"event": "data", "reply": 451,
+    /// "subject": .., "message_id": ..}` (with `"n"` when saved), `{"event": "dropped", ..}`.
+    pub fn log(&self) -> Vec<Value> {
+        match std::fs::read_to_string(self.dir.join("log.jsonl")) {
+            Ok(text) => text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The events of one kind, in order (`events("auth")`).
+    pub fn events(&self, event: &str) -> Vec<Value> {
+        self.log()
+            .into_iter()
+            .filter(|e| e["event"] == event)
+            .collect()
+    }
+
+    /// What the server wrote to stderr so far (aiosmtpd's errors, a Python traceback).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Closes the server's stdin, which stops it, and waits for it to exit (or kills it).
+    fn stop(&mut self) -> Option<ExitStatus> {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let status = self.stop();
+        if !std::thread::panicking() && !status.is_some_and(|s| s.success()) {
+            let stderr = self.stderr();
+            panic!(
+                "the SMTP test server did not stop cleanly ({})\n--- its stderr\n{stderr}",
+                status.map_or(format!("killed after {STOP_TIMEOUT:?}"), |s| s.to_string())
+            );
+        }
+    }
+}
+
+/// One accepted message: `<n>.eml` and `<n>.json` (see `tests/smtp/server.py`).
+#[derive(Debug)]
+pub struct Captured {
+    /// Its number, from 1, in the order accepted.
+    pub n: usize,
+    /// The raw bytes received.
+    pub eml: Vec<u8>,
+    /// The summary by Python's MIME parser: `mail_from`, `rcpt_tos`, `subject`, `from`,
+    /// `to`, `reply_to`, `message_id`, `date`, `headers`, `is_multipart`, `content_type`,
+    /// `parts`, `defects`.
+    pub json: Value,
+}
+
+/// One leaf MIME part of a [`Captured`] message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Part {
+    pub content_type: String,
+    pub charset: Option<String>,
+    pub transfer_encoding: Option<String>,
+    /// A text part's decoded text, with its CRLFs as `\n`.
+    pub text: Option<String>,
+}
+
+impl Captured {
+    /// A decoded field of the summary (`"from"`, `"to"`, `"reply_to"`, `"message_id"`,
+    /// `"date"`, `"subject"`, `"mail_from"`), or `None` where the message has none.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.json[key].as_str()
+    }
+
+    /// The decoded subject; panics if there is none.
+    pub fn subject(&self) -> &str {
+        self.get("subject")
+            .unwrap_or_else(|| panic!("message {} has no Subject: {:#}", self.n, self.json))
+    }
+
+    /// The envelope's recipients (RCPT TO).
+    pub fn rcpt_tos(&self) -> Vec<String> {
+        strings(&self.json["rcpt_tos"])
+    }
+
+    /// Every value of a header, raw (encoded words stay encoded) but unfolded; the name
+    /// in any case.
+    pub fn header(&self, name: &str) -> Vec<String> {
+        strings(&self.json["headers"][name.to_ascii_lowercase()])
+    }
+
+    /// The leaf parts, in order.
+    pub fn parts(&self) -> Vec<Part> {
+        let opt = |v: &Value| v.as_str().map(str::to_string);
+        let parts = self.json["parts"].as_array().unwrap();
+        parts
+            .iter()
+            .map(|p| Part {
+                content_type: p["content_type"].as_str().unwrap().to_string(),
+                charset: opt(&p["charset"]),
+                transfer_encoding: opt(&p["transfer_encoding"]),
+                text: opt(&p["text"]),
+            })
+            .collect()
+    }
+
+    /// The text of the one part of this content type (`"text/plain"`); panics unless
+    /// there is exactly one.
+    pub fn text(&self, content_type: &str) -> String {
+        let mut texts: Vec<_> = self
+            .parts()
+            .into_iter()
+            .filter(|p| p.content_type == content_type)
+            .collect();
+        assert_eq!(
+            texts.len(),
+            1,
+            "message {} has {} {content_type} parts: {:#}",
+            self.n,
+            texts.len(),
+            self.json
+        );
+        texts.pop().unwrap().text.unwrap()
+    }
+
+    /// What Python's parser found wrong with the message, its parts or their headers.
+    pub fn defects(&self) -> Vec<String> {
+        strings(&self.json["defects"])
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
