@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load benchmark of the HTTP server (DESIGN §7–8): ack POSTs and the status page.
+# Load benchmark of the HTTP server (docs/operations.md): ack POSTs and the status page.
 #
 #     bash scripts/bench-web.sh     # about 2 minutes; on an otherwise idle machine
 #

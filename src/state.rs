@@ -200,7 +200,7 @@ impl TemplateKind {
 }
 
 impl ObligationState {
-    /// The one rule of what an acknowledgement silences (DESIGN §5): `done` stops every
+    /// The one rule of what an acknowledgement silences (docs/operations.md): `done` stops every
     /// step; `seen` stops the reminders before the last day, not the due-day reminder nor
     /// the overdue notices.
     pub fn silences(self, step: StepKind) -> bool {

@@ -55,3 +55,31 @@ pub fn config_at(path: &Path, text: &str) -> Config {
     assert!(errors.is_empty(), "{errors:#?}");
     loaded.config.unwrap_or_else(|| panic!("no config"))
 }
+
+/// The units of [`ward`]: the coordinator `vhxh`, `vp` (escalating to `lanh-dao`), `kt` and
+/// the leadership `lanh-dao`, in this order (indices 0 to 3), each with one address
+/// `ID@example.invalid`. Inline tables, so they stand before `[organization]`.
+pub const UNITS: &str = r#"unit = [
+  { id = "vhxh", name = "Phòng Văn hóa – Xã hội", email = ["vhxh@example.invalid"] },
+  { id = "vp", name = "Văn phòng HĐND và UBND phường", email = ["vp@example.invalid"], escalate_to = ["lanh-dao"] },
+  { id = "kt", name = "Phòng Kinh tế", email = ["kt@example.invalid"] },
+  { id = "lanh-dao", name = "Lãnh đạo UBND phường", email = ["lanhdao@example.invalid"] },
+]
+"#;
+
+/// The config text of the unit tests' ward: [`UNITS`], `[organization]` with `org`'s lines,
+/// then `extra` (sections, policies, rules).
+pub fn ward(org: &str, extra: &str) -> String {
+    format!("{UNITS}[organization]\nname = \"UBND phường Thử\"\n{org}\n{extra}")
+}
+
+/// [`ward`], read as a config.
+pub fn ward_config(org: &str, extra: &str) -> Config {
+    config(&ward(org, extra))
+}
+
+/// A `[[rule]]` of kind report: its id, its title, then `fields` (`period`, `due`, `units`
+/// and any other), one `key = value` a line.
+pub fn rule(id: &str, title: &str, fields: &str) -> String {
+    format!("\n[[rule]]\nid = \"{id}\"\nkind = \"report\"\ntitle = \"{title}\"\n{fields}\n")
+}

@@ -1,6 +1,6 @@
 //! The Vietnamese working-day calendar: which days are working days, and why not.
 //!
-//! Three layers, later wins (DESIGN §3): the statutory holidays of the labour code with an
+//! Three layers, later wins (docs/config.md, "The calendar"): the statutory holidays of the labour code with an
 //! estimate of their compensation ([`statutory`]), the official yearly schedules that replace
 //! that estimate for their year (data files such as `config/calendar/vn-2026.toml`), and the
 //! local `days_off` / `working_days`. Everything here is pure: the calendar is built once from

@@ -3,7 +3,7 @@
 //! Bộ luật Lao động 2019, Điều 112 names the holidays; the government fixes the exact Tết and
 //! Quốc khánh days each year (Điều 112.3), and an official schedule file replaces this
 //! estimate for its year. For a year with no announcement, the estimate follows the practice
-//! of recent years (`shared/calendar-facts.md`, also what the `holidays` package encodes):
+//! of recent years (as the `holidays` package also encodes them):
 //! the Quốc khánh adjacent day is 03/09 when 02/09 is a Monday, Thursday or Sunday and 01/09
 //! otherwise; a Tết day on the first day of a weekend is compensated on the working day before
 //! the Tết block, one on the second on the working day after it; any other holiday on a

@@ -1,4 +1,4 @@
-//! The command line: one function per subcommand (DESIGN §9).
+//! The command line: one function per subcommand (docs/config.md).
 //!
 //! Commands print results to stdout and problems to stderr, once, with what to do about
 //! them. Exit codes: 0 success, 1 a problem the user must fix (a config error).
@@ -42,7 +42,7 @@ pub struct Cli {
 pub enum Format {
     /// A readable table.
     Table,
-    /// JSON (DESIGN §9).
+    /// JSON (docs/config.md).
     Json,
 }
 

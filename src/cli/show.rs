@@ -1,4 +1,4 @@
-//! What `plan` and `calendar` print: readable tables and the JSON of DESIGN §9.
+//! What `plan` and `calendar` print: readable tables and the JSON of docs/config.md.
 
 use std::fmt::Write as _;
 

@@ -301,7 +301,7 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The built-in `default` policy (DESIGN §2).
+    /// The built-in `default` policy (docs/config.md).
     pub fn builtin_default() -> Policy {
         let o = |n, unit| Offset { n, unit };
         Policy {

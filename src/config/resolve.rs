@@ -1,4 +1,4 @@
-//! Pass 2: resolves names to indices and checks what the config means (DESIGN §2).
+//! Pass 2: resolves names to indices and checks what the config means (docs/config.md).
 //!
 //! Every reference is checked even in a rule or unit that had other errors, so one run of
 //! `check` shows them all. Lookups go through hash maps: a config with ten thousand units

@@ -215,34 +215,10 @@ mod tests {
     use super::*;
 
     fn cfg() -> Config {
-        let text = r#"
-[organization]
-name = "UBND phường Thử"
-admins = ["quantri@example.invalid"]
-coordinator = "vhxh"
-[digest]
-to = ["vhxh", "lanh-dao"]
-[[unit]]
-id = "vhxh"
-name = "Phòng Văn hóa – Xã hội"
-email = ["vhxh@example.invalid", "quantri@example.invalid"]
-[[unit]]
-id = "lanh-dao"
-name = "Lãnh đạo"
-email = ["lanhdao@example.invalid"]
-[[unit]]
-id = "vp"
-name = "Văn phòng"
-email = ["vp@example.invalid"]
-[[rule]]
-id = "r"
-kind = "report"
-title = "Báo cáo"
-period = "year"
-due = { month = "next", day = 5, before = true }
-units = ["vp"]
-"#;
-        crate::testutil::config(text)
+        let org = "admins = [\"vhxh@example.invalid\", \"quantri@example.invalid\"]\n\
+                   coordinator = \"vhxh\"\n[digest]\nto = [\"vhxh\", \"lanh-dao\"]";
+        let fields = "period = \"year\"\ndue = { month = \"next\", day = 5, before = true }\nunits = [\"vp\"]";
+        crate::testutil::ward_config(org, &crate::testutil::rule("r", "Báo cáo", fields))
     }
 
     fn row(unit: &str, state: ObligationState, deadline: DateTime<Utc>) -> Obligation {
@@ -319,9 +295,10 @@ units = ["vp"]
             got,
             [
                 "vhxh@example.invalid",
-                "quantri@example.invalid",
-                "lanhdao@example.invalid"
-            ]
+                "lanhdao@example.invalid",
+                "quantri@example.invalid"
+            ],
+            "an admin who is also a recipient gets it once"
         );
     }
 }

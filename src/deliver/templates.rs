@@ -331,7 +331,7 @@ mod tests {
             let r = t.render(kind, &sample(kind)).unwrap();
             assert!(!r.subject.contains('\n'));
             for text in [&r.text, &r.html] {
-                // What every message must say (DESIGN §6).
+                // What every message must say (docs/operations.md).
                 for must in [
                     "Văn phòng HĐND và UBND phường",
                     "Báo cáo kết quả công tác dân vận chính quyền",

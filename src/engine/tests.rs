@@ -21,34 +21,19 @@ fn current(cfg: crate::config::Config) -> Arc<Current> {
     Arc::new(Current::new(Applied::new(cfg, templates.unwrap()).unwrap()))
 }
 
-const CONFIG: &str = r#"
-[organization]
-name = "UBND phường Thử"
-[[unit]]
-id = "vp"
-name = "Văn phòng"
-email = ["vp@example.invalid"]
-escalate_to = ["lanh-dao"]
-[[unit]]
-id = "lanh-dao"
-name = "Lãnh đạo"
-email = ["lanhdao@example.invalid"]
-[[rule]]
-id = "bao-cao-6-thang"
-kind = "report"
-title = "Báo cáo 6 tháng"
-period = "half-year"
-which = [1]
-due = { month = "next", day = 5, before = true }
-units = ["vp"]
-[[rule]]
-id = "bao-cao-9-thang"
-kind = "report"
-title = "Báo cáo 9 tháng"
-period = "nine-months"
-due = { month = "next", day = 5, before = true }
-units = ["vp"]
-"#;
+/// The ward's units (`vp` escalates to the leadership); `vp` owes the 6-month and the
+/// 9-month reports.
+fn rules() -> String {
+    let due = "due = { month = \"next\", day = 5, before = true }\nunits = [\"vp\"]";
+    let six = format!("period = \"half-year\"\nwhich = [1]\n{due}");
+    let nine = format!("period = \"nine-months\"\n{due}");
+    crate::testutil::rule("bao-cao-6-thang", "Báo cáo 6 tháng", &six)
+        + &crate::testutil::rule("bao-cao-9-thang", "Báo cáo 9 tháng", &nine)
+}
+
+fn config_text(rules: &str) -> String {
+    crate::testutil::ward("", rules)
+}
 
 fn local(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
     chrono_tz::Asia::Ho_Chi_Minh
@@ -69,8 +54,9 @@ struct Fixture {
 fn fixture(name: &str, first_start: DateTime<Utc>) -> Fixture {
     let dir = temp_dir(name);
     let path = dir.0.join("nhacviec.toml");
-    std::fs::write(&path, CONFIG).unwrap();
-    let cfg = crate::testutil::config_at(&path, CONFIG);
+    let text = config_text(&rules());
+    std::fs::write(&path, &text).unwrap();
+    let cfg = crate::testutil::config_at(&path, &text);
     let clock = Arc::new(ManualClock::new(first_start));
     let store = Arc::new(Store::open(&dir.0.join("var/db"), first_start).unwrap());
     let key = TokenKey::from_bytes([3; 32]);
@@ -328,14 +314,12 @@ async fn a_reload_that_adds_a_unit_catches_it_up_and_nothing_else() {
 
     // The next day, a unit is added to the 9-month report.
     clock.set(local(2025, 9, 30, 9, 0));
-    let added = CONFIG.to_string()
-        + "\n[[unit]]\nid = \"kt\"\nname = \"Kinh tế\"\nemail = [\"kt@example.invalid\"]\n";
-    let added = added.replacen(
+    let added = config_text(&rules()).replacen(
         "period = \"nine-months\"\ndue = { month = \"next\", day = 5, before = true }\nunits = [\"vp\"]",
         "period = \"nine-months\"\ndue = { month = \"next\", day = 5, before = true }\nunits = [\"vp\", \"kt\"]",
         1,
     );
-    assert_ne!(added, CONFIG);
+    assert_ne!(added, config_text(&rules()));
     std::fs::write(&path, &added).unwrap();
     engine.request_reload();
     engine.wake_once().await.unwrap();
@@ -383,7 +367,7 @@ async fn a_reload_does_not_chase_deadlines_that_passed_before_it() {
     let before = store.messages().unwrap().len();
     clock.set(local(2026, 6, 10, 9, 0));
     let monthly = "\n[[rule]]\nid = \"bao-cao-thang\"\nkind = \"report\"\ntitle = \"Báo cáo tháng\"\nperiod = \"month\"\ndue = { month = \"next\", day = 20 }\nunits = [\"vp\"]\n";
-    std::fs::write(&path, CONFIG.to_string() + monthly).unwrap();
+    std::fs::write(&path, config_text(&(rules() + monthly))).unwrap();
     engine.request_reload();
     engine.wake_once().await.unwrap();
     let added: Vec<Row> = statuses(&store).into_iter().skip(before).collect();

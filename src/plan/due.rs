@@ -2,8 +2,7 @@
 //!
 //! The engine keeps a mark: every step up to it has been enqueued. At each wake it asks
 //! [`due`] for the steps after the mark and up to now, given each obligation's recorded
-//! state, and enqueues the answer with the new mark in one transaction. The rules (DESIGN
-//! §5):
+//! state, and enqueues the answer with the new mark in one transaction. The rules (docs/operations.md):
 //!
 //! - a state silences steps as [`ObligationState::silences`] says;
 //! - when several steps of one obligation fell due at once (the daemon was down), only the
@@ -176,27 +175,10 @@ mod tests {
     /// steps before-14d 19/09, before-7d 26/09, before-3wd 30/09, before-1wd 02/10, due
     /// 03/10, after-1wd 06/10, after-3wd 08/10, after-7wd 14/10, all at 08:00).
     fn cfg() -> Config {
-        crate::testutil::config(
-            r#"
-[organization]
-name = "UBND phường Thử"
-[[unit]]
-id = "vp"
-name = "Văn phòng"
-email = ["vp@example.invalid"]
-[[unit]]
-id = "kt"
-name = "Kinh tế"
-email = ["kt@example.invalid"]
-[[rule]]
-id = "bc9"
-kind = "report"
-title = "Báo cáo 9 tháng"
-period = "nine-months"
+        let fields = r#"period = "nine-months"
 due = { month = "next", day = 5, before = true }
-units = ["vp", "kt"]
-"#,
-        )
+units = ["vp", "kt"]"#;
+        crate::testutil::ward_config("", &crate::testutil::rule("bc9", "Báo cáo 9 tháng", fields))
     }
 
     fn at(m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {

@@ -1,7 +1,7 @@
 //! Rules → occurrences → obligations → steps. Pure: the heart of the product.
 //!
 //! For each rule and each of its periods this computes the deadline instant, the last day
-//! (moved off a day off per the policy's `on_day_off`), and the reminder steps (DESIGN §4).
+//! (moved off a day off per the policy's `on_day_off`), and the reminder steps (docs/config.md, "How deadlines are computed").
 //! Steps depend only on the rule and the period, so they are computed once per occurrence and
 //! shared by its obligations (one per unit that owes it). `plan`, `check` and the daemon all
 //! use this module; it reads no clock and touches no file.
@@ -13,7 +13,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone};
 use chrono_tz::Tz;
 
 use crate::calendar::{Calendar, days_in_month};
-use crate::config::{Config, Due, DueDay, OffsetUnit, OnDayOff, Policy, Rule};
+use crate::config::{Config, Due, DueDay, Offset, OffsetUnit, OnDayOff, Policy, Rule};
 pub use period::Period;
 
 pub use crate::state::StepKind;
@@ -178,7 +178,7 @@ pub fn occurrence(cfg: &Config, rule_idx: usize, period: Period) -> Option<Occur
     })
 }
 
-/// The steps of an occurrence (DESIGN §4): day steps at `send_time` moved off days off
+/// The steps of an occurrence (docs/config.md, "How deadlines are computed"): day steps at `send_time` moved off days off
 /// (earlier for before/due, later for after), `h`/`m` steps from the deadline instant; a
 /// reminder at or after the deadline, or an overdue notice at or before it, is dropped; two
 /// steps on one instant are one (the later step in policy order wins).
@@ -190,76 +190,62 @@ pub fn steps(
     last_day: NaiveDate,
 ) -> Vec<Step> {
     let at_day = |d: NaiveDate| local(tz, d, policy.send_time);
-    let mut out: Vec<(DateTime<Tz>, usize, Step)> =
-        Vec::with_capacity(policy.before.len() + policy.after.len() + 1);
-    let mut seq = 0;
-    for o in &policy.before {
-        let at = match o.unit {
-            OffsetUnit::Days => last_day
-                .checked_sub_days(chrono::Days::new(o.n.into()))
-                .map(|d| at_day(cal.working_on_or_before(d))),
-            OffsetUnit::WorkingDays => Some(at_day(
-                cal.working_on_or_before(cal.shift_working(last_day, o.n, false)),
-            )),
-            OffsetUnit::Hours => Some(deadline - Duration::hours(o.n.into())),
-            OffsetUnit::Minutes => Some(deadline - Duration::minutes(o.n.into())),
+    // Day steps at `send_time` on a working day (the one before a day off for reminders,
+    // the one after it for overdue notices); `h`/`m` steps from the deadline instant.
+    let instant = |kind: StepKind, offset: Option<Offset>| -> Option<DateTime<Tz>> {
+        let after = kind == StepKind::After;
+        let working = |d: NaiveDate| {
+            at_day(if after {
+                cal.working_on_or_after(d)
+            } else {
+                cal.working_on_or_before(d)
+            })
         };
-        if let Some(at) = at.filter(|at| *at < deadline) {
-            let name = StepName {
-                kind: StepKind::Before,
-                offset: Some(*o),
-            };
-            out.push((
-                at,
-                seq,
-                Step {
-                    name,
-                    at,
-                    escalate: false,
-                },
-            ));
-        }
-        seq += 1;
-    }
-    if policy.on_due {
-        let at = at_day(cal.working_on_or_before(last_day));
-        if at < deadline {
-            let name = StepName {
-                kind: StepKind::Due,
-                offset: None,
-            };
-            out.push((
-                at,
-                seq,
-                Step {
-                    name,
-                    at,
-                    escalate: false,
-                },
-            ));
-        }
-    }
-    seq += 1;
-    for (i, o) in policy.after.iter().enumerate() {
-        let at = match o.unit {
-            OffsetUnit::Days => last_day
-                .checked_add_days(chrono::Days::new(o.n.into()))
-                .map(|d| at_day(cal.working_on_or_after(d))),
-            OffsetUnit::WorkingDays => Some(at_day(
-                cal.working_on_or_after(cal.shift_working(last_day, o.n, true)),
-            )),
-            OffsetUnit::Hours => Some(deadline + Duration::hours(o.n.into())),
-            OffsetUnit::Minutes => Some(deadline + Duration::minutes(o.n.into())),
+        let Some(o) = offset else {
+            return Some(working(last_day)); // the due step
         };
-        if let Some(at) = at.filter(|at| *at > deadline) {
-            let name = StepName {
-                kind: StepKind::After,
-                offset: Some(*o),
-            };
+        let sign = if after { 1 } else { -1 };
+        match o.unit {
+            OffsetUnit::Days => {
+                let days = chrono::Days::new(o.n.into());
+                let d = if after {
+                    last_day.checked_add_days(days)
+                } else {
+                    last_day.checked_sub_days(days)
+                };
+                d.map(working)
+            }
+            OffsetUnit::WorkingDays => Some(working(cal.shift_working(last_day, o.n, after))),
+            OffsetUnit::Hours => Some(deadline + Duration::hours(sign * i64::from(o.n))),
+            OffsetUnit::Minutes => Some(deadline + Duration::minutes(sign * i64::from(o.n))),
+        }
+    };
+    // In policy order: the order decides which of two steps on one instant wins.
+    let candidates = policy
+        .before
+        .iter()
+        .map(|o| (StepKind::Before, Some(*o), false))
+        .chain(policy.on_due.then_some((StepKind::Due, None, false)))
+        .chain(policy.after.iter().enumerate().map(|(i, o)| {
             let escalate = policy.escalate_from.is_some_and(|e| i >= e);
+            (StepKind::After, Some(*o), escalate)
+        }));
+    let mut out: Vec<(DateTime<Tz>, usize, Step)> = Vec::new();
+    for (seq, (kind, offset, escalate)) in candidates.enumerate() {
+        let Some(at) = instant(kind, offset) else {
+            continue;
+        };
+        // A reminder at or after the deadline, or an overdue notice at or before it, is
+        // dropped.
+        let in_place = if kind == StepKind::After {
+            at > deadline
+        } else {
+            at < deadline
+        };
+        if in_place {
+            let name = StepName { kind, offset };
             out.push((at, seq, Step { name, at, escalate }));
         }
-        seq += 1;
     }
     out.sort_by_key(|(at, seq, _)| (*at, *seq));
     // Keep the last of each run of equal instants: the later step's name wins.

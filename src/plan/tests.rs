@@ -1,4 +1,4 @@
-//! Table-driven tests of deadlines and steps (DESIGN §4), on the shipped 2025–2026 calendar.
+//! Table-driven tests of deadlines and steps (docs/config.md, "How deadlines are computed"), on the shipped 2025–2026 calendar.
 //! Every expected date was worked out by hand from the calendar; comments say how.
 
 use chrono::NaiveDate;
@@ -10,42 +10,17 @@ fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
 
-/// A config with two units and the given rule(s), policies and other sections.
+/// The unit tests' ward with the given rule(s), policies and other sections.
 fn cfg(extra: &str) -> Config {
-    let text = format!(
-        r#"
-[organization]
-name = "UBND phường Thử"
-[[unit]]
-id = "a"
-name = "Đơn vị A"
-email = ["a@example.invalid"]
-[[unit]]
-id = "b"
-name = "Đơn vị B"
-email = ["b@example.invalid"]
-{extra}
-"#
-    );
-    crate::testutil::config(&text)
+    crate::testutil::ward_config("", extra)
 }
 
 fn rule(period: &str, due: &str, policy: Option<&str>) -> String {
     let policy = policy
         .map(|p| format!("policy = \"{p}\""))
         .unwrap_or_default();
-    format!(
-        r#"
-[[rule]]
-id = "r"
-kind = "report"
-title = "Báo cáo"
-period = "{period}"
-due = {due}
-units = ["all"]
-{policy}
-"#
-    )
+    let fields = format!("period = \"{period}\"\ndue = {due}\nunits = [\"all\"]\n{policy}");
+    crate::testutil::rule("r", "Báo cáo", &fields)
 }
 
 /// (step name, local "YYYY-MM-DD HH:MM", escalate)
@@ -464,8 +439,8 @@ fn obligations_and_filters() {
     let two = rule("year", NEXT_5_BEFORE, None)
         + &rule("quarter", r#"{ month = "next", day = 10 }"#, None)
             .replace("id = \"r\"", "id = \"q\"")
-            .replace("units = [\"all\"]", "units = [\"b\", \"g\"]")
-        + "[[group]]\nid = \"g\"\nunits = [\"b\"]\n";
+            .replace("units = [\"all\"]", "units = [\"kt\", \"g\"]")
+        + "[[group]]\nid = \"g\"\nunits = [\"kt\"]\n";
     let c = cfg(&two);
     let p = plan(&c, d("2026-01-01"), d("2026-12-31"), Filter::default());
     let keys: Vec<String> = p.occurrences.iter().map(|o| o.key(&c)).collect();
@@ -482,7 +457,7 @@ fn obligations_and_filters() {
         ],
         "sorted by deadline; r/2026 is in the window by its before-14d on 22/12/2026"
     );
-    // r is owed by a and b; q by b only (listed twice, once through the group).
+    // r is owed by all four units; q by kt only (listed twice, once through the group).
     let per: Vec<usize> = (0..p.occurrences.len())
         .map(|i| {
             p.obligations
@@ -491,13 +466,13 @@ fn obligations_and_filters() {
                 .count()
         })
         .collect();
-    assert_eq!(per, [2, 1, 1, 1, 1, 2, 1]);
-    let only_a = Filter {
+    assert_eq!(per, [4, 1, 1, 1, 1, 4, 1]);
+    let only_vhxh = Filter {
         unit: Some(0),
         rule: None,
     };
     assert_eq!(
-        plan_keys(&c, "2026-01-01", "2026-12-31", only_a),
+        plan_keys(&c, "2026-01-01", "2026-12-31", only_vhxh),
         ["r/2025", "r/2026"]
     );
     let only_q = Filter {

@@ -123,24 +123,16 @@ fn enqueue_is_idempotent_by_the_unique_key() {
         rows.iter()
             .all(|m| m.status == MessageStatus::Pending && m.attempts == 0)
     );
-    let n: i64 = store
-        .conn()
-        .query_row(
-            "SELECT COUNT(*) FROM obligations WHERE occurrence_id IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(n, 2);
-    let linked: i64 = store
-        .conn()
-        .query_row(
-            "SELECT COUNT(*) FROM messages WHERE obligation_id IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(linked, 2, "messages point at their obligations");
+    let count = |sql: &str| -> i64 { store.conn().query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM obligations WHERE occurrence_id IS NOT NULL"),
+        2
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM messages WHERE obligation_id IS NOT NULL"),
+        2,
+        "messages point at their obligations"
+    );
 }
 
 #[test]

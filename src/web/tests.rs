@@ -22,43 +22,17 @@ use crate::testutil::TempDir;
 const PASSWORD: &str = "mật khẩu quản trị";
 
 fn config(server: &str) -> String {
-    format!(
-        r#"
-[organization]
-name = "UBND phường Thử"
-coordinator = "vhxh"
-[digest]
-to = []
-[server]
-listen = "127.0.0.1:0"
-{server}
-[email]
-from = "Nhắc việc <nhacviec@example.invalid>"
-[[unit]]
-id = "vhxh"
-name = "Phòng Văn hóa – Xã hội"
-email = ["vhxh@example.invalid"]
-[[unit]]
-id = "vp"
-name = "Văn phòng"
-email = ["vp@example.invalid"]
-[[unit]]
-id = "kt"
-name = "Kinh tế"
-email = ["kt@example.invalid"]
-[policy.p]
-before = ["5d"]
-on_due = false
-after = []
-[[rule]]
-id = "tuyen-truyen"
-kind = "task"
-title = "Tuyên truyền"
-period = "once"
-due = {{ date = "2025-10-15" }}
-units = ["vp", "kt"]
-policy = "p"
-"#
+    crate::testutil::ward(
+        "coordinator = \"vhxh\"",
+        &format!(
+            "[digest]\nto = []\n[server]\nlisten = \"127.0.0.1:0\"\n{server}\n\
+             [policy.p]\nbefore = [\"5d\"]\non_due = false\nafter = []\n{}",
+            crate::testutil::rule(
+                "tuyen-truyen",
+                "Tuyên truyền",
+                "period = \"once\"\ndue = { date = \"2025-10-15\" }\nunits = [\"vp\", \"kt\"]\npolicy = \"p\""
+            )
+        ),
     )
 }
 
@@ -153,7 +127,10 @@ impl Site {
 
     fn state(&self, unit: &str) -> crate::state::ObligationState {
         let key = format!("tuyen-truyen/2025-10-15/{unit}");
-        self.daemon.store().states(std::slice::from_ref(&key)).unwrap()[&key]
+        self.daemon
+            .store()
+            .states(std::slice::from_ref(&key))
+            .unwrap()[&key]
     }
 }
 

@@ -1,6 +1,6 @@
 //! `nhacviec calendar`: the official schedules of 2025 and 2026 as shipped, and the statutory
-//! estimate for a year without one. Every pinned line was checked against
-//! `shared/calendar-facts.md`.
+//! estimate for a year without one. Every pinned line was checked against the government's
+//! announcement its `source` names.
 
 use std::collections::BTreeMap;
 

@@ -76,7 +76,7 @@ fn test_of(cfg: &Cfg) -> Test {
     t
 }
 
-/// The headers every message carries (DESIGN §6), checked on one parsed message.
+/// The headers every message carries (docs/operations.md), checked on one parsed message.
 fn assert_common_headers(m: &Captured) {
     assert_eq!(one_header(m, "MIME-Version"), "1.0");
     assert_eq!(one_header(m, "Auto-Submitted"), "auto-generated");
@@ -422,6 +422,15 @@ fn one_failed_attempt(security: Security, faults: SmtpOpts, password: &str) -> (
     (row.clone(), server)
 }
 
+/// [`one_failed_attempt`] against a plain server with these faults.
+fn fails_on(faults: SmtpOpts) -> (Row, SmtpServer) {
+    one_failed_attempt(
+        Security::None,
+        faults,
+        crate::support::config::SMTP_PASSWORD,
+    )
+}
+
 /// A transient failure: `pending`, retried one minute after the attempt.
 fn assert_retry_in_a_minute(row: &Row) {
     assert_eq!(row.status, "pending", "{row:#?}");
@@ -434,14 +443,10 @@ fn assert_retry_in_a_minute(row: &Row) {
 
 #[test]
 fn run_451_is_retried_in_a_minute() {
-    let (row, server) = one_failed_attempt(
-        Security::None,
-        SmtpOpts {
-            reply: Some(451),
-            ..SmtpOpts::default()
-        },
-        crate::support::config::SMTP_PASSWORD,
-    );
+    let (row, server) = fails_on(SmtpOpts {
+        reply: Some(451),
+        ..SmtpOpts::default()
+    });
     assert_retry_in_a_minute(&row);
     let error = row.last_error.as_deref().unwrap();
     assert!(error.contains("451"), "{error}");
@@ -451,14 +456,10 @@ fn run_451_is_retried_in_a_minute() {
 
 #[test]
 fn run_550_fails_at_once() {
-    let (row, server) = one_failed_attempt(
-        Security::None,
-        SmtpOpts {
-            reply: Some(550),
-            ..SmtpOpts::default()
-        },
-        crate::support::config::SMTP_PASSWORD,
-    );
+    let (row, server) = fails_on(SmtpOpts {
+        reply: Some(550),
+        ..SmtpOpts::default()
+    });
     assert_eq!(row.status, "failed", "{row:#?}");
     assert_eq!(row.next_attempt_at, None, "{row:#?}");
     let error = row.last_error.as_deref().unwrap();
@@ -469,14 +470,10 @@ fn run_550_fails_at_once() {
 
 #[test]
 fn run_connection_cut_after_data_is_retried_in_a_minute() {
-    let (row, server) = one_failed_attempt(
-        Security::None,
-        SmtpOpts {
-            drop_data: true,
-            ..SmtpOpts::default()
-        },
-        crate::support::config::SMTP_PASSWORD,
-    );
+    let (row, server) = fails_on(SmtpOpts {
+        drop_data: true,
+        ..SmtpOpts::default()
+    });
     assert_retry_in_a_minute(&row);
     let error = row.last_error.as_deref().unwrap();
     assert!(
@@ -503,7 +500,7 @@ fn run_wrong_password_is_retried_and_says_so() {
     assert!(server.events("mail").is_empty());
 }
 
-/// DESIGN §5: SIGTERM stops the daemon with exit 0 within 10 s, whenever it comes ("finish
+/// SIGTERM stops the daemon with exit 0 within 10 s, whenever it comes ("finish
 /// or release in-flight sends"), even during the first wake's sends (a first start with many
 /// messages, sent at `max_per_minute`): the daemon registers its signal handlers before
 /// anything else, and a shutdown during a wake stops new sends and releases what is in

@@ -1,5 +1,5 @@
-//! `nhacviec plan`: the JSON of DESIGN §9 on the shipped config, the table, bad filters, and
-//! the worked examples of DESIGN §4.
+//! `nhacviec plan`: the JSON of docs/config.md on the shipped config, the table, bad filters, and
+//! the worked examples of docs/config.md.
 
 use std::collections::BTreeSet;
 
@@ -309,6 +309,19 @@ fn json_period_labels_are_vietnamese() {
     }
 }
 
+/// The steps of the 9-month report of 2025 under the default policy, as the table prints
+/// them (the shipped config and the worked examples both have them).
+const NINE_MONTH_STEPS: [&str; 8] = [
+    "  steps     before-14d   Fri 19/09/2025 08:00",
+    "            before-7d    Fri 26/09/2025 08:00",
+    "            before-3wd   Tue 30/09/2025 08:00",
+    "            before-1wd   Thu 02/10/2025 08:00",
+    "            due          Fri 03/10/2025 08:00",
+    "            after-1wd    Mon 06/10/2025 08:00",
+    "            after-3wd    Wed 08/10/2025 08:00  + escalation",
+    "            after-7wd    Tue 14/10/2025 08:00  + escalation",
+];
+
 #[test]
 fn table_of_the_nine_month_report() {
     Test::new()
@@ -330,15 +343,11 @@ fn table_of_the_nine_month_report() {
             "  deadline  before Sun 05/10/2025 (00:00)",
             "  last day  Fri 03/10/2025  (moved: Sat 04/10/2025 is off: weekend)",
             "  owed by   vp, kt, hcc, tram-y-te, tt-van-hoa, mn-dong-hai, th-dong-hai, thcs-dong-hai (8 units)",
-            "  steps     before-14d   Fri 19/09/2025 08:00",
-            "            before-7d    Fri 26/09/2025 08:00",
-            "            before-3wd   Tue 30/09/2025 08:00",
-            "            before-1wd   Thu 02/10/2025 08:00",
-            "            due          Fri 03/10/2025 08:00",
-            "            after-1wd    Mon 06/10/2025 08:00",
-            "            after-3wd    Wed 08/10/2025 08:00  + escalation",
-            "            after-7wd    Tue 14/10/2025 08:00  + escalation",
-        ]))
+        ]
+        .iter()
+        .chain(&NINE_MONTH_STEPS)
+        .copied()
+        .collect::<Vec<_>>()))
         .stderr("")
         .run();
 }
@@ -411,54 +420,49 @@ fn worked_examples_of_design_section_4() {
 
 #[test]
 fn worked_examples_table_with_the_default_policy() {
-    // No `[policy]` section: the built-in default is DESIGN §2's `policy.default`.
+    // No `[policy]` section: the built-in default is `policy.default` of docs/config.md.
+    let before = [
+        "3 occurrences, 3 obligations from Sun 01/06/2025 to Wed 31/12/2025",
+        "",
+        "bao-cao-6-thang/2025-H1  report  6 tháng đầu năm 2025",
+        "  Báo cáo kết quả công tác dân vận chính quyền 6 tháng đầu năm",
+        "  deadline  before Sat 05/07/2025 (00:00)",
+        "  last day  Fri 04/07/2025",
+        "  owed by   vp (1 unit)",
+        "  steps     before-14d   Fri 20/06/2025 08:00",
+        "            before-7d    Fri 27/06/2025 08:00",
+        "            before-3wd   Tue 01/07/2025 08:00",
+        "            before-1wd   Thu 03/07/2025 08:00",
+        "            due          Fri 04/07/2025 08:00",
+        "            after-1wd    Mon 07/07/2025 08:00",
+        "            after-3wd    Wed 09/07/2025 08:00  + escalation",
+        "            after-7wd    Tue 15/07/2025 08:00  + escalation",
+        "",
+        "bao-cao-9-thang/2025-9M  report  9 tháng năm 2025",
+        "  Báo cáo kết quả công tác dân vận chính quyền 9 tháng",
+        "  deadline  before Sun 05/10/2025 (00:00)",
+        "  last day  Fri 03/10/2025  (moved: Sat 04/10/2025 is off: weekend)",
+        "  owed by   vp (1 unit)",
+    ];
+    let after = [
+        "",
+        "bao-cao-nam/2025  report  năm 2025",
+        "  Báo cáo tổng kết công tác dân vận chính quyền năm",
+        "  deadline  before Mon 05/01/2026 (00:00)",
+        "  last day  Wed 31/12/2025  (moved: Sun 04/01/2026 is off: nghỉ cuối tuần dịp Tết Dương lịch)",
+        "  owed by   vp (1 unit)",
+        "  steps     before-14d   Wed 17/12/2025 08:00",
+        "            before-7d    Wed 24/12/2025 08:00",
+        "            before-3wd   Fri 26/12/2025 08:00",
+        "            before-1wd   Tue 30/12/2025 08:00",
+        "            due          Wed 31/12/2025 08:00",
+        "            after-1wd    Mon 05/01/2026 08:00",
+        "            after-3wd    Wed 07/01/2026 08:00  + escalation",
+        "            after-7wd    Mon 12/01/2026 08:00  + escalation",
+    ];
     worked_examples()
         .args(&["plan", "--from", "2025-06-01", "--to", "2025-12-31"])
-        .stdout(&lines(&[
-            "3 occurrences, 3 obligations from Sun 01/06/2025 to Wed 31/12/2025",
-            "",
-            "bao-cao-6-thang/2025-H1  report  6 tháng đầu năm 2025",
-            "  Báo cáo kết quả công tác dân vận chính quyền 6 tháng đầu năm",
-            "  deadline  before Sat 05/07/2025 (00:00)",
-            "  last day  Fri 04/07/2025",
-            "  owed by   vp (1 unit)",
-            "  steps     before-14d   Fri 20/06/2025 08:00",
-            "            before-7d    Fri 27/06/2025 08:00",
-            "            before-3wd   Tue 01/07/2025 08:00",
-            "            before-1wd   Thu 03/07/2025 08:00",
-            "            due          Fri 04/07/2025 08:00",
-            "            after-1wd    Mon 07/07/2025 08:00",
-            "            after-3wd    Wed 09/07/2025 08:00  + escalation",
-            "            after-7wd    Tue 15/07/2025 08:00  + escalation",
-            "",
-            "bao-cao-9-thang/2025-9M  report  9 tháng năm 2025",
-            "  Báo cáo kết quả công tác dân vận chính quyền 9 tháng",
-            "  deadline  before Sun 05/10/2025 (00:00)",
-            "  last day  Fri 03/10/2025  (moved: Sat 04/10/2025 is off: weekend)",
-            "  owed by   vp (1 unit)",
-            "  steps     before-14d   Fri 19/09/2025 08:00",
-            "            before-7d    Fri 26/09/2025 08:00",
-            "            before-3wd   Tue 30/09/2025 08:00",
-            "            before-1wd   Thu 02/10/2025 08:00",
-            "            due          Fri 03/10/2025 08:00",
-            "            after-1wd    Mon 06/10/2025 08:00",
-            "            after-3wd    Wed 08/10/2025 08:00  + escalation",
-            "            after-7wd    Tue 14/10/2025 08:00  + escalation",
-            "",
-            "bao-cao-nam/2025  report  năm 2025",
-            "  Báo cáo tổng kết công tác dân vận chính quyền năm",
-            "  deadline  before Mon 05/01/2026 (00:00)",
-            "  last day  Wed 31/12/2025  (moved: Sun 04/01/2026 is off: nghỉ cuối tuần dịp Tết Dương lịch)",
-            "  owed by   vp (1 unit)",
-            "  steps     before-14d   Wed 17/12/2025 08:00",
-            "            before-7d    Wed 24/12/2025 08:00",
-            "            before-3wd   Fri 26/12/2025 08:00",
-            "            before-1wd   Tue 30/12/2025 08:00",
-            "            due          Wed 31/12/2025 08:00",
-            "            after-1wd    Mon 05/01/2026 08:00",
-            "            after-3wd    Wed 07/01/2026 08:00  + escalation",
-            "            after-7wd    Mon 12/01/2026 08:00  + escalation",
-        ]))
+        .stdout(&lines(&[&before[..], &NINE_MONTH_STEPS, &after].concat()))
         .stderr("")
         .run();
 }

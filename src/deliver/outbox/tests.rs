@@ -14,38 +14,16 @@ use crate::state::{Channel, MessageStatus, TemplateKind};
 use crate::testutil::TempDir;
 
 fn config(dir: &Path, mail_dir: &str) -> Config {
-    let text = format!(
-        r#"
-[organization]
-name = "UBND phường Thử"
-public_url = "https://nhacviec.example.invalid"
-coordinator = "vhxh"
-[email]
-from = "Nhắc việc <nhacviec@example.invalid>"
-[email.file]
-dir = "{mail_dir}"
-[[unit]]
-id = "vp"
-name = "Văn phòng HĐND và UBND phường"
-email = ["vp@example.invalid"]
-escalate_to = ["lanh-dao"]
-[[unit]]
-id = "vhxh"
-name = "Phòng Văn hóa – Xã hội"
-email = ["vhxh@example.invalid"]
-[[unit]]
-id = "lanh-dao"
-name = "Lãnh đạo UBND phường"
-email = ["lanhdao@example.invalid"]
-[[rule]]
-id = "bao-cao-9-thang"
-kind = "report"
-title = "Báo cáo công tác dân vận"
-period = "nine-months"
-due = {{ month = "next", day = 5, before = true }}
-units = ["vp"]
-submit_to = "vhxh"
-"#
+    let text = crate::testutil::ward(
+        "public_url = \"https://nhacviec.example.invalid\"\ncoordinator = \"vhxh\"\n[digest]\nto = []",
+        &format!(
+            "[email]\nfrom = \"Nhắc việc <nhacviec@example.invalid>\"\n[email.file]\ndir = \"{mail_dir}\"\n{}",
+            crate::testutil::rule(
+                "bao-cao-9-thang",
+                "Báo cáo công tác dân vận",
+                "period = \"nine-months\"\ndue = { month = \"next\", day = 5, before = true }\nunits = [\"vp\"]\nsubmit_to = \"vhxh\""
+            )
+        ),
     );
     crate::testutil::config_at(&dir.join("nhacviec.toml"), &text)
 }
@@ -63,6 +41,11 @@ struct Fixture {
 impl Fixture {
     fn cfg(&self) -> Arc<Config> {
         self.current.config()
+    }
+
+    /// The unit that owes the report.
+    fn vp(&self) -> usize {
+        self.cfg().unit_index("vp").unwrap()
     }
 }
 
@@ -100,7 +83,7 @@ fn enqueue_all(f: &Fixture) -> usize {
     let occ = plan::occurrence(&cfg, 0, Period::NineMonths(2025)).unwrap();
     let mut n = 0;
     for step in &occ.steps {
-        let rows = enqueue::step_rows(&cfg, &f.key, &occ, step, &[0], false);
+        let rows = enqueue::step_rows(&cfg, &f.key, &occ, step, &[f.vp()], false);
         n += f.store.enqueue(f.clock.now(), &[rows], None).unwrap();
     }
     n
@@ -190,7 +173,7 @@ async fn transient_failures_back_off_then_give_up_after_48_hours() {
     let cfg = f.cfg();
     let occ = plan::occurrence(&cfg, 0, Period::NineMonths(2025)).unwrap();
     let step = &occ.steps[0];
-    let rows = enqueue::step_rows(&cfg, &f.key, &occ, step, &[0], false);
+    let rows = enqueue::step_rows(&cfg, &f.key, &occ, step, &[f.vp()], false);
     f.store.enqueue(f.clock.now(), &[rows], None).unwrap();
     f.clock.set(step.at.with_timezone(&Utc));
     let start = f.clock.now();
@@ -319,7 +302,7 @@ async fn a_reminder_leaving_late_says_so() {
         .iter()
         .find(|s| s.name.to_string() == "due")
         .unwrap();
-    let rows = enqueue::step_rows(&cfg, &f.key, &occ, due, &[0], false);
+    let rows = enqueue::step_rows(&cfg, &f.key, &occ, due, &[f.vp()], false);
     f.store.enqueue(f.clock.now(), &[rows], None).unwrap();
     // The due reminder of Fri 03/10 leaves on Mon 06/10 (a server down over the weekend).
     f.clock.set(
