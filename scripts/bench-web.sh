@@ -13,8 +13,8 @@
 # error), 2 if it could not set up. Not part of `cargo test` or CI.
 #
 # What it does: builds the release binary; writes a config into a temporary folder with
-# 1 000 units (UNITS) owing one one-off report (RULES) whose before-5d step is already
-# past, the file transport, `ack_per_minute` at 1e9 and a status password; starts `nhacviec run` on a
+# 1 000 units (UNITS) owing one one-off report (RULES) whose before-5d step is past on the
+# daemon's clock (NHACVIEC_CLOCK, set to Mon 13/10/2025 09:00), the file transport, `ack_per_minute` at 1e9 and a status password; starts `nhacviec run` on a
 # free 127.0.0.1 port and waits until the database holds the 1 000 obligations and their
 # reminders are written; derives each obligation's ack token as the daemon does (the first
 # 16 bytes of HMAC-SHA256 under the key in var/nhacviec.key of "nhacviec ack v1\0" +
@@ -82,15 +82,29 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 password='mật khẩu quản trị'
 mkdir -p secrets
 printf '%s\n' "$password" > secrets/admin-password
-due=$(python3 -c '
-import datetime, zoneinfo
-print((datetime.datetime.now(zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")) + datetime.timedelta(days=3)).date())')
+# The daemon's clock is set (NHACVIEC_CLOCK) to Mon 13/10/2025 09:00: the report is due
+# Wed 15/10 and its before-5d step (Fri 10/10 08:00) is past, so the first start sends it.
+export NHACVIEC_CLOCK=2025-10-13T09:00:00+07:00
 
-# The config: every day a working day, so the before-5d step is past whatever today is.
-python3 - "$units" "$rules" "$port" "$due" > nhacviec.toml <<'EOF'
+# The config: units and rules as inline tables, one line each.
+python3 - "$units" "$rules" "$port" > nhacviec.toml <<'EOF'
 import sys
-units, rules, port, due = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-print(f'''[organization]
+units, rules, port = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+print('unit = [')
+print('  { id = "vhxh", name = "Phòng Văn hóa – Xã hội", email = ["vhxh@donghai.example.invalid"] },')
+for i in range(1, units):
+    print(f'  {{ id = "u{i:04}", name = "Trường Tiểu học Đông Hải số {i}", '
+          f'email = ["u{i:04}@donghai.example.invalid"] }},')
+print(']')
+print('rule = [')
+for r in range(1, rules + 1):
+    print(f'  {{ id = "bao-cao-{r:02}", kind = "report", '
+          f'title = "Báo cáo kết quả thực hiện công tác dân vận chính quyền, phần {r}", '
+          f'reference = "Chương trình 05/CTr-UBND, mục III", period = "once", '
+          f'due = {{ date = "2025-10-15" }}, units = ["all"], submit_to = "vhxh", policy = "nhac-truoc" }},')
+print(']')
+print(f"""
+[organization]
 name = "Ủy ban nhân dân phường Đông Hải"
 public_url = "http://127.0.0.1:{port}"
 coordinator = "vhxh"
@@ -107,35 +121,11 @@ ack_per_minute = 1000000000
 from = "Nhắc việc UBND phường Đông Hải <nhacviec@donghai.example.invalid>"
 transport = "file"
 
-[calendar]
-weekend = []
-holidays = "none"
-
 [policy.nhac-truoc]
 before = ["5d"]
 on_due = false
 after = []
-
-[[unit]]
-id = "vhxh"
-name = "Phòng Văn hóa – Xã hội"
-email = ["vhxh@donghai.example.invalid"]
-''')
-for i in range(1, units):
-    print(f'[[unit]]\nid = "u{i:04}"\nname = "Trường Tiểu học Đông Hải số {i}"\n'
-          f'email = ["u{i:04}@donghai.example.invalid"]\n')
-for r in range(1, rules + 1):
-    print(f'''[[rule]]
-id = "bao-cao-{r:02}"
-kind = "report"
-title = "Báo cáo kết quả thực hiện công tác dân vận chính quyền, phần {r}"
-reference = "Chương trình 05/CTr-UBND, mục III"
-period = "once"
-due = {{ date = "{due}" }}
-units = ["all"]
-submit_to = "vhxh"
-policy = "nhac-truoc"
-''')
+""")
 EOF
 
 "$bin" --config nhacviec.toml check >/dev/null 2>check.log || {

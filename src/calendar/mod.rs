@@ -12,6 +12,7 @@ pub mod statutory;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::OnceLock;
 
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
@@ -110,8 +111,13 @@ pub struct Deviation {
 #[derive(Debug, Clone)]
 pub struct Calendar {
     weekend: [bool; 7],
+    /// The days of the official schedules, then the local ones (which win).
     days: HashMap<NaiveDate, Day>,
     scheduled: Vec<i32>,
+    /// The statutory estimate of each year of [`YEARS`] (`None` with `holidays = "none"`),
+    /// computed the first time a day of that year is asked about: a daemon needs two or three
+    /// years of the two hundred, and each costs lunar computations and a few kilobytes.
+    estimates: Option<Arc<[OnceLock<HashMap<NaiveDate, Day>>]>>,
 }
 
 /// How far working-day searches look before giving up (a calendar with no working day in
@@ -121,39 +127,49 @@ const SEARCH_LIMIT: u32 = 400;
 impl Calendar {
     /// Builds the calendar from its layers.
     pub fn new(spec: CalendarSpec) -> Calendar {
-        let mut days: HashMap<NaiveDate, Day> = HashMap::new();
         let scheduled: Vec<i32> = spec.schedules.iter().map(|s| s.year).collect();
-        let mut put = |e: DayEntry, layer: Layer| {
-            days.insert(
-                e.date,
-                Day {
-                    working: e.working,
-                    reason: e.reason.into(),
-                    layer,
-                    source: e.source.map(Into::into),
-                },
-            );
-        };
-        if spec.statutory {
-            for year in YEARS.filter(|y| !scheduled.contains(y)) {
-                for e in statutory::estimate(year, &spec.weekend) {
-                    put(e, Layer::Statutory);
-                }
-            }
-        }
-        for s in spec.schedules {
-            for e in s.entries {
-                put(e, Layer::Official);
-            }
-        }
-        for e in spec.local {
-            put(e, Layer::Local);
-        }
+        let official = spec
+            .schedules
+            .into_iter()
+            .flat_map(|s| s.entries)
+            .map(|e| (e, Layer::Official));
+        let local = spec.local.into_iter().map(|e| (e, Layer::Local));
+        let days = official
+            .chain(local)
+            .map(|(e, layer)| day(e, layer))
+            .collect();
+        let estimates = spec
+            .statutory
+            .then(|| YEARS.map(|_| OnceLock::new()).collect());
         Calendar {
             weekend: spec.weekend,
             days,
             scheduled,
+            estimates,
         }
+    }
+
+    /// What the layers say of `d`, if one does: local, then official, then the statutory
+    /// estimate of a year without a schedule.
+    fn day(&self, d: NaiveDate) -> Option<&Day> {
+        if let Some(day) = self.days.get(&d) {
+            return Some(day);
+        }
+        let year = d.year();
+        if self.scheduled.contains(&year) {
+            return None;
+        }
+        let slot = self
+            .estimates
+            .as_ref()?
+            .get(usize::try_from(year - YEARS.start()).ok()?)?;
+        slot.get_or_init(|| {
+            statutory::estimate(year, &self.weekend)
+                .into_iter()
+                .map(|e| day(e, Layer::Statutory))
+                .collect()
+        })
+        .get(&d)
     }
 
     /// The plain rule: is this a weekly rest day?
@@ -163,7 +179,7 @@ impl Calendar {
 
     /// Is `d` a working day, all layers considered?
     pub fn is_working(&self, d: NaiveDate) -> bool {
-        match self.days.get(&d) {
+        match self.day(d) {
             Some(day) => day.working,
             None => !self.is_weekend(d),
         }
@@ -171,7 +187,7 @@ impl Calendar {
 
     /// Why `d` is not a working day (or is one despite being a weekend day), if a layer says.
     pub fn reason(&self, d: NaiveDate) -> Option<&str> {
-        self.days.get(&d).map(|day| &*day.reason)
+        self.day(d).map(|day| &*day.reason)
     }
 
     /// True when an official schedule covers `year`.
@@ -239,7 +255,7 @@ impl Calendar {
             .iter_days()
             .take_while(|d| d.year() == year)
             .filter_map(|d| {
-                let day = self.days.get(&d)?;
+                let day = self.day(d)?;
                 (day.working == self.is_weekend(d)).then(|| Deviation {
                     date: d,
                     working: day.working,
@@ -250,6 +266,17 @@ impl Calendar {
             })
             .collect()
     }
+}
+
+/// A day entry of a layer, keyed by its date.
+fn day(e: DayEntry, layer: Layer) -> (NaiveDate, Day) {
+    let day = Day {
+        working: e.working,
+        reason: e.reason.into(),
+        layer,
+        source: e.source.map(Into::into),
+    };
+    (e.date, day)
 }
 
 /// The number of days in a month.

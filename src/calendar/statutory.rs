@@ -153,6 +153,17 @@ mod tests {
     }
 
     #[test]
+    fn each_year_s_estimate_stays_in_its_year() {
+        // The calendar computes a year's estimate when a day of that year is asked about:
+        // a day off that fell in another year would be missed.
+        for year in super::super::YEARS {
+            for e in estimate(year, &SAT_SUN) {
+                assert_eq!(e.date.year(), year, "{e:?}");
+            }
+        }
+    }
+
+    #[test]
     fn estimate_rules_table() {
         // (year, weekday dates off by the estimate), worked out by hand from the rules.
         let cases: &[(i32, &[&str])] = &[

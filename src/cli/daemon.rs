@@ -10,17 +10,44 @@ use super::LogFormat;
 use crate::clock::{Clock, ClockKind};
 use crate::daemon::{Daemon, Reloader};
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rusqlite_migration=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+/// The log's filter: `RUST_LOG` (`debug`, `info,nhacviec::engine=debug`: a level, or
+/// targets with their levels), else `info,rusqlite_migration=warn`. Levels by target only,
+/// without `EnvFilter`'s span and field filters: they need regular expressions, the largest
+/// part of the daemon's memory at rest that logging would otherwise take.
+fn log_filter() -> tracing_subscriber::filter::Targets {
+    let default = || {
+        tracing_subscriber::filter::Targets::new()
+            .with_default(tracing::Level::INFO)
+            .with_target("rusqlite_migration", tracing::Level::WARN)
+    };
+    match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => v.parse().unwrap_or_else(|e| {
+            eprintln!("warning: RUST_LOG=`{v}` is not a filter ({e}); logging at info");
+            default()
+        }),
+        _ => default(),
     }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let text = (format == LogFormat::Text).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+    });
+    let json = (format == LogFormat::Json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+    });
+    tracing_subscriber::registry()
+        .with(log_filter())
+        .with(text)
+        .with(json)
+        .init();
 }
 
 /// The signals the daemon handles, registered as the very first thing it does, so a SIGTERM

@@ -186,25 +186,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 bail!("--to {to} is before --from {from}");
             }
             check_years(&[from, to])?;
+            let units = || cfg.units.iter().map(|x| x.id.as_str());
+            let rules = || cfg.rules.iter().map(|x| x.id.as_str());
             let filter = Filter {
-                unit: match &unit {
-                    Some(u) => Some(cfg.unit_index(u).with_context(|| {
-                        format!(
-                            "unknown unit `{u}`{}",
-                            suggest(u, cfg.units.iter().map(|x| x.id.as_str()))
-                        )
-                    })?),
-                    None => None,
-                },
-                rule: match &rule {
-                    Some(r) => Some(cfg.rule_index(r).with_context(|| {
-                        format!(
-                            "unknown rule `{r}`{}",
-                            suggest(r, cfg.rules.iter().map(|x| x.id.as_str()))
-                        )
-                    })?),
-                    None => None,
-                },
+                unit: unit.map(|u| find("unit", &u, units)).transpose()?,
+                rule: rule.map(|r| find("rule", &r, rules)).transpose()?,
             };
             let p = plan::plan(&cfg, from, to, filter);
             let text = match format {
@@ -276,8 +262,16 @@ fn emit(text: &str) -> Result<()> {
     }
 }
 
-fn suggest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> String {
-    config::diag::hint(word, known)
+/// The index of `id` among the ids `known` lists, or an error naming it, with the closest
+/// known id as a hint.
+fn find<'a, I: Iterator<Item = &'a str>>(
+    what: &str,
+    id: &str,
+    known: impl Fn() -> I,
+) -> Result<usize> {
+    known()
+        .position(|x| x == id)
+        .with_context(|| format!("unknown {what} `{id}`{}", config::diag::hint(id, known())))
 }
 
 fn check_years(dates: &[NaiveDate]) -> Result<()> {

@@ -57,6 +57,9 @@ pub(super) fn load_text(path: &Path, text: String, today: NaiveDate) -> Loaded {
         top.finish(&mut cx);
         raw
     };
+    // The spanned tree is the largest thing a load makes (tens of bytes per value): gone
+    // before the config is built, so the two are never in memory together.
+    drop(root);
     let calendar = super::schedule::build_calendar(&mut diags, &src, &raw.calendar, &base, today);
     let config = {
         let mut cx = Cx {
@@ -178,18 +181,7 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
     let mut templates_dir = Some(rel(base, "templates")).filter(|d| d.is_dir());
     if let Some(mut t) = top.table(cx, "templates") {
         if let Some(d) = t.str(cx, "dir") {
-            let dir = rel(base, &d.v);
-            if !dir.is_dir() {
-                cx.error(
-                    d.span.clone(),
-                    format!(
-                        "templates folder `{}` does not exist (looked at {})",
-                        d.v,
-                        dir.display()
-                    ),
-                );
-            }
-            templates_dir = Some(dir);
+            templates_dir = Some(existing(cx, base, &d, "templates folder", Path::is_dir));
         }
         t.finish(cx);
     }

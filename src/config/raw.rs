@@ -119,6 +119,29 @@ pub(super) fn rel(base: &Path, p: &str) -> PathBuf {
     }
 }
 
+/// The path a key names, relative to the config's folder; an error at the key if nothing of
+/// the kind (`is`: a folder or a file) is there. `what` names it in the error.
+pub(super) fn existing(
+    cx: &mut Cx,
+    base: &Path,
+    at: &At<String>,
+    what: &str,
+    is: fn(&Path) -> bool,
+) -> PathBuf {
+    let p = rel(base, &at.v);
+    if !is(&p) {
+        cx.error(
+            at.span.clone(),
+            format!(
+                "{what} `{}` does not exist (looked at {})",
+                at.v,
+                p.display()
+            ),
+        );
+    }
+    p
+}
+
 pub(super) fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64

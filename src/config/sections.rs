@@ -153,20 +153,9 @@ pub(super) fn read_email(
                 "`email.smtp.username` is set but no password: add `password_file` or `password_env`",
             );
         }
-        let ca_file = s.str(cx, "ca_file").map(|c| {
-            let p = rel(base, &c.v);
-            if !p.is_file() {
-                cx.error(
-                    c.span.clone(),
-                    format!(
-                        "CA file `{}` does not exist (looked at {})",
-                        c.v,
-                        p.display()
-                    ),
-                );
-            }
-            p
-        });
+        let ca_file = s
+            .str(cx, "ca_file")
+            .map(|c| existing(cx, base, &c, "CA file", Path::is_file));
         let max_per_minute = match s.int(cx, "max_per_minute") {
             None => 120,
             Some(n) => u32::try_from(n.v)

@@ -72,6 +72,15 @@ fn fixture(name: &str, first_start: DateTime<Utc>) -> Fixture {
 
 type Row = (String, String, MessageStatus);
 
+impl Fixture {
+    /// Writes a new config and wakes the engine with a reload asked for.
+    async fn reload_with(&self, text: &str) {
+        std::fs::write(&self.path, text).unwrap();
+        self.engine.request_reload();
+        self.engine.wake_once().await.unwrap();
+    }
+}
+
 fn statuses(store: &Store) -> Vec<Row> {
     store
         .messages()
@@ -298,13 +307,8 @@ async fn a_reporting_year_of_the_shipped_config() {
 
 #[tokio::test]
 async fn a_reload_that_adds_a_unit_catches_it_up_and_nothing_else() {
-    let Fixture {
-        _dir: _keep,
-        path,
-        clock,
-        store,
-        engine,
-    } = fixture("reload", local(2025, 9, 29, 9, 0));
+    let f = fixture("reload", local(2025, 9, 29, 9, 0));
+    let (clock, store, engine) = (&f.clock, &f.store, &f.engine);
     engine.wake_once().await.unwrap();
     assert_eq!(
         store.messages().unwrap().len(),
@@ -320,10 +324,8 @@ async fn a_reload_that_adds_a_unit_catches_it_up_and_nothing_else() {
         1,
     );
     assert_ne!(added, config_text(&rules()));
-    std::fs::write(&path, &added).unwrap();
-    engine.request_reload();
-    engine.wake_once().await.unwrap();
-    let rows = statuses(&store);
+    f.reload_with(&added).await;
+    let rows = statuses(store);
     let kt: Vec<_> = rows
         .iter()
         .filter(|r| r.0 == "bao-cao-9-thang/2025-9M/kt")
@@ -353,13 +355,8 @@ async fn a_reload_that_adds_a_unit_catches_it_up_and_nothing_else() {
 
 #[tokio::test]
 async fn a_reload_does_not_chase_deadlines_that_passed_before_it() {
-    let Fixture {
-        _dir: _keep,
-        path,
-        clock,
-        store,
-        engine,
-    } = fixture("reload-old", local(2025, 9, 29, 9, 0));
+    let f = fixture("reload-old", local(2025, 9, 29, 9, 0));
+    let (clock, store, engine) = (&f.clock, &f.store, &f.engine);
     engine.wake_once().await.unwrap();
     // Months later, with the daemon running (it just woke), a monthly report is added.
     clock.set(local(2026, 6, 10, 8, 59));
@@ -367,9 +364,7 @@ async fn a_reload_does_not_chase_deadlines_that_passed_before_it() {
     let before = store.messages().unwrap().len();
     clock.set(local(2026, 6, 10, 9, 0));
     let monthly = "\n[[rule]]\nid = \"bao-cao-thang\"\nkind = \"report\"\ntitle = \"Báo cáo tháng\"\nperiod = \"month\"\ndue = { month = \"next\", day = 20 }\nunits = [\"vp\"]\n";
-    std::fs::write(&path, config_text(&(rules() + monthly))).unwrap();
-    engine.request_reload();
-    engine.wake_once().await.unwrap();
+    f.reload_with(&config_text(&(rules() + monthly))).await;
     let added: Vec<Row> = statuses(&store).into_iter().skip(before).collect();
     // Only May's report (due 20/06, still ahead) is caught up: its latest past step. The
     // months whose deadlines passed before the rule existed are not chased.

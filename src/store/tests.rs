@@ -59,6 +59,21 @@ fn ack(action: AckAction) -> NewAck<'static> {
     }
 }
 
+/// Records `action` for `unit`'s obligation, with no leadership to tell.
+fn ack_unit(store: &Store, unit: &str, action: AckAction) -> Option<AckOutcome> {
+    let key = format!("bao-cao-9-thang/2025-9M/{unit}");
+    store.ack(&key, &ack(action), |_| Vec::new()).unwrap()
+}
+
+/// A new store holding `vp`'s obligation and its message of `step`.
+fn store_with_vp(name: &str, step: &str) -> (TempDir, Store) {
+    let dir = TempDir::new(name);
+    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    let group = rows(&[obligation("vp")], &[message("vp", step, t0())]);
+    store.enqueue(t0(), &[group], None).unwrap();
+    (dir, store)
+}
+
 fn rows(obls: &[ObligationRecord], msgs: &[Message]) -> StepRows {
     StepRows {
         occurrence: occurrence(),
@@ -273,16 +288,8 @@ fn an_ack_skips_the_reminders_it_makes_moot() {
             None,
         )
         .unwrap();
-    store
-        .ack("bao-cao-9-thang/2025-9M/vp", &ack(AckAction::Done), |_| {
-            Vec::new()
-        })
-        .unwrap();
-    store
-        .ack("bao-cao-9-thang/2025-9M/kt", &ack(AckAction::Seen), |_| {
-            Vec::new()
-        })
-        .unwrap();
+    ack_unit(&store, "vp", AckAction::Done);
+    ack_unit(&store, "kt", AckAction::Seen);
     let by: Vec<(String, String, MessageStatus)> = store
         .messages()
         .unwrap()
@@ -314,23 +321,8 @@ fn an_ack_skips_the_reminders_it_makes_moot() {
 #[test]
 fn a_step_enqueued_after_a_done_ack_is_recorded_skipped() {
     // The engine read the state before the ack (from another process) was committed.
-    let dir = TempDir::new("late");
-    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
-    store
-        .enqueue(
-            t0(),
-            &[rows(
-                &[obligation("vp")],
-                &[message("vp", "before-14d", t0())],
-            )],
-            None,
-        )
-        .unwrap();
-    store
-        .ack("bao-cao-9-thang/2025-9M/vp", &ack(AckAction::Done), |_| {
-            Vec::new()
-        })
-        .unwrap();
+    let (_dir, store) = store_with_vp("late", "before-14d");
+    ack_unit(&store, "vp", AckAction::Done);
     let mut after = message("vp", "after-1wd", t0());
     after.template = TemplateKind::After;
     store
@@ -346,42 +338,18 @@ fn a_step_enqueued_after_a_done_ack_is_recorded_skipped() {
 
 #[test]
 fn an_ack_is_recorded_once_per_answer_and_moves_states_one_way() {
-    let dir = TempDir::new("acks");
-    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
-    store
-        .enqueue(
-            t0(),
-            &[rows(&[obligation("vp")], &[message("vp", "due", t0())])],
-            None,
-        )
-        .unwrap();
-    let key = "bao-cao-9-thang/2025-9M/vp";
-    let seen = store
-        .ack(key, &ack(AckAction::Seen), |_| Vec::new())
-        .unwrap()
-        .unwrap();
+    let (_dir, store) = store_with_vp("acks", "due");
+    let seen = ack_unit(&store, "vp", AckAction::Seen).unwrap();
     assert_eq!(
         (seen.before, seen.after),
         (ObligationState::Pending, ObligationState::Seen)
     );
-    let done = store
-        .ack(key, &ack(AckAction::Done), |_| Vec::new())
-        .unwrap()
-        .unwrap();
-    assert!(done.changed());
-    let again = store
-        .ack(key, &ack(AckAction::Seen), |_| Vec::new())
-        .unwrap()
-        .unwrap();
+    assert!(ack_unit(&store, "vp", AckAction::Done).unwrap().changed());
+    let again = ack_unit(&store, "vp", AckAction::Seen).unwrap();
     assert!(!again.changed(), "seen after done changes nothing");
     assert_eq!(again.after, ObligationState::Done);
     assert_eq!(store.ack_counts().unwrap()[&AckAction::Seen], 2);
-    assert!(
-        store
-            .ack("x/y/z", &ack(AckAction::Done), |_| Vec::new())
-            .unwrap()
-            .is_none()
-    );
+    assert!(ack_unit(&store, "nobody", AckAction::Done).is_none());
     let ob = &store.obligations(t0() - Duration::days(1)).unwrap()[0];
     assert_eq!(ob.state, ObligationState::Done);
     assert_eq!(ob.due_day, NaiveDate::from_ymd_opt(2025, 10, 5));

@@ -17,10 +17,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::deliver::notices;
 use crate::present;
 use crate::state::{AckAction, AckSource, ObligationState, Shown};
-use crate::store::{NewAck, Obligation};
+use crate::store::Obligation;
 use crate::token;
 
 /// Links stop working this long after the deadline.
@@ -116,43 +115,22 @@ pub(super) async fn post(
             "Vui lòng dùng nút \"Đã nhận\" hoặc \"Đã hoàn thành / đã nộp\" trên trang.",
         );
     };
-    let user_agent = super::user_agent(&headers);
-    let ip = addr.ip().to_string();
-    let cfg = s.current.config();
-    let key = ob.key.clone();
-    let outcome = s
-        .db(move |store| {
-            let ack = NewAck {
-                action,
-                at: now,
-                source: AckSource::Web,
-                ip: Some(&ip),
-                user_agent: user_agent.as_deref(),
-                note: None,
-            };
-            notices::record_ack(store, &cfg, &key, &ack)
-        })
-        .await;
-    let result = match outcome {
+    let ack = super::PageAck {
+        key: ob.key.clone(),
+        action,
+        source: AckSource::Web,
+        note: None,
+    };
+    let result = match s.record_ack(ack, addr, &headers).await {
+        Ok(Some(o)) if o.changed() && o.after == ObligationState::Done => {
+            "Đã ghi nhận: đơn vị đã hoàn thành. Hệ thống sẽ không gửi thêm nhắc nhở."
+        }
         Ok(Some(o)) if o.changed() => {
-            tracing::info!(obligation = %ob.key, %action, "acknowledged from the web");
-            s.waker.notify_one();
-            if o.after == ObligationState::Done {
-                "Đã ghi nhận: đơn vị đã hoàn thành. Hệ thống sẽ không gửi thêm nhắc nhở."
-            } else {
-                "Đã ghi nhận: đơn vị đã nhận nhiệm vụ. Hệ thống vẫn nhắc khi đến hạn."
-            }
+            "Đã ghi nhận: đơn vị đã nhận nhiệm vụ. Hệ thống vẫn nhắc khi đến hạn."
         }
         Ok(Some(_)) => "Trạng thái này đã được ghi nhận trước đó.",
         Ok(None) => return s.not_found(),
-        Err(e) => {
-            tracing::error!(error = %e, "ack not recorded");
-            return s.message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Chưa ghi nhận được",
-                "Hệ thống không ghi được xác nhận. Vui lòng thử lại sau ít phút.",
-            );
-        }
+        Err(page) => return page,
     };
     match lookup(&s, &token, now).await {
         Ok(Some(ob)) => render(&s, &ob, now, Some(result)),

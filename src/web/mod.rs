@@ -163,6 +163,70 @@ impl AppState {
     }
 }
 
+/// An acknowledgement made on a page: the unit's link, or the admin's status page.
+struct PageAck {
+    key: String,
+    action: crate::state::AckAction,
+    source: crate::state::AckSource,
+    note: Option<&'static str>,
+}
+
+impl AppState {
+    /// Records an acknowledgement made on a page, with the request's address and user agent,
+    /// and wakes the engine when it changed something. `Ok(None)` if there is no such
+    /// obligation; `Err` with the page to show if it could not be recorded.
+    async fn record_ack(
+        &self,
+        ack: PageAck,
+        addr: SocketAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Option<crate::store::AckOutcome>, Response> {
+        let now = self.clock.now();
+        let user_agent = user_agent(headers);
+        let ip = addr.ip().to_string();
+        let cfg = self.current.config();
+        let (key, source) = (ack.key.clone(), ack.source);
+        let outcome = self
+            .db(move |store| {
+                let new = crate::store::NewAck {
+                    action: ack.action,
+                    at: now,
+                    source: ack.source,
+                    ip: Some(&ip),
+                    user_agent: user_agent.as_deref(),
+                    note: ack.note,
+                };
+                crate::deliver::notices::record_ack(store, &cfg, &ack.key, &new)
+            })
+            .await;
+        match outcome {
+            Ok(o) => {
+                if let Some(o) = o.filter(|o| o.changed()) {
+                    let action = o.after;
+                    match source {
+                        crate::state::AckSource::Status => {
+                            tracing::info!(obligation = %key, "marked done from the status page");
+                        }
+                        _ => {
+                            tracing::info!(obligation = %key, %action, "acknowledged from the web")
+                        }
+                    }
+                    self.waker.notify_one();
+                }
+                Ok(o)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, obligation = %key, "acknowledgement not recorded");
+                Err(self.message(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Chưa ghi nhận được",
+                    "Hệ thống không ghi được xác nhận. Vui lòng thử lại sau ít phút.",
+                ))
+            }
+        }
+    }
+}
+
 /// A form that could not be read: too large, wrong type, not a form.
 fn bad_form(s: &AppState, e: &axum::extract::rejection::FormRejection) -> Response {
     let status = e.status();

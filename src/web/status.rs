@@ -13,11 +13,9 @@ use serde_json::json;
 
 use super::{AppState, guard};
 use crate::clock::ClockKind;
-use crate::deliver::notices;
 use crate::present;
 use crate::report::{self, Column, Row};
 use crate::state::{AckAction, AckSource, Shown};
-use crate::store::NewAck;
 
 /// `Ok` if the request carries the admin's credentials; else the response to send.
 fn authorized(s: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
@@ -164,38 +162,17 @@ pub(super) async fn mark_done(
             "Thiếu nhiệm vụ.",
         );
     };
-    let ip = addr.ip().to_string();
-    let user_agent = super::user_agent(&headers);
-    let k = key.clone();
-    let outcome = s
-        .db(move |store| {
-            let ack = NewAck {
-                action: AckAction::Done,
-                at: now,
-                source: AckSource::Status,
-                ip: Some(&ip),
-                user_agent: user_agent.as_deref(),
-                note: Some("đánh dấu hoàn thành từ trang theo dõi"),
-            };
-            notices::record_ack(store, &cfg, &k, &ack)
-        })
-        .await;
-    let result = match outcome {
-        Ok(Some(o)) if o.changed() => {
-            tracing::info!(obligation = %key, "marked done from the status page");
-            s.waker.notify_one();
-            "Đã đánh dấu hoàn thành."
-        }
+    let ack = super::PageAck {
+        key,
+        action: AckAction::Done,
+        source: AckSource::Status,
+        note: Some("đánh dấu hoàn thành từ trang theo dõi"),
+    };
+    let result = match s.record_ack(ack, addr, &headers).await {
+        Ok(Some(o)) if o.changed() => "Đã đánh dấu hoàn thành.",
         Ok(Some(_)) => "Nhiệm vụ này đã hoàn thành trước đó.",
         Ok(None) => return s.not_found(),
-        Err(e) => {
-            tracing::error!(error = %e, "status ack");
-            return s.message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Chưa ghi nhận được",
-                "Vui lòng thử lại.",
-            );
-        }
+        Err(page) => return page,
     };
     render_page(&s, Some(result)).await
 }
@@ -205,35 +182,29 @@ pub(super) async fn mark_done(
 /// engine costs several milliseconds a page, and the status page must stay fast.
 fn grid_html(columns: &[Column], rows: &[Row], csrf: &str) -> String {
     let mut h = String::with_capacity(256 + rows.len() * columns.len() * 320);
-    let e = present::html_escape;
     h.push_str("<table id=\"grid\">\n<thead><tr><th>Đơn vị</th>");
     for c in columns {
-        h.push_str("<th data-key=\"");
-        e(&c.key, &mut h);
-        h.push_str("\">");
-        e(&c.title, &mut h);
+        put(&mut h, &["<th data-key=\"", &c.key, "\">", &c.title]);
         if !c.once {
-            h.push(' ');
-            e(&c.period_label, &mut h);
+            put(&mut h, &[" ", &c.period_label]);
         }
-        h.push_str("<br><span class=\"note\">");
-        e(&c.deadline, &mut h);
-        h.push_str("</span></th>");
+        put(
+            &mut h,
+            &["<br><span class=\"note\">", &c.deadline, "</span></th>"],
+        );
     }
     h.push_str("</tr></thead>\n<tbody>\n");
     for r in rows {
-        h.push_str("<tr data-unit=\"");
-        e(&r.id, &mut h);
-        h.push_str("\"><th>");
-        e(&r.name, &mut h);
-        h.push_str("</th>");
+        put(
+            &mut h,
+            &["<tr data-unit=\"", &r.id, "\"><th>", &r.name, "</th>"],
+        );
         for cell in &r.cells {
             let Some(c) = cell else {
                 h.push_str("<td><span class=\"note\">–</span></td>");
                 continue;
             };
-            h.push_str("<td data-key=\"");
-            e(&c.key, &mut h);
+            put(&mut h, &["<td data-key=\"", &c.key]);
             let _ = write!(
                 h,
                 "\" data-state=\"{s}\"><span class=\"state {s}\">{l}</span>",
@@ -241,16 +212,19 @@ fn grid_html(columns: &[Column], rows: &[Row], csrf: &str) -> String {
                 l = c.state.label()
             );
             if let Some(at) = &c.at {
-                h.push_str("<br><span class=\"note\">");
-                e(at, &mut h);
-                h.push_str("</span>");
+                put(&mut h, &["<br><span class=\"note\">", at, "</span>"]);
             }
             if c.state != Shown::Done {
-                h.push_str("<form method=\"post\" action=\"/status/ack\"><input type=\"hidden\" name=\"obligation\" value=\"");
-                e(&c.key, &mut h);
-                h.push_str("\"><input type=\"hidden\" name=\"csrf\" value=\"");
-                e(csrf, &mut h);
-                h.push_str("\"><button type=\"submit\">Đánh dấu hoàn thành</button></form>");
+                put(
+                    &mut h,
+                    &[
+                        "<form method=\"post\" action=\"/status/ack\"><input type=\"hidden\" name=\"obligation\" value=\"",
+                        &c.key,
+                        "\"><input type=\"hidden\" name=\"csrf\" value=\"",
+                        csrf,
+                        "\"><button type=\"submit\">Đánh dấu hoàn thành</button></form>",
+                    ],
+                );
             }
             h.push_str("</td>");
         }
@@ -258,6 +232,18 @@ fn grid_html(columns: &[Column], rows: &[Row], csrf: &str) -> String {
     }
     h.push_str("</tbody>\n</table>");
     h
+}
+
+/// Appends `parts` to `h`: the first, third, … as they are (markup), the others escaped
+/// (text and attribute values).
+fn put(h: &mut String, parts: &[&str]) {
+    for (i, p) in parts.iter().enumerate() {
+        if i % 2 == 0 {
+            h.push_str(p);
+        } else {
+            present::html_escape(p, h);
+        }
+    }
 }
 
 #[cfg(test)]

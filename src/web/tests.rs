@@ -77,6 +77,18 @@ struct Answer {
     body: String,
 }
 
+impl Answer {
+    /// Panics, showing the answer, unless it has this status and its body says `text`.
+    fn expect(&self, status: StatusCode, text: &str) {
+        assert_eq!(self.status, status, "{self:#?}");
+        assert!(
+            self.body.contains(text),
+            "{text:?} missing in {}",
+            self.body
+        );
+    }
+}
+
 impl Site {
     fn token(&self, unit: &str) -> String {
         self.daemon
@@ -188,8 +200,7 @@ async fn a_body_over_16_kib_is_refused_and_records_nothing() {
     let vp = s.token("vp");
     let big = format!("action=done&note={}", "x".repeat(20 * 1024));
     let r = s.post(&format!("/a/{vp}"), &[], &big, "127.0.0.1").await;
-    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{r:#?}");
-    assert!(r.body.contains("Yêu cầu quá lớn."), "{}", r.body);
+    r.expect(StatusCode::PAYLOAD_TOO_LARGE, "Yêu cầu quá lớn.");
     assert_eq!(s.acks(), 0);
     let ok = s
         .post(&format!("/a/{vp}"), &[], "action=done", "127.0.0.1")
@@ -261,8 +272,7 @@ async fn every_bad_link_gets_the_same_404_and_changes_nothing() {
 async fn the_status_page_needs_the_password_and_its_forms_a_fresh_csrf_token() {
     let off = site("").await;
     let r = off.get("/status", &[]).await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert!(r.body.contains("Trang theo dõi đang tắt"), "{}", r.body);
+    r.expect(StatusCode::NOT_FOUND, "Trang theo dõi đang tắt");
 
     let s = site("admin_password_file = \"secrets/admin-password\"").await;
     let wrong = [
@@ -306,8 +316,7 @@ async fn the_status_page_needs_the_password_and_its_forms_a_fresh_csrf_token() {
     let old = csrf(today - Duration::days(2));
     for c in ["", "0123456789abcdef0123456789abcdef", old.as_str()] {
         let r = s.post("/status/ack", &auth, &form(c), "127.0.0.1").await;
-        assert_eq!(r.status, StatusCode::FORBIDDEN, "csrf {c:?}");
-        assert!(r.body.contains("Biểu mẫu đã hết hạn"));
+        r.expect(StatusCode::FORBIDDEN, "Biểu mẫu đã hết hạn");
     }
     let r = s
         .post("/status/ack", &[], &form(&csrf(today)), "127.0.0.1")
@@ -324,8 +333,7 @@ async fn the_status_page_needs_the_password_and_its_forms_a_fresh_csrf_token() {
             "127.0.0.1",
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{r:#?}");
-    assert!(r.body.contains("Đã đánh dấu hoàn thành."));
+    r.expect(StatusCode::OK, "Đã đánh dấu hoàn thành.");
     assert_eq!(s.state("vp"), crate::state::ObligationState::Done);
 }
 
@@ -333,8 +341,7 @@ async fn the_status_page_needs_the_password_and_its_forms_a_fresh_csrf_token() {
 async fn healthz_is_degraded_after_a_message_failed_for_good_and_says_why() {
     let s = site("").await;
     let h = s.get("/healthz", &[]).await;
-    assert_eq!(h.status, StatusCode::OK);
-    assert!(h.body.contains("\"status\":\"ok\""), "{}", h.body);
+    h.expect(StatusCode::OK, "\"status\":\"ok\"");
     assert!(
         h.body.contains("\"clock\":\"manual (tests)\""),
         "{}",

@@ -32,10 +32,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags};
 use serde_json::{Value, json};
 
-use crate::support::config::{Cfg, ORG, TUYEN_TRUYEN, TUYEN_TRUYEN_DUE, tuyen_truyen, unit};
+use crate::support::config::{Cfg, ORG, TUYEN_TRUYEN, TUYEN_TRUYEN_DUE, tuyen_truyen, units};
 use crate::support::daemon::Setup;
 use crate::support::{REPO, python, read};
 
@@ -68,7 +67,7 @@ fn config() -> Cfg {
     let owing: Vec<&str> = OWING.iter().map(|(id, _)| *id).collect();
     Cfg::new()
         .admin_password(PASSWORD)
-        .units(OWING.iter().map(|(id, name)| unit(id).named(name)))
+        .units(units(&owing))
         .rule(tuyen_truyen(&owing))
 }
 
@@ -149,54 +148,6 @@ fn eml_of(dir: &Path, unit: &str) -> PathBuf {
         mail.display()
     );
     found.pop().unwrap()
-}
-
-/// One ack as the `acks` table holds it, with its obligation's key.
-#[derive(Debug)]
-struct Ack {
-    obligation: String,
-    action: String,
-    source: String,
-    user_agent: Option<String>,
-    changed: i64,
-    /// Milliseconds since the epoch.
-    at: i64,
-}
-
-fn acks(db: &Path) -> Vec<Ack> {
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    let mut st = conn
-        .prepare(
-            "SELECT o.key, a.action, a.source, a.user_agent, a.changed, a.at
-               FROM acks a JOIN obligations o ON o.id = a.obligation_id ORDER BY a.id",
-        )
-        .unwrap();
-    st.query_map([], |r| {
-        Ok(Ack {
-            obligation: r.get(0)?,
-            action: r.get(1)?,
-            source: r.get(2)?,
-            user_agent: r.get(3)?,
-            changed: r.get(4)?,
-            at: r.get(5)?,
-        })
-    })
-    .unwrap()
-    .collect::<Result<_, _>>()
-    .unwrap()
-}
-
-fn states(db: &Path) -> Vec<(String, String)> {
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    let mut st = conn
-        .prepare("SELECT key, state FROM obligations ORDER BY key")
-        .unwrap();
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
 }
 
 /// WCAG's contrast ratio of two `rgb(r, g, b)` colours.
@@ -300,9 +251,12 @@ fn status_and_ack_pages_in_chromium() {
             "out": shots,
         }),
     );
-    let db = daemon.path("var/nhacviec.db");
-    let acks = acks(&db);
-    let states = states(&db);
+    let acks = daemon.all_acks();
+    let states: Vec<(String, String)> = daemon
+        .states()
+        .into_iter()
+        .map(|(k, (state, _, _))| (k, state))
+        .collect();
     let log = daemon.log();
     daemon.stop();
     let show = || format!("--- what the browser saw\n{seen:#}\n--- the daemon's log\n{log}");
@@ -310,9 +264,9 @@ fn status_and_ack_pages_in_chromium() {
     // The database: one ack per action, each from where it was made.
     let got: Vec<_> = acks
         .iter()
-        .map(|a| {
+        .map(|(key, a)| {
             (
-                a.obligation.as_str(),
+                key.as_str(),
                 a.action.as_str(),
                 a.source.as_str(),
                 a.changed,
@@ -323,14 +277,14 @@ fn status_and_ack_pages_in_chromium() {
     assert_eq!(
         got,
         [
-            (vp.as_str(), "done", "cli", 1),
-            (kt.as_str(), "seen", "web", 1),
-            (hcc.as_str(), "done", "status", 1),
+            (vp.as_str(), "done", "cli", true),
+            (kt.as_str(), "seen", "web", true),
+            (hcc.as_str(), "done", "status", true),
         ],
         "{acks:#?}\n{}",
         show()
     );
-    let ua = acks[1].user_agent.as_deref().unwrap_or("");
+    let ua = acks[1].1.user_agent.as_deref().unwrap_or("");
     assert!(ua.contains("Chrome/"), "the browser's user agent: {ua:?}");
     let mut want_states = vec![
         (hcc.clone(), "done".to_string()),
@@ -409,7 +363,7 @@ fn status_and_ack_pages_in_chromium() {
     );
     assert_eq!(after["state"]["text"], "Đã nhận");
     assert_eq!(after["state"]["background"], SEEN);
-    let (hm, date) = hm_and_date(acks[1].at);
+    let (hm, date) = hm_and_date(acks[1].1.at);
     let seen_at = after["fields"]["Đã nhận lúc"].as_str().unwrap();
     assert!(
         seen_at.starts_with(&hm) && seen_at.ends_with(&date),
@@ -510,7 +464,7 @@ fn status_and_ack_pages_in_chromium() {
     assert_eq!(again["http"], 200);
     assert_eq!(again["result"], Value::Null);
     assert_eq!(cells(again), want_after);
-    let (hm, date) = hm_and_date(acks[2].at);
+    let (hm, date) = hm_and_date(acks[2].1.at);
     let at = again["grid"]["rows"][2]["cells"][0]["at"]
         .as_str()
         .unwrap_or("");

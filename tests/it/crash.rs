@@ -35,18 +35,23 @@ impl Rng {
 /// Every unit owes a one-off due Thu 18/09/2025 with one reminder five days before, Fri
 /// 12/09 08:00: past at the harness's clock (Mon 15/09 09:00), so it is sent at the start.
 fn config(port: u16) -> String {
-    let mut s = format!(
-        r#"
+    let units: Vec<String> = (0..UNITS)
+        .map(|i| {
+            format!("  {{ id = \"u{i:03}\", name = \"Đơn vị {i}\", email = [\"u{i:03}@example.invalid\"] }},")
+        })
+        .collect();
+    format!(
+        r#"unit = [
+{}
+]
+rule = [{{ id = "nhiem-vu", kind = "task", title = "Nhiệm vụ thử", period = "once", due = {{ date = "2025-09-18" }}, units = ["all"], policy = "p" }}]
+
 [organization]
 name = "Ủy ban nhân dân phường Đông Hải"
 [email]
 from = "Nhắc việc <nhacviec@example.invalid>"
 transport = "smtp"
-[email.smtp]
-host = "127.0.0.1"
-port = {port}
-security = "none"
-max_per_minute = 1000000
+smtp = {{ host = "127.0.0.1", port = {port}, security = "none", max_per_minute = 1000000 }}
 [server]
 listen = "127.0.0.1:0"
 [calendar]
@@ -55,22 +60,9 @@ holidays = "none"
 before = ["5d"]
 on_due = false
 after = []
-[[rule]]
-id = "nhiem-vu"
-kind = "task"
-title = "Nhiệm vụ thử"
-period = "once"
-due = {{ date = "2025-09-18" }}
-units = ["all"]
-policy = "p"
-"#
-    );
-    for i in 0..UNITS {
-        s.push_str(&format!(
-            "[[unit]]\nid = \"u{i:03}\"\nname = \"Đơn vị {i}\"\nemail = [\"u{i:03}@example.invalid\"]\n"
-        ));
-    }
-    s
+"#,
+        units.join("\n")
+    )
 }
 
 fn spawn(dir: &Path) -> Child {

@@ -22,7 +22,7 @@ use crate::support::daemon::{Setup, WAIT};
 use crate::support::db::Row;
 use crate::support::mime::{decode_words, message_token, one_header, parse_eml};
 use crate::support::smtp::{Captured, Mode, SmtpOpts, SmtpServer};
-use crate::support::{Test, lines, same_text};
+use crate::support::{Test, assert_contains, lines, same_text};
 
 /// The base of the links in these messages.
 const PUBLIC_URL: &str = "https://nhacviec.thu.example.vn";
@@ -54,14 +54,10 @@ fn server_for(security: Security, faults: SmtpOpts) -> SmtpServer {
         Security::StartTls => Mode::StartTls,
         Security::Tls => Mode::Tls,
     };
+    let with_auth = SmtpOpts::auth(mode, SMTP_USER, crate::support::config::SMTP_PASSWORD);
     SmtpServer::start(SmtpOpts {
         mode,
-        auth: (mode != Mode::Plain).then(|| {
-            (
-                SMTP_USER.to_string(),
-                crate::support::config::SMTP_PASSWORD.to_string(),
-            )
-        }),
+        auth: with_auth.auth.filter(|_| mode != Mode::Plain),
         require_tls: mode == Mode::StartTls,
         ..faults
     })
@@ -194,29 +190,18 @@ fn send_test_implicit_tls_with_auth() {
 #[test]
 fn send_test_with_a_wrong_password_names_the_failure_and_the_keys() {
     let server = server_for(Security::StartTls, SmtpOpts::default());
-    let test =
-        test_of(&mail_cfg(&["vp"]).smtp_password(&server, Security::StartTls, "mật khẩu sai"));
-    let to = "thu.nghiem@thu.example.vn";
-    let out = test
-        .args(&["send-test", "--to", to])
-        .stdout("")
-        .status(1)
-        .run();
-    let want = format!(
-        "error: the test email to {to} was not sent via {}",
-        Security::StartTls.describe(server.port)
+    let cfg = mail_cfg(&["vp"]).smtp_password(&server, Security::StartTls, "mật khẩu sai");
+    let stderr = send_test_fails(&cfg, Security::StartTls.describe(server.port));
+    assert_contains(
+        &stderr,
+        &[
+            "SMTP authentication failed",
+            "535",
+            "Authentication credentials invalid",
+            "check `email.smtp.username` and the password in `email.smtp.password_file` (or `password_env`)",
+        ],
     );
-    assert!(out.stderr.starts_with(&want), "{}", out.stderr);
-    for must in [
-        "SMTP authentication failed",
-        "535",
-        "Authentication credentials invalid",
-        "check `email.smtp.username` and the password in `email.smtp.password_file` (or `password_env`)",
-    ] {
-        assert!(out.stderr.contains(must), "{must:?} in {}", out.stderr);
-    }
-    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
-    assert!(!out.stderr.contains("mật khẩu"), "no password in errors");
+    assert!(!stderr.contains("mật khẩu"), "no password in errors");
     assert_eq!(server.events("auth")[0]["ok"], false);
     assert!(server.events("mail").is_empty());
     assert!(server.captured().is_empty());
@@ -228,19 +213,23 @@ fn send_test_without_a_server_says_the_connection_was_refused() {
     let port = free_port();
     let mut cfg = mail_cfg(&["vp"]);
     cfg.email = crate::support::config::smtp_email(port, Security::None);
+    let stderr = send_test_fails(&cfg, Security::None.describe(port));
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+}
+
+/// `send-test` on `cfg` must fail with one line on stderr that names the transport; that
+/// line.
+fn send_test_fails(cfg: &Cfg, transport: String) -> String {
     let to = "thu.nghiem@thu.example.vn";
-    let out = test_of(&cfg)
+    let out = test_of(cfg)
         .args(&["send-test", "--to", to])
         .stdout("")
         .status(1)
         .run();
-    let want = format!(
-        "error: the test email to {to} was not sent via {}",
-        Security::None.describe(port)
-    );
+    let want = format!("error: the test email to {to} was not sent via {transport}");
     assert!(out.stderr.starts_with(&want), "{}", out.stderr);
-    assert!(out.stderr.contains("Connection refused"), "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    out.stderr
 }
 
 // ---------------------------------------------------------------------------------------
@@ -328,15 +317,16 @@ fn run_sends_the_reminders_due_at_first_start() {
         let text = m.text("text/plain");
         let html = m.text("text/html");
         for body in [&text, &html] {
-            for must in [
-                format!("Kính gửi: {}", unit_name(unit)),
-                format!("{TUYEN_TRUYEN}\" hạn ngày 15/10/2025"),
-                deadline_words.to_string(),
-                REFERENCE.to_string(),
-                "Phòng Văn hóa – Xã hội".to_string(),
-            ] {
-                assert!(body.contains(&must), "{must:?} missing in\n{body}");
-            }
+            assert_contains(
+                &body,
+                &[
+                    format!("Kính gửi: {}", unit_name(unit)),
+                    format!("{TUYEN_TRUYEN}\" hạn ngày 15/10/2025"),
+                    deadline_words.to_string(),
+                    REFERENCE.to_string(),
+                    "Phòng Văn hóa – Xã hội".to_string(),
+                ],
+            );
         }
         assert!(
             text.contains(&format!("Đơn vị thực hiện: {}\n", unit_name(unit))),
@@ -441,47 +431,46 @@ fn assert_retry_in_a_minute(row: &Row) {
     );
 }
 
+/// A 451 and a connection cut at the end of DATA (the server may or may not have taken the
+/// message) are retried a minute later; a 550 fails at once. Each row says what happened.
 #[test]
-fn run_451_is_retried_in_a_minute() {
-    let (row, server) = fails_on(SmtpOpts {
-        reply: Some(451),
-        ..SmtpOpts::default()
-    });
-    assert_retry_in_a_minute(&row);
-    let error = row.last_error.as_deref().unwrap();
-    assert!(error.contains("451"), "{error}");
-    assert!(error.contains("4.3.0 Try again later"), "{error}");
-    assert_eq!(server.events("data").len(), 1);
-}
-
-#[test]
-fn run_550_fails_at_once() {
-    let (row, server) = fails_on(SmtpOpts {
-        reply: Some(550),
-        ..SmtpOpts::default()
-    });
-    assert_eq!(row.status, "failed", "{row:#?}");
-    assert_eq!(row.next_attempt_at, None, "{row:#?}");
-    let error = row.last_error.as_deref().unwrap();
-    assert!(error.contains("550"), "{error}");
-    assert!(error.contains("5.1.1 Mailbox unavailable"), "{error}");
-    assert_eq!(server.events("data").len(), 1);
-}
-
-#[test]
-fn run_connection_cut_after_data_is_retried_in_a_minute() {
-    let (row, server) = fails_on(SmtpOpts {
-        drop_data: true,
-        ..SmtpOpts::default()
-    });
-    assert_retry_in_a_minute(&row);
-    let error = row.last_error.as_deref().unwrap();
-    assert!(
-        error.starts_with("the server closed the connection without answering"),
-        "{error}"
-    );
-    assert!(error.contains("same Message-ID"), "{error}");
-    assert_eq!(server.events("dropped").len(), 1);
+fn run_retries_a_451_and_a_cut_connection_and_fails_a_550() {
+    let cases = [
+        (451, "data", true, &["451", "4.3.0 Try again later"][..]),
+        (
+            550,
+            "data",
+            false,
+            &["550", "5.1.1 Mailbox unavailable"][..],
+        ),
+        (
+            0,
+            "dropped",
+            true,
+            &[
+                "the server closed the connection without answering",
+                "same Message-ID",
+            ][..],
+        ),
+    ];
+    for (code, event, transient, says) in cases {
+        let (row, server) = fails_on(SmtpOpts {
+            reply: (code > 0).then_some(code),
+            drop_data: code == 0,
+            ..SmtpOpts::default()
+        });
+        if transient {
+            assert_retry_in_a_minute(&row);
+        } else {
+            assert_eq!(row.status, "failed", "{row:#?}");
+            assert_eq!(row.next_attempt_at, None, "{row:#?}");
+        }
+        let error = row.last_error.as_deref().unwrap();
+        for must in says {
+            assert!(error.contains(must), "{code}: {must:?} in {error}");
+        }
+        assert_eq!(server.events(event).len(), 1, "{code}");
+    }
 }
 
 #[test]
@@ -568,6 +557,22 @@ policy = "bao-cao"
         .toml()
 }
 
+/// `preview --obligation bao-cao-9-thang/2025-9M/kt --step ARGS…` on [`preview_config`].
+fn preview_kt(step_and_args: &[&str]) -> Test {
+    Test::new().config(&preview_config()).args(
+        &[
+            &[
+                "preview",
+                "--obligation",
+                "bao-cao-9-thang/2025-9M/kt",
+                "--step",
+            ][..],
+            step_and_args,
+        ]
+        .concat(),
+    )
+}
+
 /// What `preview` says on stderr while `run` has not made the token key yet.
 const NO_KEY_YET: &str = "note: var/nhacviec.key does not exist yet (`nhacviec run` creates it), so the link below is a placeholder\n";
 
@@ -580,17 +585,7 @@ fn split_preview(stdout: &str) -> (&str, &str) {
 
 #[test]
 fn preview_shows_a_reminder_as_it_would_be_sent() {
-    let out = Test::new()
-        .config(&preview_config())
-        .args(&[
-            "preview",
-            "--obligation",
-            "bao-cao-9-thang/2025-9M/kt",
-            "--step",
-            "before-7d",
-        ])
-        .stderr(NO_KEY_YET)
-        .run();
+    let out = preview_kt(&["before-7d"]).stderr(NO_KEY_YET).run();
     let (text, html) = split_preview(&out.stdout);
     let want = lines(&[
         "From: Nhắc việc UBND phường Thử nghiệm <nhacviec@thu.example.vn>",
@@ -619,29 +614,21 @@ fn preview_shows_a_reminder_as_it_would_be_sent() {
     same_text("preview", "stdout", &want, text);
     assert!(html.starts_with("<!DOCTYPE html>\n"), "{html}");
     assert!(html.ends_with("</html>\n"), "{html}");
-    for must in [
-        "<title>Nhắc việc</title>",
-        "<p>Kính gửi: Phòng Kinh tế – Hạ tầng – Đô thị</p>",
-        "trước ngày 05/10/2025 (Chủ nhật); hạn làm việc cuối: thứ Sáu 03/10/2025",
-        // The placeholder is text, so HTML-escaped.
-        "https://nhacviec.thu.example.vn/a/&lt;ma-xac-nhan&gt;",
-    ] {
-        assert!(html.contains(must), "{must:?} missing in\n{html}");
-    }
+    assert_contains(
+        &html,
+        &[
+            "<title>Nhắc việc</title>",
+            "<p>Kính gửi: Phòng Kinh tế – Hạ tầng – Đô thị</p>",
+            "trước ngày 05/10/2025 (Chủ nhật); hạn làm việc cuối: thứ Sáu 03/10/2025",
+            // The placeholder is text, so HTML-escaped.
+            "https://nhacviec.thu.example.vn/a/&lt;ma-xac-nhan&gt;",
+        ],
+    );
 }
 
 #[test]
 fn preview_escalated_goes_to_the_leadership() {
-    let out = Test::new()
-        .config(&preview_config())
-        .args(&[
-            "preview",
-            "--obligation",
-            "bao-cao-9-thang/2025-9M/kt",
-            "--step",
-            "after-3wd",
-            "--escalated",
-        ])
+    let out = preview_kt(&["after-3wd", "--escalated"])
         .stderr(NO_KEY_YET)
         .run();
     let (text, html) = split_preview(&out.stdout);
@@ -658,14 +645,15 @@ fn preview_escalated_goes_to_the_leadership() {
         ]
     );
     for body in [text, html] {
-        for must in [
-            "Kính gửi: Lãnh đạo UBND phường",
-            "quá hạn 3 ngày làm việc",
-            "hạn làm việc cuối: thứ Sáu 03/10/2025",
-            "Thư này được gửi đến lãnh đạo để theo dõi, đôn đốc.",
-        ] {
-            assert!(body.contains(must), "{must:?} missing in\n{body}");
-        }
+        assert_contains(
+            &body,
+            &[
+                "Kính gửi: Lãnh đạo UBND phường",
+                "quá hạn 3 ngày làm việc",
+                "hạn làm việc cuối: thứ Sáu 03/10/2025",
+                "Thư này được gửi đến lãnh đạo để theo dõi, đôn đốc.",
+            ],
+        );
     }
     assert!(
         text.contains(
@@ -675,17 +663,7 @@ fn preview_escalated_goes_to_the_leadership() {
     );
 
     // Without --escalated the same step goes to the unit, as an overdue notice.
-    let out = Test::new()
-        .config(&preview_config())
-        .args(&[
-            "preview",
-            "--obligation",
-            "bao-cao-9-thang/2025-9M/kt",
-            "--step",
-            "after-3wd",
-        ])
-        .stderr(NO_KEY_YET)
-        .run();
+    let out = preview_kt(&["after-3wd"]).stderr(NO_KEY_YET).run();
     assert!(
         out.stdout
             .contains("\nTo: Phòng Kinh tế – Hạ tầng – Đô thị <kt@thu.example.vn>\n"),
@@ -695,16 +673,7 @@ fn preview_escalated_goes_to_the_leadership() {
     assert!(!out.stdout.contains("[Quá hạn – báo cáo lãnh đạo]"));
 
     // A step before escalate_from has no escalated copy.
-    Test::new()
-        .config(&preview_config())
-        .args(&[
-            "preview",
-            "--obligation",
-            "bao-cao-9-thang/2025-9M/kt",
-            "--step",
-            "after-1wd",
-            "--escalated",
-        ])
+    preview_kt(&["after-1wd", "--escalated"])
         .stdout("")
         .stderr("error: step `after-1wd` is not escalated (the policy's `escalate_from` is later or unset)\n")
         .status(1)
@@ -713,15 +682,7 @@ fn preview_escalated_goes_to_the_leadership() {
 
 #[test]
 fn preview_of_an_unknown_step_lists_the_steps() {
-    Test::new()
-        .config(&preview_config())
-        .args(&[
-            "preview",
-            "--obligation",
-            "bao-cao-9-thang/2025-9M/kt",
-            "--step",
-            "before-3d",
-        ])
+    preview_kt(&["before-3d"])
         .stdout("")
         .stderr("error: `before-3d` is not a step of bao-cao-9-thang/2025-9M; its steps are before-7d, due, after-1wd, after-3wd\n")
         .status(1)
@@ -730,17 +691,7 @@ fn preview_of_an_unknown_step_lists_the_steps() {
 
 #[test]
 fn preview_as_eml_is_the_encoded_message() {
-    let out = Test::new()
-        .config(&preview_config())
-        .args(&[
-            "preview",
-            "--obligation",
-            "bao-cao-9-thang/2025-9M/kt",
-            "--step",
-            "due",
-            "--format",
-            "eml",
-        ])
+    let out = preview_kt(&["due", "--format", "eml"])
         .stderr(NO_KEY_YET)
         .run();
     assert!(out.stdout.is_ascii(), "every header and part is encoded");

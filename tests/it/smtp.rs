@@ -63,10 +63,6 @@ fn tls_params(server: &SmtpServer, name: &str) -> TlsParameters {
         .unwrap()
 }
 
-fn auth(user: &str, password: &str) -> Option<(String, String)> {
-    Some((user.to_string(), password.to_string()))
-}
-
 /// The events of the log, by name only: `["connect", "starttls", "auth", ...]`.
 fn event_names(server: &SmtpServer) -> Vec<String> {
     server
@@ -144,10 +140,8 @@ fn waiting_for_a_message_that_never_comes_fails() {
 #[test]
 fn starttls_then_auth() {
     let server = SmtpServer::start(SmtpOpts {
-        mode: Mode::StartTls,
-        auth: auth("nhacviec", "mật khẩu"),
         require_tls: true,
-        ..SmtpOpts::default()
+        ..SmtpOpts::auth(Mode::StartTls, "nhacviec", "mật khẩu")
     });
     let tls = Tls::Required(tls_params(&server, "localhost"));
     transport(&server, tls, Some(("nhacviec", "mật khẩu")))
@@ -170,11 +164,7 @@ fn starttls_then_auth() {
 
 #[test]
 fn starttls_wrong_password_is_535() {
-    let server = SmtpServer::start(SmtpOpts {
-        mode: Mode::StartTls,
-        auth: auth("nhacviec", "đúng"),
-        ..SmtpOpts::default()
-    });
+    let server = SmtpServer::start(SmtpOpts::auth(Mode::StartTls, "nhacviec", "đúng"));
     let tls = Tls::Required(tls_params(&server, "localhost"));
     let err = transport(&server, tls, Some(("nhacviec", "sai")))
         .send(&message(SUBJECT))
@@ -200,9 +190,7 @@ fn starttls_with_an_unknown_ca_fails() {
     });
     // The system's roots only: the test CA is not among them.
     let tls = Tls::Required(TlsParameters::new("localhost".to_string()).unwrap());
-    let err = transport(&server, tls, None)
-        .send(&message(SUBJECT))
-        .unwrap_err();
+    let err = send_err(&server, tls);
     // Not a TLS error to lettre, but a network one: rustls fails on the first read.
     assert!(
         !err.is_tls() && !err.is_permanent() && !err.is_transient(),
@@ -230,11 +218,7 @@ fn require_tls_refuses_mail_in_clear() {
 
 #[test]
 fn implicit_tls_with_auth() {
-    let server = SmtpServer::start(SmtpOpts {
-        mode: Mode::Tls,
-        auth: auth("nhacviec", "bí mật"),
-        ..SmtpOpts::default()
-    });
+    let server = SmtpServer::start(SmtpOpts::auth(Mode::Tls, "nhacviec", "bí mật"));
     // The certificate names 127.0.0.1 too.
     let tls = Tls::Wrapper(tls_params(&server, "127.0.0.1"));
     transport(&server, tls, Some(("nhacviec", "bí mật")))
@@ -256,47 +240,35 @@ fn send_err(server: &SmtpServer, tls: Tls) -> SmtpError {
         .unwrap_err()
 }
 
+/// The server's injected answers reach lettre as SMTP errors of the right kind: a 451 at the
+/// end of DATA is transient, a 550 there or at RCPT permanent, and nothing is kept.
 #[test]
-fn data_451_is_transient() {
-    let server = SmtpServer::start(SmtpOpts {
-        reply: Some(451),
-        ..SmtpOpts::default()
-    });
-    let err = send_err(&server, Tls::None);
-    assert!(err.is_transient() && !err.is_permanent(), "{err:?}");
-    assert_eq!(err.status().map(u16::from), Some(451));
-    assert!(err.to_string().contains("4.3.0 Try again later"), "{err}");
-    assert_eq!(server.events("data")[0]["reply"], 451);
-    assert!(server.captured().is_empty());
-}
-
-#[test]
-fn data_550_is_permanent() {
-    let server = SmtpServer::start(SmtpOpts {
-        reply: Some(550),
-        ..SmtpOpts::default()
-    });
-    let err = send_err(&server, Tls::None);
-    assert!(err.is_permanent() && !err.is_transient(), "{err:?}");
-    assert_eq!(err.status().map(u16::from), Some(550));
-    assert!(
-        err.to_string().contains("5.1.1 Mailbox unavailable"),
-        "{err}"
-    );
-    assert!(server.captured().is_empty());
-}
-
-#[test]
-fn rcpt_550_is_permanent() {
-    let server = SmtpServer::start(SmtpOpts {
-        reject_rcpt: Some(550),
-        ..SmtpOpts::default()
-    });
-    let err = send_err(&server, Tls::None);
-    assert!(err.is_permanent(), "{err:?}");
-    assert_eq!(err.status().map(u16::from), Some(550));
-    assert_eq!(server.events("rcpt")[0]["reply"], 550);
-    assert!(server.events("data").is_empty());
+fn injected_answers_are_transient_or_permanent() {
+    let cases = [
+        ("data", 451, true, "4.3.0 Try again later"),
+        ("data", 550, false, "5.1.1 Mailbox unavailable"),
+        ("rcpt", 550, false, "5.1.1"),
+    ];
+    for (at, code, transient, says) in cases {
+        let server = SmtpServer::start(SmtpOpts {
+            reply: (at == "data").then_some(code),
+            reject_rcpt: (at == "rcpt").then_some(code),
+            ..SmtpOpts::default()
+        });
+        let err = send_err(&server, Tls::None);
+        assert_eq!(
+            (err.is_transient(), err.is_permanent()),
+            (transient, !transient),
+            "{at} {code}: {err:?}"
+        );
+        assert_eq!(err.status().map(u16::from), Some(code));
+        assert!(err.to_string().contains(says), "{err}");
+        assert_eq!(server.events(at)[0]["reply"], code);
+        assert!(server.captured().is_empty());
+        if at == "rcpt" {
+            assert!(server.events("data").is_empty());
+        }
+    }
 }
 
 #[test]

@@ -20,7 +20,7 @@ use crate::support::config::{Cfg, address, name, once, policy};
 use crate::support::daemon::Setup;
 use crate::support::db::{Ack, Row, at_ms};
 use crate::support::mime::message_token;
-use crate::support::{clock, vn};
+use crate::support::{assert_contains, assert_lacks, clock, vn};
 
 const TITLE: &str = "Họp xử lý công việc đột xuất";
 
@@ -72,16 +72,17 @@ fn links_done_seen_and_escalation_in_one_daemon() {
                 .is_some_and(|v| v.starts_with("text/html")),
             "{page:#?}"
         );
-        for must in [
-            name("vp"),
-            TITLE,
-            "10:00 ngày 15/10/2025 (thứ Tư)",
-            "Chưa xác nhận",
-            "<input type=\"hidden\" name=\"action\" value=\"seen\">",
-            "<input type=\"hidden\" name=\"action\" value=\"done\">",
-        ] {
-            assert!(page.has(must), "{must:?} missing in\n{}", page.text);
-        }
+        assert_contains(
+            &page.text,
+            &[
+                name("vp"),
+                TITLE,
+                "10:00 ngày 15/10/2025 (thứ Tư)",
+                "Chưa xác nhận",
+                "<input type=\"hidden\" name=\"action\" value=\"seen\">",
+                "<input type=\"hidden\" name=\"action\" value=\"done\">",
+            ],
+        );
         assert_eq!(
             page.text.matches("<form method=\"post\">").count(),
             2,
@@ -97,20 +98,17 @@ fn links_done_seen_and_escalation_in_one_daemon() {
     let done = ack(&d, &tokens["vp"], "done");
     let after = d.now().timestamp_millis();
     assert_eq!(done.status, 200, "{done:#?}");
-    for must in [
-        "Đã ghi nhận: đơn vị đã hoàn thành. Hệ thống sẽ không gửi thêm nhắc nhở.",
-        "Đã hoàn thành",
-        "Hoàn thành lúc",
-        name("vp"),
-        TITLE,
-    ] {
-        assert!(done.has(must), "{must:?} missing in\n{}", done.text);
-    }
-    assert!(
-        !done.has("name=\"action\""),
-        "no buttons once done:\n{}",
-        done.text
+    assert_contains(
+        &done.text,
+        &[
+            "Đã ghi nhận: đơn vị đã hoàn thành. Hệ thống sẽ không gửi thêm nhắc nhở.",
+            "Đã hoàn thành",
+            "Hoàn thành lúc",
+            name("vp"),
+            TITLE,
+        ],
     );
+    assert_lacks(&done.text, "name=\"action\"", "no buttons once done");
     let (state, seen_at, done_at) = d.state(&key("vp"));
     assert_eq!((state.as_str(), seen_at), ("done", None));
     let done_at = done_at.unwrap();
@@ -135,19 +133,16 @@ fn links_done_seen_and_escalation_in_one_daemon() {
     // yt POSTs seen after the first before step.
     let seen = ack(&d, &tokens["yt"], "seen");
     assert_eq!(seen.status, 200, "{seen:#?}");
-    for must in [
-        "Đã ghi nhận: đơn vị đã nhận nhiệm vụ. Hệ thống vẫn nhắc khi đến hạn.",
-        "Đã nhận lúc",
-        name("yt"),
-        "<input type=\"hidden\" name=\"action\" value=\"done\">",
-    ] {
-        assert!(seen.has(must), "{must:?} missing in\n{}", seen.text);
-    }
-    assert!(
-        !seen.has("value=\"seen\""),
-        "no second seen button:\n{}",
-        seen.text
+    assert_contains(
+        &seen.text,
+        &[
+            "Đã ghi nhận: đơn vị đã nhận nhiệm vụ. Hệ thống vẫn nhắc khi đến hạn.",
+            "Đã nhận lúc",
+            name("yt"),
+            "<input type=\"hidden\" name=\"action\" value=\"done\">",
+        ],
     );
+    assert_lacks(&seen.text, "value=\"seen\"", "no second seen button");
     let (state, seen_at, done_at) = d.state(&key("yt"));
     assert_eq!((state.as_str(), done_at), ("seen", None));
     let yt_acks = d.acks(&key("yt"));

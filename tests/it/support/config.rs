@@ -52,10 +52,10 @@ pub fn address(id: &str) -> String {
 /// A `[[unit]]`.
 #[derive(Debug, Clone)]
 pub struct Unit {
-    pub id: String,
-    pub name: String,
-    pub email: Vec<String>,
-    pub escalate_to: Vec<String>,
+    id: String,
+    name: String,
+    email: Vec<String>,
+    escalate_to: Vec<String>,
 }
 
 /// A known unit with its one address.
@@ -86,12 +86,6 @@ impl Unit {
         self
     }
 
-    /// Another name.
-    pub fn named(mut self, name: &str) -> Unit {
-        self.name = name.to_string();
-        self
-    }
-
     pub fn toml(&self) -> String {
         let mut s = format!(
             "\n[[unit]]\nid = \"{}\"\nname = {}\nemail = {}\n",
@@ -109,11 +103,11 @@ impl Unit {
 /// A `[policy.NAME]`, named after the rule that uses it.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    pub before: Vec<String>,
-    pub on_due: bool,
-    pub after: Vec<String>,
-    pub escalate_from: Option<String>,
-    pub on_day_off: Option<String>,
+    before: Vec<String>,
+    on_due: bool,
+    after: Vec<String>,
+    escalate_from: Option<String>,
+    on_day_off: Option<String>,
 }
 
 /// Steps before and after, no `due` step, no escalation.
@@ -166,14 +160,14 @@ impl Policy {
 /// A `[[rule]]` with its own policy.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    pub id: String,
-    pub kind: String,
-    pub title: String,
-    pub due: String,
-    pub units: Vec<String>,
-    pub policy: Option<Policy>,
-    pub reference: Option<String>,
-    pub submit_to: Option<String>,
+    id: String,
+    kind: String,
+    title: String,
+    due: String,
+    units: Vec<String>,
+    policy: Option<Policy>,
+    reference: Option<String>,
+    submit_to: Option<String>,
 }
 
 /// A one-off task due on `due`: `"2025-10-15"` (the end of that day) or `"2025-10-15
@@ -313,24 +307,22 @@ pub fn smtp_email(port: u16, security: Security) -> String {
 #[derive(Debug, Clone)]
 pub struct Cfg {
     /// The HTTP port (free a moment ago).
-    pub port: u16,
+    pub(crate) port: u16,
     /// Base of the links (`http://127.0.0.1:{port}` unless set).
-    pub public_url: String,
-    pub admins: Vec<String>,
+    pub(crate) public_url: String,
+    pub(crate) admins: Vec<String>,
     /// The `[digest]` section's body.
-    pub digest: String,
+    pub(crate) digest: String,
     /// Lines added to `[server]`.
-    pub server: Vec<String>,
+    pub(crate) server: Vec<String>,
     /// The `[email]` section(s).
-    pub email: String,
+    pub(crate) email: String,
     /// Files the config names (secrets, certificates): (path, text).
-    pub files: Vec<(String, String)>,
-    /// The `[calendar]` section's body, if any.
-    pub calendar: Option<String>,
-    pub units: Vec<Unit>,
-    pub rules: Vec<Rule>,
+    pub(crate) files: Vec<(String, String)>,
+    pub(crate) units: Vec<Unit>,
+    pub(crate) rules: Vec<Rule>,
     /// Anything else, verbatim, at the end.
-    pub extra: String,
+    pub(crate) extra: String,
 }
 
 /// A port free a moment ago.
@@ -355,7 +347,6 @@ impl Cfg {
                 "\n[email]\nfrom = \"{FROM_NAME} <{FROM_ADDR}>\"\ntransport = \"file\"\n"
             ),
             files: Vec::new(),
-            calendar: None,
             units: vec![unit("vhxh")],
             rules: Vec::new(),
             extra: String::new(),
@@ -419,12 +410,6 @@ impl Cfg {
         self
     }
 
-    /// The `[calendar]` section's body.
-    pub fn calendar(mut self, body: &str) -> Cfg {
-        self.calendar = Some(body.to_string());
-        self
-    }
-
     pub fn public_url(mut self, url: &str) -> Cfg {
         self.public_url = url.to_string();
         self
@@ -448,9 +433,6 @@ impl Cfg {
             let _ = writeln!(s, "{line}");
         }
         s.push_str(&self.email);
-        if let Some(c) = &self.calendar {
-            let _ = write!(s, "\n[calendar]\n{c}\n");
-        }
         for u in &self.units {
             s.push_str(&u.toml());
         }

@@ -107,12 +107,6 @@ impl Setup {
         }
     }
 
-    /// Another file in its directory.
-    pub fn file(mut self, path: &str, text: &str) -> Setup {
-        self.files.push((path.to_string(), text.to_string()));
-        self
-    }
-
     /// Its clock at start (RFC 3339 with the offset).
     pub fn clock(mut self, instant: &str) -> Setup {
         self.clock = instant.to_string();

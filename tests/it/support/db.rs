@@ -13,21 +13,21 @@ use super::daemon::Daemon;
 /// One outbox row, as the `messages` table holds it.
 #[derive(Debug, Clone)]
 pub struct Row {
-    pub obligation: String,
-    pub step: String,
-    pub channel: String,
-    pub recipient: String,
-    pub template: String,
-    pub status: String,
-    pub attempts: i64,
-    pub created_at: i64,
-    pub next_attempt_at: Option<i64>,
-    pub first_attempt_at: Option<i64>,
-    pub last_attempt_at: Option<i64>,
-    pub sent_at: Option<i64>,
-    pub subject: Option<String>,
-    pub last_error: Option<String>,
-    pub message_id: String,
+    pub(crate) obligation: String,
+    pub(crate) step: String,
+    pub(crate) channel: String,
+    pub(crate) recipient: String,
+    pub(crate) template: String,
+    pub(crate) status: String,
+    pub(crate) attempts: i64,
+    pub(crate) created_at: i64,
+    pub(crate) next_attempt_at: Option<i64>,
+    pub(crate) first_attempt_at: Option<i64>,
+    pub(crate) last_attempt_at: Option<i64>,
+    pub(crate) sent_at: Option<i64>,
+    pub(crate) subject: Option<String>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) message_id: String,
 }
 
 impl Row {
@@ -40,13 +40,13 @@ impl Row {
 /// One row of `acks`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ack {
-    pub action: String,
-    pub at: i64,
-    pub source: String,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub note: Option<String>,
-    pub changed: bool,
+    pub(crate) action: String,
+    pub(crate) at: i64,
+    pub(crate) source: String,
+    pub(crate) ip: Option<String>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) note: Option<String>,
+    pub(crate) changed: bool,
 }
 
 /// `state`, `seen_at`, `done_at` of an obligation.
@@ -173,30 +173,39 @@ impl Daemon {
             .unwrap()
     }
 
-    /// The acks of the obligation `key`, in order.
-    pub fn acks(&self, key: &str) -> Vec<Ack> {
+    /// Every ack with its obligation's key, in order.
+    pub fn all_acks(&self) -> Vec<(String, Ack)> {
         let conn = self.db();
         let mut st = conn
             .prepare(
-                "SELECT a.action, a.at, a.source, a.ip, a.user_agent, a.note, a.changed
-                   FROM acks a JOIN obligations b ON b.id = a.obligation_id
-                  WHERE b.key = ?1 ORDER BY a.id",
+                "SELECT b.key, a.action, a.at, a.source, a.ip, a.user_agent, a.note, a.changed
+                   FROM acks a JOIN obligations b ON b.id = a.obligation_id ORDER BY a.id",
             )
             .unwrap();
-        st.query_map(params![key], |r| {
-            Ok(Ack {
-                action: r.get(0)?,
-                at: r.get(1)?,
-                source: r.get(2)?,
-                ip: r.get(3)?,
-                user_agent: r.get(4)?,
-                note: r.get(5)?,
-                changed: r.get::<_, i64>(6)? != 0,
-            })
+        st.query_map([], |r| {
+            let ack = Ack {
+                action: r.get(1)?,
+                at: r.get(2)?,
+                source: r.get(3)?,
+                ip: r.get(4)?,
+                user_agent: r.get(5)?,
+                note: r.get(6)?,
+                changed: r.get::<_, i64>(7)? != 0,
+            };
+            Ok((r.get(0)?, ack))
         })
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()
+    }
+
+    /// The acks of the obligation `key`, in order.
+    pub fn acks(&self, key: &str) -> Vec<Ack> {
+        self.all_acks()
+            .into_iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, a)| a)
+            .collect()
     }
 
     /// How many acks in all.

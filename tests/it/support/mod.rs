@@ -16,8 +16,6 @@
 //! are replaced by placeholders before comparing: the temporary directory by `{tmp}` and the
 //! repository by `{repo}`; `{tmp}` in an argument stands for the temporary directory too.
 
-#![allow(dead_code)] // each test file uses part of the harness
-
 pub mod config;
 pub mod daemon;
 pub mod db;
@@ -230,6 +228,19 @@ pub fn same_text(command: &str, stream: &str, want: &str, got: &str) {
     panic!(
         "`{command}`: {stream} differs from line {line}\n--- expected\n{want}\n--- actual\n{got}\n---"
     );
+}
+
+/// Panics, showing `text`, unless it contains each of `musts`.
+pub fn assert_contains<S: AsRef<str>>(text: &str, musts: &[S]) {
+    for must in musts {
+        let must = must.as_ref();
+        assert!(text.contains(must), "{must:?} missing in\n{text}");
+    }
+}
+
+/// Panics, showing `text`, if it contains `unwanted`; `why` says why it must not.
+pub fn assert_lacks(text: &str, unwanted: &str, why: &str) {
+    assert!(!text.contains(unwanted), "{why}: {unwanted:?} in\n{text}");
 }
 
 /// A file's text; panics with its path.

@@ -63,6 +63,17 @@ pub struct SmtpOpts {
     pub fail_first: usize,
 }
 
+impl SmtpOpts {
+    /// A server in `mode` that requires AUTH with `user` and `password`.
+    pub fn auth(mode: Mode, user: &str, password: &str) -> SmtpOpts {
+        SmtpOpts {
+            mode,
+            auth: Some((user.to_string(), password.to_string())),
+            ..SmtpOpts::default()
+        }
+    }
+}
+
 /// A running `tests/smtp/server.py`; stopped, and its directory removed, when dropped.
 pub struct SmtpServer {
     /// The port it listens on, on 127.0.0.1.
