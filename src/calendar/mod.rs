@@ -117,8 +117,11 @@ pub struct Calendar {
     /// The statutory estimate of each year of [`YEARS`] (`None` with `holidays = "none"`),
     /// computed the first time a day of that year is asked about: a daemon needs two or three
     /// years of the two hundred, and each costs lunar computations and a few kilobytes.
-    estimates: Option<Arc<[OnceLock<HashMap<NaiveDate, Day>>]>>,
+    estimates: Option<Arc<[OnceLock<Days>]>>,
 }
+
+/// The days of one layer, by date.
+type Days = HashMap<NaiveDate, Day>;
 
 /// How far working-day searches look before giving up (a calendar with no working day in
 /// a year is a config error caught by `check`; this only bounds the loop).

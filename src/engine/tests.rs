@@ -365,7 +365,7 @@ async fn a_reload_does_not_chase_deadlines_that_passed_before_it() {
     clock.set(local(2026, 6, 10, 9, 0));
     let monthly = "\n[[rule]]\nid = \"bao-cao-thang\"\nkind = \"report\"\ntitle = \"Báo cáo tháng\"\nperiod = \"month\"\ndue = { month = \"next\", day = 20 }\nunits = [\"vp\"]\n";
     f.reload_with(&config_text(&(rules() + monthly))).await;
-    let added: Vec<Row> = statuses(&store).into_iter().skip(before).collect();
+    let added: Vec<Row> = statuses(store).into_iter().skip(before).collect();
     // Only May's report (due 20/06, still ahead) is caught up: its latest past step. The
     // months whose deadlines passed before the rule existed are not chased.
     assert!(

@@ -318,7 +318,7 @@ fn run_sends_the_reminders_due_at_first_start() {
         let html = m.text("text/html");
         for body in [&text, &html] {
             assert_contains(
-                &body,
+                body,
                 &[
                     format!("Kính gửi: {}", unit_name(unit)),
                     format!("{TUYEN_TRUYEN}\" hạn ngày 15/10/2025"),
@@ -615,7 +615,7 @@ fn preview_shows_a_reminder_as_it_would_be_sent() {
     assert!(html.starts_with("<!DOCTYPE html>\n"), "{html}");
     assert!(html.ends_with("</html>\n"), "{html}");
     assert_contains(
-        &html,
+        html,
         &[
             "<title>Nhắc việc</title>",
             "<p>Kính gửi: Phòng Kinh tế – Hạ tầng – Đô thị</p>",
@@ -646,7 +646,7 @@ fn preview_escalated_goes_to_the_leadership() {
     );
     for body in [text, html] {
         assert_contains(
-            &body,
+            body,
             &[
                 "Kính gửi: Lãnh đạo UBND phường",
                 "quá hạn 3 ngày làm việc",
