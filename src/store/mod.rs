@@ -247,6 +247,15 @@ impl Store {
     }
 }
 
+/// A write transaction that takes the write lock at its start (`BEGIN IMMEDIATE`), waiting
+/// for it up to the busy timeout. A deferred one that read first and then wrote could fail at
+/// once with "database is locked" (SQLite does not wait when upgrading a read transaction),
+/// which happened under load when the read connection briefly held the lock to read a WAL
+/// index being updated.
+fn immediate(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>> {
+    Ok(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+}
+
 fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)

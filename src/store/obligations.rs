@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::outbox::{self, Message};
-use super::{Result, Store, StoreError, from_ms, ms, opt_ms};
+use super::{Result, Store, StoreError, from_ms, immediate, ms, opt_ms};
 use crate::state::{AckAction, AckSource, ObligationState, TemplateKind};
 
 /// An occurrence as recorded when its first step is enqueued.
@@ -221,7 +221,7 @@ impl Store {
         until: Option<DateTime<Utc>>,
     ) -> Result<usize> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = immediate(&mut conn)?;
         let mut inserted = 0;
         for g in groups {
             inserted += insert_group(&tx, now, g)?;
@@ -293,7 +293,7 @@ impl Store {
         notices: impl FnOnce(&[Message]) -> Vec<Message>,
     ) -> Result<Option<AckOutcome>> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = immediate(&mut conn)?;
         let row: Option<(i64, ObligationState)> = tx
             .query_row(
                 "SELECT id, state FROM obligations WHERE key = ?1",

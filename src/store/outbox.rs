@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, Transaction, params};
 use serde_json::Value;
 
-use super::{Result, Store, StoreError, ms, opt_ms};
+use super::{Result, Store, StoreError, immediate, ms, opt_ms};
 use crate::state::{Channel, MessageStatus, TemplateKind};
 
 /// One message: what the outbox inserts, what a sender claims, what the tests read back.
@@ -205,7 +205,7 @@ impl Store {
     /// Enqueues messages that belong to no step (digest, notices), in one transaction.
     pub fn enqueue_other(&self, now: DateTime<Utc>, messages: &[Message]) -> Result<usize> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = immediate(&mut conn)?;
         let inserted = insert(&tx, now, messages)?;
         tx.commit()?;
         Ok(inserted)

@@ -79,6 +79,7 @@ pub fn pages() -> Environment<'static> {
 }
 
 /// Why a handler's database call failed.
+#[derive(Debug)]
 enum DbError {
     /// The store said no (locked for longer than its busy timeout, a full disk).
     Store(StoreError),

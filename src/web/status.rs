@@ -62,30 +62,33 @@ fn clock_note(kind: ClockKind, tz: chrono_tz::Tz) -> Option<String> {
     }
 }
 
-async fn render_page(s: &AppState, result: Option<&str>) -> Response {
+/// The status page. Read and written on the blocking pool, like every database call: with
+/// a thousand cells a page takes milliseconds of CPU, which would otherwise queue up on the
+/// HTTP thread and hold up every other request.
+async fn render_page(s: &AppState, result: Option<&'static str>) -> Response {
     let now = s.clock.now();
-    let cfg = s.current.config();
-    let tz = cfg.organization.timezone;
-    let states = match s
-        .db(move |store| store.obligations(now - report::RECENT))
-        .await
-    {
-        Ok(v) => v,
-        Err(e) => return s.busy("status page", &e),
-    };
-    let (columns, rows) = report::grid(&cfg, &states, now);
-    let today = now.with_timezone(&tz).date_naive();
-    s.render(
-        StatusCode::OK,
-        "status.html.j2",
-        json!({
-            "now": present::moment_words(now.with_timezone(&tz)),
-            "clock": clock_note(s.clock.kind(), tz),
-            "any": !columns.is_empty(),
-            "grid": grid_html(&columns, &rows, &guard::csrf_token(&s.key, today)),
-            "result": result,
-        }),
-    )
+    let page = s.clone();
+    let built = s
+        .db(move |store| {
+            let states = store.obligations(now - report::RECENT)?;
+            let cfg = page.current.config();
+            let tz = cfg.organization.timezone;
+            let (columns, rows) = report::grid(&cfg, &states, now);
+            let today = now.with_timezone(&tz).date_naive();
+            Ok(page.render(
+                StatusCode::OK,
+                "status.html.j2",
+                json!({
+                    "now": present::moment_words(now.with_timezone(&tz)),
+                    "clock": clock_note(page.clock.kind(), tz),
+                    "any": !columns.is_empty(),
+                    "grid": grid_html(&columns, &rows, &guard::csrf_token(&page.key, today)),
+                    "result": result,
+                }),
+            ))
+        })
+        .await;
+    built.unwrap_or_else(|e| s.busy("status page", &e))
 }
 
 /// `GET /status`.
