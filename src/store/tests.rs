@@ -374,3 +374,41 @@ fn reads_answer_while_another_connection_holds_the_write_lock() {
     );
     other.execute_batch("ROLLBACK").unwrap();
 }
+
+/// Two processes writing the same database (the daemon and `nhacviec ack`, say): each write
+/// waits for the other's instead of failing with "database is locked", which a transaction
+/// that read before it wrote did when the other committed in between.
+#[test]
+fn two_writers_wait_for_each_other() {
+    let dir = TempDir::new("two-writers");
+    let path = dir.0.join("db");
+    let units: Vec<String> = (0..20).map(|i| format!("u{i:02}")).collect();
+    {
+        let store = Store::open(&path, t0()).unwrap();
+        let obls: Vec<ObligationRecord> = units.iter().map(|u| obligation(u)).collect();
+        store.enqueue(t0(), &[rows(&obls, &[])], None).unwrap();
+    }
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let path = path.clone();
+            let units = units.clone();
+            std::thread::spawn(move || {
+                let store = Store::open(&path, t0()).unwrap();
+                for round in 0..30 {
+                    for unit in &units {
+                        let key = format!("bao-cao-9-thang/2025-9M/{unit}");
+                        let action = [AckAction::Seen, AckAction::Done][round % 2];
+                        store.ack(&key, &ack(action), |_| Vec::new())?;
+                    }
+                }
+                Ok::<(), StoreError>(())
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap().unwrap();
+    }
+    let store = Store::open_read_only(&path).unwrap();
+    let total: u64 = store.ack_counts().unwrap().values().sum();
+    assert_eq!(total, 2 * 30 * 20);
+}
