@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use tokio::sync::watch;
 
 use crate::checked;
-use crate::clock::Clock;
+use crate::clock::{Clock, ClockKind};
 use crate::config::{Config, Severity};
 use crate::deliver::{Applied, Current};
 use crate::engine::{Engine, Status};
@@ -25,6 +25,37 @@ use crate::web;
 
 /// The `meta` key of the token key's fingerprint.
 const KEY_FINGERPRINT: &str = "key_fingerprint";
+
+/// The `meta` key naming the kind of clock the database runs on: `system` or `set`.
+const CLOCK_KIND: &str = "clock";
+
+/// A database runs on one kind of clock for its life. A rehearsal (`NHACVIEC_CLOCK`) on the
+/// real database would send the future's reminders now, for real, and move the engine's
+/// mark past them; the real clock on a rehearsal's database would find that mark in the
+/// future and send nothing until then. Both are refused, naming the database and what to do.
+fn same_clock(store: &Store, db: &Path, kind: ClockKind) -> Result<()> {
+    let ours = match kind {
+        ClockKind::System => "system",
+        ClockKind::Set { .. } | ClockKind::Manual => "set",
+    };
+    let theirs = match store.meta(CLOCK_KIND)? {
+        Some(v) => v,
+        // A database older than this record ran on the system clock: nothing else could.
+        None if store.has_obligations()? => "system".to_string(),
+        None => return Ok(store.set_meta(CLOCK_KIND, ours)?),
+    };
+    match (theirs.as_str(), ours) {
+        (a, b) if a == b => Ok(()),
+        ("system", _) => bail!(
+            "NHACVIEC_CLOCK is set, but the database {} runs on the real clock: a rehearsal on it would send the reminders of the coming days now, for real; rehearse with a copy of the config whose `storage.path` names another database (and `email.transport = \"file\"`), or unset NHACVIEC_CLOCK",
+            db.display()
+        ),
+        _ => bail!(
+            "the database {} was made by a rehearsal (NHACVIEC_CLOCK was set): its reminders went out on a set clock, not the real one; point `storage.path` at the real database, or move this one away to start afresh",
+            db.display()
+        ),
+    }
+}
 
 /// A daemon ready to run: config checked, store open, token key read.
 pub struct Daemon {
@@ -107,6 +138,7 @@ impl Daemon {
             bail!("the config has {errors} error(s); not started (`nhacviec check` lists them)");
         };
         let store = Arc::new(Store::open(&cfg.storage.path, now)?);
+        same_clock(&store, &cfg.storage.path, clock.kind())?;
         let key = token_key(&store, &cfg.storage.path)?;
         let recovered = store.recover_sending(now)?;
         if recovered > 0 {

@@ -24,7 +24,9 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Asia::Ho_Chi_Minh;
 use serde_json::Value;
 
-use crate::support::config::{ADMIN, Cfg, Security, once, policy, tuyen_truyen, units};
+use crate::support::config::{
+    ADMIN, Cfg, FIRST_START, Security, once, policy, tuyen_truyen, units,
+};
 use crate::support::daemon::{Setup, WAIT};
 use crate::support::db::{Row, at_ms};
 use crate::support::http::sample;
@@ -393,17 +395,8 @@ fn a_missing_or_foreign_token_key_is_refused() {
     let kept = d.path("nhacviec.key.bak");
     std::fs::rename(&key, &kept).unwrap();
 
-    let refused = |d: &mut crate::support::daemon::Daemon| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_nhacviec"))
-            .current_dir(&d.dir.path)
-            .env("NHACVIEC_CLOCK", d.now().to_rfc3339())
-            .args(["--config", "nhacviec.toml", "run"])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1));
-        String::from_utf8(out.stderr).unwrap()
-    };
-    let log = refused(&mut d);
+    let refused = |d: &crate::support::daemon::Daemon| d.run_refused(Some(&d.now().to_rfc3339()));
+    let log = refused(&d);
     assert!(
         log.contains("error: the token key var/nhacviec.key is missing, but the database var/nhacviec.db has sent reminders whose links were made with it: restore the key file from the backup of this database"),
         "{log}"
@@ -412,7 +405,7 @@ fn a_missing_or_foreign_token_key_is_refused() {
 
     // Another key: refused too.
     std::fs::write(&key, "ab".repeat(32)).unwrap();
-    let log = refused(&mut d);
+    let log = refused(&d);
     assert!(
         log.contains("error: the token key var/nhacviec.key is not the one the database var/nhacviec.db was made with"),
         "{log}"
@@ -425,6 +418,44 @@ fn a_missing_or_foreign_token_key_is_refused() {
     let mails = emls(&d.path("var/mail"));
     let token = crate::support::mime::message_token(&mails[0], &cfg.public_url);
     assert_eq!(d.get(&format!("/a/{token}"), &[]).status, 200);
+}
+
+/// A database keeps to one kind of clock. A rehearsal (`NHACVIEC_CLOCK`) on the real
+/// database would send the coming days' reminders now, for real; the real clock on a
+/// rehearsal's database would find its mark in the future. Both are refused, naming the
+/// database and what to do, and nothing is written.
+#[test]
+fn a_rehearsal_and_the_real_clock_do_not_share_a_database() {
+    let cfg = Cfg::new().units(units(&["vp"])).rule(tuyen_truyen(&["vp"]));
+
+    // A rehearsal's database, then the real clock.
+    let mut d = Setup::new(&cfg).start();
+    d.wait_rows("the reminder sent", |rows| {
+        rows.len() == 1 && rows[0].status == "sent"
+    });
+    d.stop();
+    let log = d.run_refused(None);
+    assert!(
+        log.contains(
+            "error: the database var/nhacviec.db was made by a rehearsal (NHACVIEC_CLOCK was set)"
+        ),
+        "{log}"
+    );
+    assert_eq!(d.rows().len(), 1, "nothing written");
+
+    // The real clock's database (the rule's deadline, in 2025, passed before it was made:
+    // nothing to send), then a rehearsal.
+    let mut d = Setup::new(&cfg).real_clock().start();
+    d.stop();
+    assert_eq!(d.meta("clock").as_deref(), Some("system"));
+    let log = d.run_refused(Some(FIRST_START));
+    assert!(
+        log.contains(
+            "error: NHACVIEC_CLOCK is set, but the database var/nhacviec.db runs on the real clock"
+        ),
+        "{log}"
+    );
+    assert!(d.rows().is_empty(), "nothing sent: {:?}", d.rows());
 }
 
 // ---------------------------------------------------------------------------------------

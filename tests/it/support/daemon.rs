@@ -68,6 +68,7 @@ pub struct Setup {
     files: Vec<(String, String)>,
     clock: String,
     speed: u32,
+    real_clock: bool,
     args: Vec<String>,
 }
 
@@ -80,6 +81,7 @@ impl Setup {
             files: cfg.files.clone(),
             clock: super::config::FIRST_START.into(),
             speed: 1,
+            real_clock: false,
             args: Vec::new(),
         }
     }
@@ -103,6 +105,7 @@ impl Setup {
             files,
             clock: super::config::FIRST_START.into(),
             speed: 1,
+            real_clock: false,
             args: Vec::new(),
         }
     }
@@ -110,6 +113,13 @@ impl Setup {
     /// Its clock at start (RFC 3339 with the offset).
     pub fn clock(mut self, instant: &str) -> Setup {
         self.clock = instant.to_string();
+        self
+    }
+
+    /// The system clock: no `NHACVIEC_CLOCK`, as in production (until a
+    /// [`Daemon::restart_at`]).
+    pub fn real_clock(mut self) -> Setup {
+        self.real_clock = true;
         self
     }
 
@@ -138,6 +148,7 @@ impl Setup {
             port: self.port,
             child: None,
             clock: Clock::parse(&self.clock, self.speed),
+            real_clock: self.real_clock,
             args: self.args,
             runs: 0,
         }
@@ -166,6 +177,8 @@ pub struct Daemon {
     pub port: u16,
     child: Option<Child>,
     clock: Clock,
+    /// Whether it runs on the system clock instead of `clock`.
+    real_clock: bool,
     args: Vec<String>,
     /// How many times it was started.
     runs: usize,
@@ -179,7 +192,11 @@ impl Daemon {
 
     /// Its clock now (as the test computes it: within a few milliseconds of the daemon's).
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+        if self.real_clock {
+            Utc::now()
+        } else {
+            self.clock.now()
+        }
     }
 
     /// Its process id.
@@ -192,9 +209,14 @@ impl Daemon {
         assert!(self.child.is_none(), "the daemon already runs");
         self.runs += 1;
         self.clock.origin = Instant::now();
-        let child = nhacviec()
+        let mut command = nhacviec();
+        if self.real_clock {
+            command.env_remove("NHACVIEC_CLOCK");
+        } else {
+            command.env("NHACVIEC_CLOCK", self.clock.env());
+        }
+        let child = command
             .current_dir(&self.dir.path)
-            .env("NHACVIEC_CLOCK", self.clock.env())
             .args(["--config", "nhacviec.toml", "run"])
             .args(&self.args)
             .stdin(Stdio::null())
@@ -218,6 +240,7 @@ impl Daemon {
     /// until then) at `speed`, and waits until it answers.
     pub fn restart_at(&mut self, instant: &str, speed: u32) {
         self.clock = Clock::parse(instant, speed);
+        self.real_clock = false;
         self.spawn();
         self.wait_ready();
     }
@@ -402,6 +425,41 @@ impl Daemon {
             "",
             "the log goes to stderr"
         );
+    }
+
+    /// Runs `nhacviec run` in its directory (on the system clock when `clock` is `None`),
+    /// which must refuse to start: exit 1 within [`WAIT`] (else it is killed and the test
+    /// fails). Its log.
+    pub fn run_refused(&self, clock: Option<&str>) -> String {
+        let mut run = nhacviec();
+        match clock {
+            Some(c) => run.env("NHACVIEC_CLOCK", c),
+            None => run.env_remove("NHACVIEC_CLOCK"),
+        };
+        let log = self.path("refused.stderr");
+        let mut child = run
+            .current_dir(&self.dir.path)
+            .args(["--config", "nhacviec.toml", "run"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > WAIT {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`run` started instead of refusing\n{}", read(&log));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let log = read(&log);
+        assert_eq!(status.code(), Some(1), "{log}");
+        log
     }
 
     /// SIGKILL, and reap it.
