@@ -29,14 +29,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::support::config::{Cfg, ORG, TUYEN_TRUYEN, TUYEN_TRUYEN_DUE, tuyen_truyen, units};
 use crate::support::daemon::Setup;
-use crate::support::{REPO, python, read};
+use crate::support::{REPO, python, read, wait_at_most};
 
 /// How long the browser run may take (it takes a few seconds).
 const DRIVER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -105,21 +105,12 @@ fn drive(dir: &Path, args: &Value) -> Value {
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > DRIVER_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the browser driver did not finish within {DRIVER_TIMEOUT:?}\n--- stderr\n{}\n--- stdout\n{}",
-                read(&err),
-                read(&out)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let Some(status) = wait_at_most(&mut child, DRIVER_TIMEOUT) else {
+        panic!(
+            "the browser driver did not finish within {DRIVER_TIMEOUT:?}\n--- stderr\n{}\n--- stdout\n{}",
+            read(&err),
+            read(&out)
+        );
     };
     assert!(
         status.success(),

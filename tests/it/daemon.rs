@@ -379,18 +379,24 @@ fn restart_after_a_downtime_sends_only_the_latest_missed_step() {
     assert_eq!(server.captured().len(), 1, "the skipped step was not sent");
 }
 
-/// A database that has sent links and no token key beside it (moved away, or a backup of
-/// the database alone restored): the daemon refuses to start, naming the file and what to
-/// do, and makes no new key; with the key put back it starts; with another database's key
-/// it refuses again.
-#[test]
-fn a_missing_or_foreign_token_key_is_refused() {
+/// One unit owing one report, its reminder sent by a daemon now stopped.
+fn sent_one_reminder() -> (Cfg, crate::support::daemon::Daemon) {
     let cfg = Cfg::new().units(units(&["vp"])).rule(tuyen_truyen(&["vp"]));
     let mut d = Setup::new(&cfg).start();
     d.wait_rows("the reminder sent", |rows| {
         rows.len() == 1 && rows[0].status == "sent"
     });
     d.stop();
+    (cfg, d)
+}
+
+/// A database that has sent links and no token key beside it (moved away, or a backup of
+/// the database alone restored): the daemon refuses to start, naming the file and what to
+/// do, and makes no new key; with the key put back it starts; with another database's key
+/// it refuses again.
+#[test]
+fn a_missing_or_foreign_token_key_is_refused() {
+    let (cfg, mut d) = sent_one_reminder();
     let key = d.path("var/nhacviec.key");
     let kept = d.path("nhacviec.key.bak");
     std::fs::rename(&key, &kept).unwrap();
@@ -426,14 +432,8 @@ fn a_missing_or_foreign_token_key_is_refused() {
 /// database and what to do, and nothing is written.
 #[test]
 fn a_rehearsal_and_the_real_clock_do_not_share_a_database() {
-    let cfg = Cfg::new().units(units(&["vp"])).rule(tuyen_truyen(&["vp"]));
-
     // A rehearsal's database, then the real clock.
-    let mut d = Setup::new(&cfg).start();
-    d.wait_rows("the reminder sent", |rows| {
-        rows.len() == 1 && rows[0].status == "sent"
-    });
-    d.stop();
+    let (cfg, d) = sent_one_reminder();
     let log = d.run_refused(None);
     assert!(
         log.contains(

@@ -445,17 +445,8 @@ impl Daemon {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > WAIT {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("`run` started instead of refusing\n{}", read(&log));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let Some(status) = super::wait_at_most(&mut child, WAIT) else {
+            panic!("`run` started instead of refusing\n{}", read(&log));
         };
         let log = read(&log);
         assert_eq!(status.code(), Some(1), "{log}");
