@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{LANH_DAO, UA, ack, ack_units, mails, to_address};
 use crate::support::config::{Cfg, address, name, once, policy};
 use crate::support::daemon::Setup;
-use crate::support::db::{Ack, Row, at_ms};
+use crate::support::db::{Ack, Row, addressed, at_ms};
 use crate::support::mime::message_token;
 use crate::support::{assert_contains, assert_lacks, clock, vn};
 
@@ -183,12 +183,7 @@ fn links_done_seen_and_escalation_in_one_daemon() {
             .all(|r| r.step == "after-2m"),
         "after-1m is before escalate_from: {rows:#?}"
     );
-    let mut escalated: Vec<(String, String, String)> = rows
-        .iter()
-        .filter(|r| r.template == "escalated")
-        .map(|r| (r.obligation.clone(), r.step.clone(), r.recipient.clone()))
-        .collect();
-    escalated.sort();
+    let escalated = addressed(&rows, "escalated");
     let mut want = Vec::new();
     for u in ["kt", "yt"] {
         for to in LANH_DAO {
@@ -250,12 +245,7 @@ fn links_done_seen_and_escalation_in_one_daemon() {
             .count()
             == 2
     });
-    let mut notices: Vec<(String, String, String)> = rows
-        .iter()
-        .filter(|r| r.template == "resolved")
-        .map(|r| (r.obligation.clone(), r.step.clone(), r.recipient.clone()))
-        .collect();
-    notices.sort();
+    let notices = addressed(&rows, "resolved");
     assert_eq!(
         notices,
         LANH_DAO.map(|to| (key("kt"), "done-notice".to_string(), to.to_string()))

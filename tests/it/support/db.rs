@@ -37,6 +37,17 @@ impl Row {
     }
 }
 
+/// (obligation, step, recipient) of the rows of `template`, sorted.
+pub fn addressed(rows: &[Row], template: &str) -> Vec<(String, String, String)> {
+    let mut v: Vec<_> = rows
+        .iter()
+        .filter(|r| r.template == template)
+        .map(|r| (r.obligation.clone(), r.step.clone(), r.recipient.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
 /// One row of `acks`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ack {
