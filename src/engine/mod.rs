@@ -63,12 +63,15 @@ impl Status {
         self.next.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Records a wake; true if the next step changed.
+    /// Records a wake; true if the next step changed, or at the first wake (so the log
+    /// says where the engine stands at start, even when nothing is planned).
     fn set(&self, wake: DateTime<Utc>, next: Option<due::Next>) -> bool {
-        self.last_wake_ms
-            .store(wake.timestamp_millis(), Ordering::Relaxed);
+        let first = self
+            .last_wake_ms
+            .swap(wake.timestamp_millis(), Ordering::Relaxed)
+            == 0;
         let mut old = self.next.lock().unwrap_or_else(|e| e.into_inner());
-        let changed = *old != next;
+        let changed = first || *old != next;
         *old = next;
         changed
     }

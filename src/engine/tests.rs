@@ -378,3 +378,17 @@ async fn a_reload_does_not_chase_deadlines_that_passed_before_it() {
         "{added:#?}"
     );
 }
+
+/// The log says where the engine stands at its first wake, even when nothing is planned,
+/// and then only when that changes.
+#[test]
+fn the_next_step_is_told_at_the_first_wake_and_on_change() {
+    let status = Status::default();
+    let t = Utc.with_ymd_and_hms(2025, 10, 1, 1, 0, 0).unwrap();
+    assert!(status.set(t, None), "the first wake is told");
+    assert!(
+        !status.set(t + Duration::minutes(1), None),
+        "nothing changed"
+    );
+    assert_eq!(status.last_wake(), Some(t + Duration::minutes(1)));
+}

@@ -324,7 +324,7 @@ impl Store {
                 .copied()
                 .filter(|t| outcome.after.silences_template(*t))
                 .collect();
-            let why = format!("not sent: the unit acknowledged {} first", outcome.after);
+            let why = outbox::moot_reason(outcome.after);
             outbox::skip_moot(&tx, id, &silenced, &why)?;
         }
         tx.execute(

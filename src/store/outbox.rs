@@ -10,7 +10,7 @@ use rusqlite::{Connection, Transaction, params};
 use serde_json::Value;
 
 use super::{Result, Store, StoreError, immediate, ms, opt_ms};
-use crate::state::{Channel, MessageStatus, TemplateKind};
+use crate::state::{Channel, MessageStatus, ObligationState, TemplateKind};
 
 /// One message: what the outbox inserts, what a sender claims, what the tests read back.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,11 +122,20 @@ pub struct ChannelCount {
 pub struct Health {
     /// The counts per status.
     pub counts: OutboxCounts,
-    /// Messages `sending` since before the instant asked about: a sender that never came
-    /// back.
-    pub stuck: Vec<Message>,
-    /// Messages that failed for good since the instant asked about.
-    pub failed: Vec<Message>,
+    /// How many messages are `sending` since before the instant asked about: a sender that
+    /// never came back.
+    pub stuck: u64,
+    /// The one of them `sending` the longest.
+    pub oldest_stuck: Option<Message>,
+    /// How many messages failed for good since the instant asked about.
+    pub failed: u64,
+    /// The one of them that failed last.
+    pub latest_failed: Option<Message>,
+}
+
+/// Why a reminder was not sent: the unit acknowledged `state` first.
+pub(super) fn moot_reason(state: ObligationState) -> String {
+    format!("not sent: the unit acknowledged {state} first")
 }
 
 const COLUMNS: &str = "id, obligation, step, channel, recipient, template, context, message_id, \
@@ -221,25 +230,80 @@ impl Store {
     }
 
     /// Claims up to `limit` due messages: they become `sending` with one more attempt.
+    ///
+    /// On the way, a due message its obligation's state has made moot is skipped, with the
+    /// reason: an ack recorded while the message was being sent (which a temporary failure
+    /// or a restart then put back to `pending`) stops it here. A message that cannot be read
+    /// back (a row edited by hand) is failed with the reason, not claimed again and again.
     pub fn claim_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Message>> {
-        let conn = self.conn();
-        let sql = format!(
-            "UPDATE messages
-                SET status = 'sending', attempts = attempts + 1, last_attempt_at = ?1,
-                    first_attempt_at = COALESCE(first_attempt_at, ?1)
-              WHERE id IN (SELECT id FROM messages
-                            WHERE status = 'pending' AND next_attempt_at <= ?1
-                            ORDER BY next_attempt_at, id LIMIT ?2)
-             RETURNING {COLUMNS}"
-        );
-        let mut st = conn.prepare_cached(&sql)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut rows = st.query(params![ms(now), limit])?;
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(message_row(r)?);
+        while out.len() < limit {
+            let want = i64::try_from(limit - out.len()).unwrap_or(i64::MAX);
+            let candidates = {
+                let mut st = tx.prepare_cached(
+                    "SELECT m.id, m.template, o.state FROM messages m
+                       LEFT JOIN obligations o ON o.id = m.obligation_id
+                      WHERE m.status = 'pending' AND m.next_attempt_at <= ?1
+                      ORDER BY m.next_attempt_at, m.id LIMIT ?2",
+                )?;
+                st.query_map(params![ms(now), want], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            if candidates.is_empty() {
+                break;
+            }
+            for (id, template, state) in candidates {
+                let template = template.parse::<TemplateKind>().ok();
+                let state = state.and_then(|s| s.parse::<ObligationState>().ok());
+                if let (Some(t), Some(s)) = (template, state)
+                    && s.silences_template(t)
+                {
+                    tx.execute(
+                        "UPDATE messages SET status = 'skipped', next_attempt_at = NULL,
+                                last_error = ?2
+                          WHERE id = ?1",
+                        params![id, moot_reason(s)],
+                    )?;
+                    continue;
+                }
+                let claimed = tx.query_row(
+                    &format!(
+                        "UPDATE messages
+                            SET status = 'sending', attempts = attempts + 1,
+                                last_attempt_at = ?2,
+                                first_attempt_at = COALESCE(first_attempt_at, ?2)
+                          WHERE id = ?1
+                         RETURNING {COLUMNS}"
+                    ),
+                    params![id, ms(now)],
+                    |r| Ok(message_row(r)),
+                )?;
+                match claimed {
+                    Ok(m) => out.push(m),
+                    Err(e) => {
+                        let why = format!(
+                            "cannot read this message back from the database ({e}); it is not tried again"
+                        );
+                        tracing::error!(message = id, error = %e, "unreadable message failed");
+                        tx.execute(
+                            "UPDATE messages SET status = 'failed', next_attempt_at = NULL,
+                                    last_error = ?2
+                              WHERE id = ?1",
+                            params![id, why],
+                        )?;
+                    }
+                }
+            }
         }
-        out.sort_by_key(|c| c.id);
+        tx.commit()?;
         Ok(out)
     }
 
@@ -333,20 +397,33 @@ impl Store {
     ) -> Result<Health> {
         let counts = self.outbox_counts()?;
         let conn = self.reader();
-        let stuck = select(
-            &conn,
-            "WHERE status = 'sending' AND last_attempt_at < ?1 ORDER BY id LIMIT 10",
-            params![ms(now - stuck_after)],
-        )?;
-        let failed = select(
-            &conn,
-            "WHERE status = 'failed' AND last_attempt_at >= ?1 ORDER BY id LIMIT 10",
-            params![ms(now - failed_within)],
-        )?;
+        let (stuck_since, failed_since) = (ms(now - stuck_after), ms(now - failed_within));
+        let count = |filter: &str, at: i64| -> Result<u64> {
+            let n: i64 = conn.query_row(
+                &format!("SELECT COUNT(*) FROM messages {filter}"),
+                params![at],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        const STUCK: &str = "WHERE status = 'sending' AND last_attempt_at < ?1";
+        const FAILED: &str = "WHERE status = 'failed' AND last_attempt_at >= ?1";
         Ok(Health {
             counts,
-            stuck,
-            failed,
+            stuck: count(STUCK, stuck_since)?,
+            oldest_stuck: select(
+                &conn,
+                &format!("{STUCK} ORDER BY last_attempt_at, id LIMIT 1"),
+                params![stuck_since],
+            )?
+            .pop(),
+            failed: count(FAILED, failed_since)?,
+            latest_failed: select(
+                &conn,
+                &format!("{FAILED} ORDER BY last_attempt_at DESC, id DESC LIMIT 1"),
+                params![failed_since],
+            )?
+            .pop(),
         })
     }
 
@@ -365,14 +442,16 @@ impl Store {
     }
 }
 
-/// The escalated notices about obligation `id` that were sent, one per recipient (the
-/// leadership to tell when it is done).
+/// The escalated notices about obligation `id` that were sent or are being sent, one per
+/// recipient: the leadership to tell when it is done. One in flight counts, as it most
+/// likely arrives; if it does not, the done notice alone is still true.
 pub(super) fn escalated_sent(conn: &Connection, obligation_id: i64) -> Result<Vec<Message>> {
     select(
         conn,
-        "WHERE obligation_id = ?1 AND template = 'escalated' AND status = 'sent'
+        "WHERE obligation_id = ?1 AND template = 'escalated' AND status IN ('sent', 'sending')
           AND id IN (SELECT MAX(id) FROM messages
-                      WHERE obligation_id = ?1 AND template = 'escalated' AND status = 'sent'
+                      WHERE obligation_id = ?1 AND template = 'escalated'
+                        AND status IN ('sent', 'sending')
                       GROUP BY recipient)
           ORDER BY recipient",
         params![obligation_id],

@@ -412,3 +412,176 @@ fn two_writers_wait_for_each_other() {
     let total: u64 = store.ack_counts().unwrap().values().sum();
     assert_eq!(total, 2 * 30 * 20);
 }
+
+/// An ack recorded while reminders are being sent: those a temporary failure or a restart
+/// puts back to `pending` are skipped when next due, with the reason, not sent; what the
+/// new state does not silence (kt's `due` after a `seen`) still goes.
+#[test]
+fn an_ack_during_a_send_stops_its_retry_and_its_resend() {
+    let dir = TempDir::new("in-flight");
+    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    let mut kt_due = message("kt", "due", t0());
+    kt_due.template = TemplateKind::Due;
+    let msgs = [
+        message("vp", "before-7d", t0()),
+        message("kt", "before-7d", t0()),
+        kt_due,
+    ];
+    let obls = [obligation("vp"), obligation("kt")];
+    store.enqueue(t0(), &[rows(&obls, &msgs)], None).unwrap();
+    let flying = store.claim_due(t0(), 10).unwrap();
+    assert_eq!(flying.len(), 3);
+
+    ack_unit(&store, "vp", AckAction::Done);
+    ack_unit(&store, "kt", AckAction::Seen);
+    // vp's send fails for now; the process stops with kt's two in flight.
+    let retry_at = t0() + Duration::minutes(1);
+    store
+        .mark_retry(flying[0].id, retry_at, "451 4.3.0 Try again later", None)
+        .unwrap();
+    assert_eq!(store.recover_sending(t0()).unwrap(), 2);
+
+    let again = store.claim_due(retry_at, 10).unwrap();
+    let steps: Vec<(&str, &str)> = again
+        .iter()
+        .map(|m| (m.obligation.as_str(), m.step.as_str()))
+        .collect();
+    assert_eq!(steps, [("bao-cao-9-thang/2025-9M/kt", "due")]);
+    let by: Vec<(String, MessageStatus, Option<String>)> = store
+        .messages()
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.step, m.status, m.last_error))
+        .collect();
+    let skipped = |why: &str| (MessageStatus::Skipped, Some(why.to_string()));
+    assert_eq!(
+        by.iter()
+            .map(|(_, s, e)| (*s, e.clone()))
+            .collect::<Vec<_>>(),
+        [
+            skipped("not sent: the unit acknowledged done first"),
+            skipped("not sent: the unit acknowledged seen first"),
+            (MessageStatus::Sending, None),
+        ],
+        "{by:#?}"
+    );
+    assert_eq!(
+        store.next_attempt_at().unwrap(),
+        None,
+        "nothing left to send"
+    );
+}
+
+/// A row that cannot be read back (edited by hand) fails with the reason instead of
+/// failing every claim, and the messages behind it go.
+#[test]
+fn an_unreadable_message_fails_and_the_others_are_claimed() {
+    let dir = TempDir::new("unreadable");
+    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    let msgs = [
+        message("vp", "before-7d", t0()),
+        message("kt", "before-7d", t0()),
+    ];
+    let obls = [obligation("vp"), obligation("kt")];
+    store.enqueue(t0(), &[rows(&obls, &msgs)], None).unwrap();
+    store
+        .conn()
+        .execute(
+            "UPDATE messages SET context = '{' WHERE recipient = 'vp@example.invalid'",
+            [],
+        )
+        .unwrap();
+    let claimed = store.claim_due(t0(), 10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].recipient, "kt@example.invalid");
+    let (status, error): (String, String) = store
+        .conn()
+        .query_row(
+            "SELECT status, last_error FROM messages WHERE recipient = 'vp@example.invalid'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(status, "failed");
+    assert!(
+        error.starts_with("cannot read this message back from the database (")
+            && error.ends_with("it is not tried again"),
+        "{error}"
+    );
+    assert!(store.claim_due(t0(), 10).unwrap().is_empty());
+}
+
+/// An escalated notice in flight when the obligation becomes done counts as sent: its
+/// recipient gets the done notice (it most likely got the escalation).
+#[test]
+fn an_escalation_in_flight_at_done_gets_its_done_notice() {
+    let dir = TempDir::new("escalated-in-flight");
+    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    let mut sent = message("vp", "after-3wd", t0());
+    sent.template = TemplateKind::Escalated;
+    sent.recipient = "a@example.invalid".into();
+    let mut flying = sent.clone();
+    flying.recipient = "b@example.invalid".into();
+    flying.message_id = "<b@example.invalid>".into();
+    let mut waiting = sent.clone();
+    waiting.recipient = "c@example.invalid".into();
+    waiting.message_id = "<c@example.invalid>".into();
+    waiting.next_attempt_at = Some(t0() + Duration::hours(1));
+    store
+        .enqueue(
+            t0(),
+            &[rows(&[obligation("vp")], &[sent, flying, waiting])],
+            None,
+        )
+        .unwrap();
+    let claimed = store.claim_due(t0(), 10).unwrap();
+    assert_eq!(claimed.len(), 2);
+    store.mark_sent(claimed[0].id, t0(), None).unwrap();
+    let mut told = Vec::new();
+    store
+        .ack(
+            "bao-cao-9-thang/2025-9M/vp",
+            &ack(AckAction::Done),
+            |escalated| {
+                told = escalated.iter().map(|m| m.recipient.clone()).collect();
+                Vec::new()
+            },
+        )
+        .unwrap();
+    assert_eq!(told, ["a@example.invalid", "b@example.invalid"]);
+}
+
+/// `/healthz`'s view counts every stuck and failed message, and names the oldest stuck and
+/// the latest failed.
+#[test]
+fn health_counts_every_problem_and_names_the_right_one() {
+    let dir = TempDir::new("health");
+    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    let units: Vec<String> = (0..15).map(|i| format!("u{i:02}")).collect();
+    let msgs: Vec<Message> = units
+        .iter()
+        .map(|u| message(u, "before-7d", t0()))
+        .collect();
+    let obls: Vec<ObligationRecord> = units.iter().map(|u| obligation(u)).collect();
+    store.enqueue(t0(), &[rows(&obls, &msgs)], None).unwrap();
+    // Twelve fail, a minute apart; three stay sending from t0.
+    for i in 0..12 {
+        let at = t0() + Duration::minutes(i);
+        let m = store.claim_due(at, 1).unwrap().pop().unwrap();
+        store
+            .mark_failed(m.id, &format!("550 number {i}"), None)
+            .unwrap();
+    }
+    let stuck = store.claim_due(t0(), 3).unwrap();
+    assert_eq!(stuck.len(), 3);
+    let now = t0() + Duration::minutes(30);
+    let h = store
+        .health(now, Duration::minutes(5), Duration::hours(24))
+        .unwrap();
+    assert_eq!((h.stuck, h.failed), (3, 12));
+    assert_eq!(h.oldest_stuck.unwrap().id, stuck[0].id);
+    assert_eq!(
+        h.latest_failed.unwrap().last_error.as_deref(),
+        Some("550 number 11")
+    );
+}

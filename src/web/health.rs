@@ -57,18 +57,18 @@ pub(super) async fn healthz(State(s): State<AppState>) -> Response {
         }
     };
     let mut problems = Vec::new();
-    if let Some(oldest) = h.stuck.first() {
+    if let Some(oldest) = &h.oldest_stuck {
         problems.push(format!(
             "{} message(s) sending for more than {} minutes, the oldest {}: the sender did not come back; restart the daemon to send them again",
-            h.stuck.len(),
+            h.stuck,
             STUCK_AFTER.num_minutes(),
             about(oldest)
         ));
     }
-    if let Some(latest) = h.failed.last() {
+    if let Some(latest) = &h.latest_failed {
         problems.push(format!(
             "{} message(s) failed for good in the last {} hours, the latest {}: {}",
-            h.failed.len(),
+            h.failed,
             FAILED_WITHIN.num_hours(),
             about(latest),
             latest.last_error.as_deref().unwrap_or("no reason recorded")

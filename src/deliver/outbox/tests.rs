@@ -319,10 +319,49 @@ async fn a_reminder_leaving_late_says_so() {
         Some("[Quá hạn] Báo cáo công tác dân vận 9 tháng năm 2025")
     );
     let eml = std::fs::read_to_string(f.mail.join(&emls(&f.mail)[0])).unwrap();
-    assert!(
-        !eml.contains("H=C3=B4m nay"),
-        "not \"Hôm nay … là ngày làm việc cuối\""
-    );
+    let parts = decoded_parts(&eml);
+    assert_eq!(parts.len(), 2, "text and HTML: {eml}");
+    for part in &parts {
+        assert!(
+            part.to_lowercase().contains("quá hạn 1 ngày làm việc"),
+            "{part}"
+        );
+        assert!(!part.contains("Hôm nay"), "{part}");
+    }
+}
+
+/// The bodies of a MIME message's parts, decoded from quoted-printable or base64.
+fn decoded_parts(eml: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let mut parts = Vec::new();
+    for chunk in eml.split("Content-Transfer-Encoding: ").skip(1) {
+        let (headers, body) = chunk.split_once("\r\n\r\n").unwrap();
+        let encoding = headers.lines().next().unwrap();
+        let body = &body[..body.find("\r\n--").unwrap_or(body.len())];
+        let bytes = match encoding {
+            "base64" => base64::engine::general_purpose::STANDARD
+                .decode(body.replace("\r\n", ""))
+                .unwrap(),
+            "quoted-printable" => {
+                let soft = body.replace("=\r\n", "");
+                let mut out = Vec::new();
+                let mut b = soft.bytes();
+                while let Some(c) = b.next() {
+                    if c == b'=' {
+                        let hex = [b.next().unwrap(), b.next().unwrap()];
+                        let hex = std::str::from_utf8(&hex).unwrap();
+                        out.push(u8::from_str_radix(hex, 16).unwrap());
+                    } else {
+                        out.push(c);
+                    }
+                }
+                out
+            }
+            other => other.as_bytes().to_vec(),
+        };
+        parts.push(String::from_utf8(bytes).unwrap());
+    }
+    parts
 }
 
 #[test]
