@@ -65,10 +65,23 @@ fn ack_unit(store: &Store, unit: &str, action: AckAction) -> Option<AckOutcome> 
     store.ack(&key, &ack(action), |_| Vec::new()).unwrap()
 }
 
-/// A new store holding `vp`'s obligation and its message of `step`.
-fn store_with_vp(name: &str, step: &str) -> (TempDir, Store) {
+/// A new, empty store in a temporary folder of its own.
+fn new_store(name: &str) -> (TempDir, Store) {
     let dir = TempDir::new(name);
     let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    (dir, store)
+}
+
+/// [`message`] from other templates than `before`.
+fn message_as(unit: &str, step: &str, template: TemplateKind) -> Message {
+    let mut m = message(unit, step, t0());
+    m.template = template;
+    m
+}
+
+/// A new store holding `vp`'s obligation and its message of `step`.
+fn store_with_vp(name: &str, step: &str) -> (TempDir, Store) {
+    let (dir, store) = new_store(name);
     let group = rows(&[obligation("vp")], &[message("vp", step, t0())]);
     store.enqueue(t0(), &[group], None).unwrap();
     (dir, store)
@@ -84,8 +97,7 @@ fn rows(obls: &[ObligationRecord], msgs: &[Message]) -> StepRows {
 
 #[test]
 fn the_engine_mark_moves_with_its_enqueue() {
-    let dir = TempDir::new("mark");
-    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    let (_dir, store) = new_store("mark");
     assert_eq!(store.engine_until().unwrap(), None);
     let until = t0() + Duration::minutes(5);
     store.enqueue(t0(), &[], Some(until)).unwrap();
@@ -123,8 +135,7 @@ fn open_creates_a_wal_database_and_keeps_its_first_start() {
 
 #[test]
 fn enqueue_is_idempotent_by_the_unique_key() {
-    let dir = TempDir::new("enqueue");
-    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    let (_dir, store) = new_store("enqueue");
     let obls = [obligation("vp"), obligation("kt")];
     let msgs = [
         message("vp", "before-14d", t0()),
@@ -152,8 +163,7 @@ fn enqueue_is_idempotent_by_the_unique_key() {
 
 #[test]
 fn claim_retry_fail_send_and_recover() {
-    let dir = TempDir::new("claim");
-    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    let (_dir, store) = new_store("claim");
     let later = t0() + Duration::hours(2);
     let skipped = message("hcc", "before-14d", t0()).skipped();
     let msgs = [
@@ -237,8 +247,7 @@ fn claim_retry_fail_send_and_recover() {
 
 #[test]
 fn config_versions_record_changes_only() {
-    let dir = TempDir::new("config");
-    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    let (_dir, store) = new_store("config");
     assert!(store.record_config("aaa", "x.toml", t0()).unwrap());
     assert!(!store.record_config("aaa", "x.toml", t0()).unwrap());
     assert!(store.record_config("bbb", "x.toml", t0()).unwrap());
@@ -248,8 +257,7 @@ fn config_versions_record_changes_only() {
 
 #[test]
 fn other_messages_have_no_obligation() {
-    let dir = TempDir::new("other");
-    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    let (_dir, store) = new_store("other");
     let mut m = message("x", "digest", t0());
     m.obligation = "digest/2025-09-19".into();
     assert_eq!(store.enqueue_other(t0(), &[m.clone()]).unwrap(), 1);
@@ -272,14 +280,11 @@ fn an_unwritable_place_is_a_clear_error() {
 
 #[test]
 fn an_ack_skips_the_reminders_it_makes_moot() {
-    let dir = TempDir::new("moot");
-    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
-    let mut after = message("vp", "after-1wd", t0());
-    after.template = TemplateKind::After;
+    let (_dir, store) = new_store("moot");
+    let after = message_as("vp", "after-1wd", TemplateKind::After);
     let before = message("vp", "before-7d", t0());
     let kt_before = message("kt", "before-7d", t0());
-    let mut kt_due = message("kt", "due", t0());
-    kt_due.template = TemplateKind::Due;
+    let kt_due = message_as("kt", "due", TemplateKind::Due);
     let obls = [obligation("vp"), obligation("kt")];
     store
         .enqueue(
@@ -323,8 +328,7 @@ fn a_step_enqueued_after_a_done_ack_is_recorded_skipped() {
     // The engine read the state before the ack (from another process) was committed.
     let (_dir, store) = store_with_vp("late", "before-14d");
     ack_unit(&store, "vp", AckAction::Done);
-    let mut after = message("vp", "after-1wd", t0());
-    after.template = TemplateKind::After;
+    let after = message_as("vp", "after-1wd", TemplateKind::After);
     store
         .enqueue(t0(), &[rows(&[obligation("vp")], &[after])], None)
         .unwrap();
@@ -418,10 +422,8 @@ fn two_writers_wait_for_each_other() {
 /// new state does not silence (kt's `due` after a `seen`) still goes.
 #[test]
 fn an_ack_during_a_send_stops_its_retry_and_its_resend() {
-    let dir = TempDir::new("in-flight");
-    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
-    let mut kt_due = message("kt", "due", t0());
-    kt_due.template = TemplateKind::Due;
+    let (_dir, store) = new_store("in-flight");
+    let kt_due = message_as("kt", "due", TemplateKind::Due);
     let msgs = [
         message("vp", "before-7d", t0()),
         message("kt", "before-7d", t0()),
@@ -476,8 +478,7 @@ fn an_ack_during_a_send_stops_its_retry_and_its_resend() {
 /// failing every claim, and the messages behind it go.
 #[test]
 fn an_unreadable_message_fails_and_the_others_are_claimed() {
-    let dir = TempDir::new("unreadable");
-    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    let (_dir, store) = new_store("unreadable");
     let msgs = [
         message("vp", "before-7d", t0()),
         message("kt", "before-7d", t0()),
@@ -515,8 +516,7 @@ fn an_unreadable_message_fails_and_the_others_are_claimed() {
 /// recipient gets the done notice (it most likely got the escalation).
 #[test]
 fn an_escalation_in_flight_at_done_gets_its_done_notice() {
-    let dir = TempDir::new("escalated-in-flight");
-    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    let (_dir, store) = new_store("escalated-in-flight");
     let mut sent = message("vp", "after-3wd", t0());
     sent.template = TemplateKind::Escalated;
     sent.recipient = "a@example.invalid".into();
@@ -555,8 +555,7 @@ fn an_escalation_in_flight_at_done_gets_its_done_notice() {
 /// the latest failed.
 #[test]
 fn health_counts_every_problem_and_names_the_right_one() {
-    let dir = TempDir::new("health");
-    let store = Store::open(&dir.0.join("db"), t0()).unwrap();
+    let (_dir, store) = new_store("health");
     let units: Vec<String> = (0..15).map(|i| format!("u{i:02}")).collect();
     let msgs: Vec<Message> = units
         .iter()
