@@ -473,35 +473,24 @@ mod tests {
 
     #[test]
     fn leap_months() {
-        // 2023: leap 2nd month from 2023-03-22 (same in China).
-        assert_eq!(solar_to_lunar(d(2023, 3, 22)), lunar(2023, 2, 1, true));
+        // Each pair both ways: the first day of a leap month, and the month around it.
+        let pairs = [
+            // 2023: leap 2nd month from 2023-03-22 (same in China).
+            (d(2023, 3, 22), lunar(2023, 2, 1, true)),
+            (d(2023, 4, 20), lunar(2023, 3, 1, false)),
+            // 2025: leap 6th month from 2025-07-25, after the common 6th.
+            (d(2025, 7, 25), lunar(2025, 6, 1, true)),
+            (d(2025, 6, 25), lunar(2025, 6, 1, false)),
+            // 2033: the rare leap 11th month, which belongs to lunar year 2033.
+            (d(2033, 12, 22), lunar(2033, 11, 1, true)),
+            // 1985: leap 2nd month in Vietnam; China had a leap 10th in 1984 instead.
+            (d(1985, 3, 21), lunar(1985, 2, 1, true)),
+        ];
+        for (solar, moon) in pairs {
+            assert_eq!(solar_to_lunar(solar), moon, "{solar}");
+            assert_eq!(lunar_to_solar(moon), Some(solar), "{moon:?}");
+        }
         assert_eq!(solar_to_lunar(d(2023, 3, 21)), lunar(2023, 2, 30, false));
-        assert_eq!(
-            lunar_to_solar(lunar(2023, 2, 1, true)),
-            Some(d(2023, 3, 22))
-        );
-        assert_eq!(
-            lunar_to_solar(lunar(2023, 3, 1, false)),
-            Some(d(2023, 4, 20))
-        );
-        // 2025: leap 6th month from 2025-07-25.
-        assert_eq!(solar_to_lunar(d(2025, 7, 25)), lunar(2025, 6, 1, true));
-        assert_eq!(
-            lunar_to_solar(lunar(2025, 6, 1, true)),
-            Some(d(2025, 7, 25))
-        );
-        assert_eq!(
-            lunar_to_solar(lunar(2025, 6, 1, false)),
-            Some(d(2025, 6, 25))
-        );
-        // 2033: the rare leap 11th month, which belongs to lunar year 2033.
-        assert_eq!(solar_to_lunar(d(2033, 12, 22)), lunar(2033, 11, 1, true));
-        assert_eq!(
-            lunar_to_solar(lunar(2033, 11, 1, true)),
-            Some(d(2033, 12, 22))
-        );
-        // 1985: leap 2nd month in Vietnam; China had a leap 10th in 1984 instead.
-        assert_eq!(solar_to_lunar(d(1985, 3, 21)), lunar(1985, 2, 1, true));
         assert_eq!(
             solar_to_lunar_tz(d(1985, 3, 21), CHINA_TZ),
             lunar(1985, 2, 1, false)

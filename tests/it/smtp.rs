@@ -184,10 +184,7 @@ fn starttls_wrong_password_is_535() {
 
 #[test]
 fn starttls_with_an_unknown_ca_fails() {
-    let server = SmtpServer::start(SmtpOpts {
-        mode: Mode::StartTls,
-        ..SmtpOpts::default()
-    });
+    let server = SmtpServer::start(SmtpOpts::speaking(Mode::StartTls));
     // The system's roots only: the test CA is not among them.
     let tls = Tls::Required(TlsParameters::new("localhost".to_string()).unwrap());
     let err = send_err(&server, tls);
@@ -204,9 +201,8 @@ fn starttls_with_an_unknown_ca_fails() {
 #[test]
 fn require_tls_refuses_mail_in_clear() {
     let server = SmtpServer::start(SmtpOpts {
-        mode: Mode::StartTls,
         require_tls: true,
-        ..SmtpOpts::default()
+        ..SmtpOpts::speaking(Mode::StartTls)
     });
     let err = transport(&server, Tls::None, None)
         .send(&message(SUBJECT))
@@ -317,9 +313,8 @@ fn dropped_after_data_is_neither_permanent_nor_transient() {
 #[test]
 fn dropped_after_data_over_tls() {
     let server = SmtpServer::start(SmtpOpts {
-        mode: Mode::Tls,
         drop_data: true,
-        ..SmtpOpts::default()
+        ..SmtpOpts::speaking(Mode::Tls)
     });
     let err = send_err(&server, Tls::Wrapper(tls_params(&server, "localhost")));
     assert_dropped(&err, &server);

@@ -64,12 +64,19 @@ pub struct SmtpOpts {
 }
 
 impl SmtpOpts {
+    /// A server in `mode` accepting everything.
+    pub fn speaking(mode: Mode) -> SmtpOpts {
+        SmtpOpts {
+            mode,
+            ..SmtpOpts::default()
+        }
+    }
+
     /// A server in `mode` that requires AUTH with `user` and `password`.
     pub fn auth(mode: Mode, user: &str, password: &str) -> SmtpOpts {
         SmtpOpts {
-            mode,
             auth: Some((user.to_string(), password.to_string())),
-            ..SmtpOpts::default()
+            ..SmtpOpts::speaking(mode)
         }
     }
 }
