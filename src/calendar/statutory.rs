@@ -19,11 +19,6 @@ const LAW: &str = "Bộ luật Lao động 2019, Điều 112";
 const CULTURE_DAY: &str =
     "Nghị quyết 80-NQ/TW (01/2026): Ngày Văn hóa Việt Nam là ngày nghỉ có hưởng lương";
 
-/// Vietnamese weekday names as used in reasons ("thứ Bảy").
-fn weekday_vi(w: Weekday) -> &'static str {
-    crate::present::weekday(w)
-}
-
 fn md(year: i32, m: u32, d: u32) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(year, m, d)
 }
@@ -103,10 +98,9 @@ pub fn estimate(year: i32, weekend: &[bool; 7]) -> Vec<DayEntry> {
                 comps.push(entry(
                     d,
                     format!(
-                        "nghỉ bù cho {}, {} {}",
+                        "nghỉ bù cho {}, {}",
                         h.reason,
-                        weekday_vi(h.date.weekday()),
-                        h.date.format("%d/%m/%Y")
+                        crate::present::date_with_weekday(h.date)
                     ),
                     "Bộ luật Lao động 2019, Điều 111.3 (ước tính)",
                 ));

@@ -109,7 +109,8 @@ pub(super) fn run(path: &Path, format: LogFormat, clock: Arc<dyn Clock>) -> Resu
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let mut signals = Signals::register()?;
-        if let kind @ (ClockKind::Set { .. } | ClockKind::Manual) = clock.kind() {
+        let kind = clock.kind();
+        if kind != ClockKind::System {
             tracing::warn!(
                 clock = %kind.describe(),
                 "NHACVIEC_CLOCK is set: this daemon does NOT run on the real time; reminders leave when the set clock says so (for tests and rehearsals only)"

@@ -263,11 +263,6 @@ impl Offset {
             )),
         }
     }
-
-    /// True for `d` and `wd`, which are sent at the policy's `send_time`.
-    pub fn is_day(&self) -> bool {
-        matches!(self.unit, OffsetUnit::Days | OffsetUnit::WorkingDays)
-    }
 }
 
 /// What happens when a deadline's last day is not a working day.

@@ -412,21 +412,6 @@ impl Tbl<'_, '_> {
             }
         }
     }
-
-    /// An optional list of dates.
-    pub fn date_list(&mut self, cx: &mut Cx, key: &'static str) -> Option<Vec<At<NaiveDate>>> {
-        let v = self.get(key)?;
-        let name = self.key_name(key);
-        match v.get_ref() {
-            DeValue::Array(items) => {
-                Some(items.iter().filter_map(|i| date_of(cx, i, &name)).collect())
-            }
-            _ => {
-                self.wrong_type(cx, key, v, "a list of dates");
-                None
-            }
-        }
-    }
 }
 
 /// A date from a string or a TOML date value.

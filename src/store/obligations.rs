@@ -195,18 +195,10 @@ fn insert_group(tx: &Transaction<'_>, now: DateTime<Utc>, g: &StepRows) -> Resul
             ms(now)
         ])?;
     }
-    // The state is read again here, inside the transaction: an ack committed by another
-    // process (`nhacviec ack`) since the engine looked must still stop the reminders.
-    let mut state_of = tx.prepare_cached("SELECT state FROM obligations WHERE key = ?1")?;
-    let mut messages = Vec::with_capacity(g.messages.len());
-    for m in &g.messages {
-        let state: Option<ObligationState> = state_of
-            .query_row(params![m.obligation], |r| r.get(0))
-            .optional()?;
-        let moot = state.is_some_and(|s| s.silences_template(m.template));
-        messages.push(if moot { m.clone().skipped() } else { m.clone() });
-    }
-    outbox::insert(tx, now, &messages)
+    // An ack committed by another process (`nhacviec ack`) since the engine read the states
+    // is not looked for here: the claim checks every message against its obligation's state
+    // before sending it (`Store::claim_due`).
+    outbox::insert(tx, now, &g.messages)
 }
 
 impl Store {

@@ -324,7 +324,7 @@ fn an_ack_skips_the_reminders_it_makes_moot() {
 }
 
 #[test]
-fn a_step_enqueued_after_a_done_ack_is_recorded_skipped() {
+fn a_step_enqueued_after_a_done_ack_is_skipped_not_sent() {
     // The engine read the state before the ack (from another process) was committed.
     let (_dir, store) = store_with_vp("late", "before-14d");
     ack_unit(&store, "vp", AckAction::Done);
@@ -332,12 +332,16 @@ fn a_step_enqueued_after_a_done_ack_is_recorded_skipped() {
     store
         .enqueue(t0(), &[rows(&[obligation("vp")], &[after])], None)
         .unwrap();
+    assert!(store.claim_due(t0(), 10).unwrap().is_empty());
     let last = store.messages().unwrap().pop().unwrap();
     assert_eq!(
-        (last.step.as_str(), last.status),
-        ("after-1wd", MessageStatus::Skipped)
+        (last.step.as_str(), last.status, last.last_error.as_deref()),
+        (
+            "after-1wd",
+            MessageStatus::Skipped,
+            Some("not sent: the unit acknowledged done first")
+        )
     );
-    assert!(store.claim_due(t0(), 10).unwrap().is_empty());
 }
 
 #[test]

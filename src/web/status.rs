@@ -106,11 +106,15 @@ pub(super) async fn csv(State(s): State<AppState>, headers: HeaderMap) -> Respon
     }
     let now = s.clock.now();
     let cfg = s.current.config();
+    // Built on the blocking pool too, like the page.
     match s
-        .db(move |store| store.obligations(now - report::RECENT))
+        .db(move |store| {
+            let states = store.obligations(now - report::RECENT)?;
+            Ok(report::csv(&report::lines(&cfg, &states, now)))
+        })
         .await
     {
-        Ok(states) => (
+        Ok(csv) => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
                 (
@@ -118,7 +122,7 @@ pub(super) async fn csv(State(s): State<AppState>, headers: HeaderMap) -> Respon
                     "attachment; filename=\"nhacviec-status.csv\"",
                 ),
             ],
-            report::csv(&report::lines(&cfg, &states, now)),
+            csv,
         )
             .into_response(),
         Err(e) => {
