@@ -34,7 +34,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::support::config::{Cfg, ORG, TUYEN_TRUYEN, TUYEN_TRUYEN_DUE, tuyen_truyen, units};
+use crate::support::config::{
+    Cfg, ORG, TUYEN_TRUYEN, TUYEN_TRUYEN_DUE, tuyen_truyen, tuyen_truyen_key, units,
+};
 use crate::support::daemon::Setup;
 use crate::support::{REPO, python, read, wait_at_most};
 
@@ -219,11 +221,9 @@ fn status_and_ack_pages_in_chromium() {
     let chromium = chromium();
     let cfg = config();
     let port = cfg.port;
-    let key = |unit: &str| format!("tuyen-truyen/{TUYEN_TRUYEN_DUE}/{unit}");
+    let key = tuyen_truyen_key;
     let mut daemon = Setup::new(&cfg).start();
-    daemon.wait_rows("four reminders written", |rows| {
-        rows.len() == OWING.len() && rows.iter().all(|r| r.status == "sent")
-    });
+    daemon.wait_sent(OWING.len());
 
     // vp has done it, as the coordinator records from the command line.
     let out = daemon.cli(&["ack", "--obligation", &key("vp"), "--done"]);

@@ -16,7 +16,7 @@
 
 use crate::support::config::{
     Cfg, DOMAIN, FIRST_START, FROM_ADDR, FROM_NAME, ORG, REFERENCE, SMTP_USER, Security,
-    TUYEN_TRUYEN, TUYEN_TRUYEN_DUE, free_port, tuyen_truyen, unit,
+    TUYEN_TRUYEN, TUYEN_TRUYEN_DUE, free_port, tuyen_truyen, tuyen_truyen_key, unit,
 };
 use crate::support::daemon::{Setup, WAIT};
 use crate::support::db::Row;
@@ -245,14 +245,12 @@ fn run_sends_the_reminders_due_at_first_start() {
     // vp's one address and kt's two; not the leadership (a before step is not escalated),
     // not the coordinator (it owes nothing).
     let got = server.wait_for(3, WAIT);
-    let rows = daemon.wait_rows("three rows sent", |rows| {
-        rows.iter().all(|r| r.status == "sent")
-    });
+    let rows = daemon.wait_sent(3);
     daemon.stop();
     assert_eq!(server.captured().len(), 3);
     assert_eq!(server.events("data").len(), 3);
 
-    let ob = |unit: &str| format!("tuyen-truyen/{period}/{unit}");
+    let ob = tuyen_truyen_key;
     let mut want = vec![
         (ob("vp"), "vp@thu.example.vn"),
         (ob("kt"), "kt@thu.example.vn"),
@@ -299,7 +297,7 @@ fn run_sends_the_reminders_due_at_first_start() {
             panic!("one recipient per message: {rcpt:?}");
         };
         let row = rows.iter().find(|r| &r.recipient == addr).unwrap();
-        let unit = row.obligation.rsplit('/').next().unwrap();
+        let unit = row.unit();
         assert_common_headers(m);
         assert_eq!(m.subject(), subject);
         assert_eq!(row.subject.as_deref(), Some(subject.as_str()));
@@ -392,8 +390,10 @@ fn one_failed_attempt(security: Security, faults: SmtpOpts, password: &str) -> (
     let cfg = mail_cfg(&["vp"]).smtp_password(&server, security, password);
     let mut daemon = Setup::new(&cfg).start();
     let rows = daemon.wait_rows("one attempt", |rows| {
-        rows.iter()
-            .all(|r| r.attempts >= 1 && r.status != "sending" && r.last_error.is_some())
+        rows.len() == 1
+            && rows
+                .iter()
+                .all(|r| r.attempts >= 1 && r.status != "sending" && r.last_error.is_some())
     });
     daemon.stop();
     let [row] = &rows[..] else {
@@ -735,9 +735,7 @@ fn file_transport_writes_one_eml_per_message_named_by_its_message_id() {
     let mut cfg = mail_cfg(&["vp", "kt"]);
     cfg.email.push_str("\n[email.file]\ndir = \"out/mail\"\n");
     let mut daemon = Setup::new(&cfg).start();
-    let rows = daemon.wait_rows("three rows sent", |rows| {
-        rows.len() == 3 && rows.iter().all(|r| r.status == "sent")
-    });
+    let rows = daemon.wait_sent(3);
     daemon.stop();
 
     let mail = daemon.path("out/mail");

@@ -7,7 +7,7 @@ use chrono::DateTime;
 use serde_json::Value;
 
 use super::{CSV_HEADER, key, parse_csv, shown_states, site};
-use crate::support::config::{Cfg, TUYEN_TRUYEN_DUE, name};
+use crate::support::config::{Cfg, name};
 use crate::support::db::Ack;
 
 /// An RFC 3339 instant as ms, or `None` for an empty field / null.
@@ -75,7 +75,7 @@ fn cli_ack_and_status_agree_with_the_database() {
     let acks = d.ack_count();
     let states = d.states();
     for unknown in [
-        format!("tuyen-truyen/{TUYEN_TRUYEN_DUE}/th"),
+        key("th"),
         "tuyen-truyen/2020-01-01/vp".to_string(),
         "khong-co".to_string(),
     ] {

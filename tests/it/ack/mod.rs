@@ -20,7 +20,7 @@ mod tokens;
 
 use std::collections::BTreeMap;
 
-use crate::support::config::{Cfg, TUYEN_TRUYEN_DUE, tuyen_truyen, unit, units};
+use crate::support::config::{Cfg, tuyen_truyen, unit, units};
 use crate::support::daemon::{Daemon, Setup};
 use crate::support::http::Http;
 use crate::support::mime::{emls, message_token};
@@ -44,10 +44,7 @@ pub fn ack_units() -> Vec<crate::support::config::Unit> {
     u
 }
 
-/// The key of `unit`'s obligation of the usual one-off task.
-pub fn key(unit: &str) -> String {
-    format!("tuyen-truyen/{TUYEN_TRUYEN_DUE}/{unit}")
-}
+pub use crate::support::config::tuyen_truyen_key as key;
 
 /// The messages the daemon wrote (file transport), parsed.
 pub fn mails(d: &Daemon) -> Vec<Captured> {
@@ -75,9 +72,7 @@ pub fn site(owing: &[&str], cfg: Cfg) -> (Daemon, BTreeMap<String, String>) {
 pub fn site_with(owing: &[&str], cfg: Cfg, args: &[&str]) -> (Daemon, BTreeMap<String, String>) {
     let cfg = cfg.units(ack_units()).rule(tuyen_truyen(owing));
     let mut d = Setup::new(&cfg).args(args).start();
-    d.wait_rows("the first reminders sent", |rows| {
-        rows.len() == owing.len() && rows.iter().all(|r| r.status == "sent")
-    });
+    d.wait_sent(owing.len());
     let mails = mails(&d);
     let mut tokens = BTreeMap::new();
     for u in owing {

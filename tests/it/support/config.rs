@@ -189,6 +189,11 @@ pub fn once(id: &str, title: &str, due: &str) -> Rule {
     }
 }
 
+/// The key of `unit`'s obligation of the usual one-off task.
+pub fn tuyen_truyen_key(unit: &str) -> String {
+    format!("tuyen-truyen/{TUYEN_TRUYEN_DUE}/{unit}")
+}
+
 /// The usual one-off task (see the module's documentation), owed by `units`.
 pub fn tuyen_truyen(units: &[&str]) -> Rule {
     once("tuyen-truyen", TUYEN_TRUYEN, TUYEN_TRUYEN_DUE)

@@ -199,9 +199,13 @@ impl Daemon {
         }
     }
 
-    /// Its process id.
+    /// Its process id; panics if it is not running (a `kill` of pid 0 would signal the
+    /// whole process group, the test runner included).
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .expect("the daemon is not running")
     }
 
     /// (Re)starts the process with the current clock settings; its log is `run.N.stderr`.
@@ -295,7 +299,15 @@ impl Daemon {
         }
     }
 
-    /// Waits until `done` holds for the outbox rows (there may be none); returns them.
+    /// Waits until the outbox holds exactly `n` rows, all sent; returns them.
+    pub fn wait_sent(&mut self, n: usize) -> Vec<super::db::Row> {
+        self.wait_rows(&format!("{n} rows sent"), |rows| {
+            rows.len() == n && rows.iter().all(|r| r.status == "sent")
+        })
+    }
+
+    /// Waits until `done` holds for the outbox rows (there may be none: `done` must say how
+    /// many it wants); returns them.
     pub fn wait_rows(
         &mut self,
         what: &str,
@@ -393,19 +405,16 @@ impl Daemon {
     pub fn terminate(&mut self) -> (ExitStatus, Duration) {
         self.signal("TERM");
         let start = Instant::now();
-        loop {
-            if let Some(status) = self.exited() {
-                return (status, start.elapsed());
-            }
-            if start.elapsed() > STOP_WITHIN {
-                self.kill();
-                panic!(
-                    "the daemon did not exit within {STOP_WITHIN:?} of SIGTERM\n{}",
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let child = self.child.as_mut().expect("the daemon is not running");
+        let exited = super::wait_at_most(child, STOP_WITHIN);
+        self.child = None;
+        let Some(status) = exited else {
+            panic!(
+                "the daemon did not exit within {STOP_WITHIN:?} of SIGTERM\n{}",
+                self.logs()
+            );
+        };
+        (status, start.elapsed())
     }
 
     /// SIGTERM; it must exit 0 within 10 s, having said so, with nothing on stdout.

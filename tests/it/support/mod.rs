@@ -243,7 +243,6 @@ pub fn assert_lacks(text: &str, unwanted: &str, why: &str) {
     assert!(!text.contains(unwanted), "{why}: {unwanted:?} in\n{text}");
 }
 
-/// A file's text; panics with its path.
 /// Waits for `child` to exit, for at most `limit`; kills and reaps it if it outlives it
 /// (`None` then).
 pub fn wait_at_most(
@@ -264,6 +263,7 @@ pub fn wait_at_most(
     }
 }
 
+/// A file's text; panics with its path.
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

@@ -260,20 +260,7 @@ impl SmtpServer {
     /// Closes the server's stdin, which stops it, and waits for it to exit (or kills it).
     fn stop(&mut self) -> Option<ExitStatus> {
         drop(self.stdin.take());
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return Some(status),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                _ => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    return None;
-                }
-            }
-        }
+        super::wait_at_most(&mut self.child, STOP_TIMEOUT)
     }
 }
 
@@ -308,7 +295,6 @@ pub struct Captured {
 pub struct Part {
     pub content_type: String,
     pub charset: Option<String>,
-    pub transfer_encoding: Option<String>,
     /// A text part's decoded text, with its CRLFs as `\n`.
     pub text: Option<String>,
 }
@@ -346,7 +332,6 @@ impl Captured {
             .map(|p| Part {
                 content_type: p["content_type"].as_str().unwrap().to_string(),
                 charset: opt(&p["charset"]),
-                transfer_encoding: opt(&p["transfer_encoding"]),
                 text: opt(&p["text"]),
             })
             .collect()
