@@ -10,7 +10,7 @@
 //! record the outcome, for every message. The rate limit is raised for the run.
 //!
 //! Run `bash scripts/test.sh` once (it makes `.venv` with aiosmtpd), then
-//! `cargo bench --bench outbox`. The README quotes its figures with the machine.
+//! `cargo bench --bench outbox`. ARCHITECTURE.md quotes its figures with the machine.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -23,7 +23,7 @@
 //!
 //! Run it with `cargo bench --bench plan` (release profile). It is a plain binary
 //! (`harness = false`), never part of `cargo test`, so it can be used as a check. The
-//! figures quoted in the README come from it, with the machine they were measured on.
+//! figures quoted in ARCHITECTURE.md come from it, with the machine they were measured on.
 
 use std::hint::black_box;
 use std::path::Path;

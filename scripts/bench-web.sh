@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Load benchmark of the HTTP server (docs/operations.md): ack POSTs and the status page.
+# Load benchmark of the HTTP server: ack POSTs and the status page.
 #
 #     bash scripts/bench-web.sh     # about 2 minutes; on an otherwise idle machine
 #
-# Targets (README, "Benchmarks"), with the per-address rate limit raised for the run:
+# Targets (ARCHITECTURE.md, "Benchmarks"), with the per-address rate limit raised for the run:
 #   - at least 2 000 POST /a/{token} per second (wrk, 2 threads, 50 connections, 20 s,
 #     each request a different token in turn);
 #   - p99 latency under 20 ms at a fixed 200 requests per second, for POST /a/{token} and
