@@ -2,7 +2,7 @@
 //! clock set with `NHACVIEC_CLOCK` to the instant each test needs.
 //!
 //! - Time: a start two seconds before a step receives it within seconds, not before its
-//!   instant; a week of reminders and digests at 200 000 × real speed lands each on its
+//!   instant; a week of reminders and digests at 100 000 × real speed lands each on its
 //!   working day and time; a first start in the middle of a reminder sequence words the
 //!   caught-up reminder for the day it leaves.
 //! - Restarts: a SIGKILL and a restart send nothing twice; a restart after a downtime (a
@@ -162,12 +162,15 @@ fn a_start_just_before_a_step_receives_it_within_seconds() {
 
 /// A weekly report due Fri 10/10/2025 with a reminder each day from Monday, one on the last
 /// day and one overdue notice, and the daily digest to the coordinator: the daemon starts
-/// on Sunday evening at 200 000 × real speed and runs the week in seconds. Each reminder
-/// leaves on its day at 08:00 (the overdue notice, a day after Friday, on Monday: the
-/// weekend is off), each digest at 07:30 on the working days the report is open, nothing
-/// on the weekend, nothing twice, nothing skipped.
+/// on Sunday evening at 100 000 × real speed and runs the week in six seconds. Each
+/// reminder leaves on its day at 08:00 (the overdue notice, a day after Friday, on Monday:
+/// the weekend is off), each digest at 07:30 on the working days the report is open,
+/// nothing on the weekend, nothing twice, nothing skipped. Each may leave up to an hour of
+/// the clock late: 36 ms of real time, for a busy machine (tokio's timers alone have a
+/// resolution of 1 ms, 100 s of this clock).
 #[test]
 fn a_week_of_reminders_and_digests_at_speed() {
+    const SPEED: u32 = 100_000;
     let rule = once("bao-cao-tuan", "Báo cáo tuần", "2025-10-10")
         .units(&["vp"])
         .policy(policy(&["4d", "3d", "2d", "1d"], &["1d"]).on_due());
@@ -177,7 +180,7 @@ fn a_week_of_reminders_and_digests_at_speed() {
         .digest("to = [\"vhxh\"]\ntime = \"07:30\"");
     let mut d = Setup::new(&cfg)
         .clock(&clock("2025-10-05 20:00:00"))
-        .speed(200_000)
+        .speed(SPEED)
         .prepare();
 
     // The premise, from `plan` on the same config.
@@ -217,7 +220,7 @@ fn a_week_of_reminders_and_digests_at_speed() {
     .collect();
     assert_eq!(steps, want, "the premise: the steps `plan` shows");
 
-    d.restart_at(&clock("2025-10-05 20:00:00"), 200_000);
+    d.restart_at(&clock("2025-10-05 20:00:00"), SPEED);
     d.wait_rows("the overdue notice sent", |rows| {
         sent(rows, "after-1d") == 1
     });
@@ -245,7 +248,7 @@ fn a_week_of_reminders_and_digests_at_speed() {
             assert_eq!(r.recipient, "vhxh@thu.example.vn");
             let t = at_ms(r.sent_at.unwrap()).with_timezone(&Ho_Chi_Minh);
             let hm = t.format("%H:%M").to_string();
-            assert!(("07:30".."08:00").contains(&hm.as_str()), "digest at {t}");
+            assert!(("07:30".."08:30").contains(&hm.as_str()), "digest at {t}");
             t.format("%a %d/%m").to_string()
         })
         .collect();
