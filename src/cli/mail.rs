@@ -1,4 +1,4 @@
-//! `send-test` and `preview`: email from the command line.
+//! `send-test` and `preview`: a message on any channel from the command line.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -10,13 +10,15 @@ use serde_json::json;
 use super::PreviewFormat;
 use crate::config::diag::hint;
 use crate::config::{Config, PeriodKind};
-use crate::deliver::channel::{Outgoing, Sender};
+use crate::config::{is_chat_id, webhook_url_problem};
+use crate::deliver::channel::{Outgoing, message_id};
 use crate::deliver::context::{self, Recipient};
-use crate::deliver::email::{self, Envelope, Mailer};
+use crate::deliver::email::{self, Envelope};
 use crate::deliver::templates::Templates;
+use crate::deliver::{sender_for, telegram, webhook};
 use crate::plan::{self, Period};
 use crate::present;
-use crate::state::TemplateKind;
+use crate::state::{Channel, TemplateKind};
 use crate::token::{self, TokenKey};
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -26,47 +28,73 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// `nhacviec send-test --to ADDRESS`: one test email through the configured transport.
+/// Refuses an address that `channel` cannot take, saying what it takes.
+fn check_address(channel: Channel, to: &str) -> Result<()> {
+    match channel {
+        Channel::Telegram if !is_chat_id(to) => bail!(
+            "`{to}` is not a Telegram chat id: write a number (\"-1001234567\" for a group) or a public channel's \"@name\""
+        ),
+        Channel::Webhook => match webhook_url_problem(to) {
+            Some(why) => bail!("webhook `{to}` {why}"),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// `nhacviec send-test [--channel C] --to ADDRESS`: one test message through the
+/// configured channel.
 pub(super) fn send_test(
     cfg: &Config,
     templates: &Templates,
+    channel: Channel,
     to: &str,
     now: DateTime<Utc>,
 ) -> Result<ExitCode> {
-    let domain = email::from_domain(cfg);
-    let id = email::message_id(
-        &format!("test/{}", now.timestamp_millis()),
-        "send-test",
-        to,
-        &domain,
-    );
+    check_address(channel, to)?;
+    let key = format!("test/{}", now.timestamp_millis());
+    let id = message_id(&key, "send-test", channel, to, &email::from_domain(cfg));
     // The pooled SMTP transport must live and die inside the runtime.
     let (result, describe) = runtime()?.block_on(async {
-        let mailer = Mailer::new(cfg)?;
-        let describe = mailer.describe().to_string();
+        let Some(sender) = sender_for(cfg, channel)? else {
+            bail!(
+                "the config has no `[channels.{channel}]`: set it up (docs/channels.md) before sending on {channel}"
+            );
+        };
+        let describe = sender.describe().to_string();
         let ctx = json!({
             "org": {"name": cfg.organization.name, "public_url": cfg.organization.public_url},
             "sent_at": present::moment_words(now.with_timezone(&cfg.organization.timezone)),
             "transport": describe,
+            "ack_button": false,
         });
-        let rendered = templates.render(TemplateKind::Test, &ctx)?;
+        let rendered = templates.render_for(channel, TemplateKind::Test, &ctx)?;
         let out = Outgoing {
+            channel,
+            key: &key,
+            kind: TemplateKind::Test,
+            context: &ctx,
             to_name: None,
             to,
             message_id: &id,
             rendered: &rendered,
             date: now,
         };
-        let result = mailer.send(&out).await;
+        let result = sender.send(&out).await;
         anyhow::Ok((result, describe))
     })?;
+    let (what, id_name) = match channel {
+        Channel::Email => ("email".to_string(), "Message-ID"),
+        Channel::Webhook => ("webhook event".to_string(), "webhook-id"),
+        _ => (format!("{channel} message"), "id"),
+    };
     match result {
         Ok(()) => {
-            println!("sent a test email to {to} via {describe}; Message-ID {id}");
+            println!("sent a test {what} to {to} via {describe}; {id_name} {id}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("error: the test email to {to} was not sent via {describe}: {e}");
+            eprintln!("error: the test {what} to {to} was not sent via {describe}: {e}");
             Ok(ExitCode::FAILURE)
         }
     }
@@ -84,16 +112,35 @@ fn example_period(kind: PeriodKind) -> &'static str {
     }
 }
 
-/// `nhacviec preview --obligation RULE/PERIOD/UNIT --step STEP`.
+/// What `preview` shows.
+#[derive(Debug)]
+pub(super) struct Preview<'a> {
+    /// RULE/PERIOD/UNIT.
+    pub obligation: &'a str,
+    /// The step's name.
+    pub step: &'a str,
+    /// The copy sent to the escalation units.
+    pub escalated: bool,
+    /// On which channel.
+    pub channel: Channel,
+    /// How an email is shown.
+    pub format: PreviewFormat,
+}
+
+/// `nhacviec preview --obligation RULE/PERIOD/UNIT --step STEP [--channel C]`.
 pub(super) fn preview(
     cfg: &Config,
     templates: &Templates,
-    obligation: &str,
-    step_name: &str,
-    escalated: bool,
-    format: PreviewFormat,
+    p: &Preview<'_>,
     now: DateTime<Utc>,
 ) -> Result<String> {
+    let Preview {
+        obligation,
+        step: step_name,
+        escalated,
+        channel,
+        format,
+    } = *p;
     let parts: Vec<&str> = obligation.split('/').collect();
     let [rule_id, period_id, unit_id] = parts[..] else {
         bail!("write the obligation as RULE/PERIOD/UNIT, e.g. bao-cao-9-thang/2025-9M/vp");
@@ -163,22 +210,47 @@ pub(super) fn preview(
             context::ack_url(cfg, "<ma-xac-nhan>")
         }
     };
-    let ctx = context::with_ack_url(context::reminder(cfg, &occ, ui, step, to), &url);
-    let rendered = templates.render(context::template_kind(step, to), &ctx)?;
-    let to_addr = cfg.units[recipient_unit].email.first().ok_or_else(|| {
-        anyhow!(
-            "unit `{}` has no email address",
-            cfg.units[recipient_unit].id
-        )
-    })?;
-    let id = email::message_id(&okey, step_name, to_addr, &email::from_domain(cfg));
+    let mut ctx = context::with_ack_url(context::reminder(cfg, &occ, ui, step, to), &url);
+    let button = telegram::button_url_ok(&cfg.organization.public_url);
+    ctx["ack_button"] = json!(button);
+    let kind = context::template_kind(step, to);
+    let rendered = templates.render_for(channel, kind, &ctx)?;
+    let to_addr = cfg.units[recipient_unit]
+        .addresses()
+        .into_iter()
+        .find(|(c, _)| *c == channel)
+        .map(|(_, a)| a)
+        .ok_or_else(|| {
+            anyhow!(
+                "unit `{}` has no {channel} address",
+                cfg.units[recipient_unit].id
+            )
+        })?;
+    let id = message_id(&okey, step_name, channel, to_addr, &email::from_domain(cfg));
     let out = Outgoing {
+        channel,
+        key: &okey,
+        kind,
+        context: &ctx,
         to_name: Some(&cfg.units[recipient_unit].name),
         to: to_addr,
         message_id: &id,
         rendered: &rendered,
         date: now,
     };
+    match channel {
+        Channel::Telegram => {
+            let body = telegram::TelegramSender::body(&out)?;
+            return Ok(format!("{}\n", serde_json::to_string_pretty(&body)?));
+        }
+        Channel::Webhook => {
+            return Ok(format!(
+                "{}\n",
+                serde_json::to_string_pretty(&webhook::event(&out))?
+            ));
+        }
+        Channel::Email => {}
+    }
     let msg = Envelope::of(cfg)?.build(&out)?;
     Ok(match format {
         PreviewFormat::Eml => String::from_utf8_lossy(&msg.formatted()).into_owned(),

@@ -17,6 +17,7 @@ use crate::checked;
 use crate::clock;
 use crate::config::{self, Config, Severity};
 use crate::plan::{self, Filter};
+use crate::state::Channel;
 
 mod daemon;
 mod mail;
@@ -137,9 +138,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
         format: StatusFormat,
     },
-    /// Send one test email with the configured transport.
+    /// Send one test message on a channel (email by default).
     SendTest {
-        /// The address to send to.
+        /// The channel: email, telegram or webhook.
+        #[arg(long, default_value = "email", value_parser = channel_arg)]
+        channel: Channel,
+        /// The address, chat id or URL to send to.
         #[arg(long)]
         to: String,
     },
@@ -154,10 +158,22 @@ pub enum Command {
         /// Show the copy sent to the escalation units (for an escalated step).
         #[arg(long)]
         escalated: bool,
+        /// The channel: email (the message), telegram (the sendMessage request with its
+        /// HTML), webhook (the JSON event).
+        #[arg(long, default_value = "email", value_parser = channel_arg)]
+        channel: Channel,
         /// `text`: headers, text and HTML parts; `eml`: the message as sent, encoded.
         #[arg(long, value_enum, default_value_t = PreviewFormat::Text)]
         format: PreviewFormat,
     },
+}
+
+/// A `--channel` value.
+fn channel_arg(s: &str) -> std::result::Result<Channel, String> {
+    s.parse().map_err(|_| {
+        let all: Vec<&str> = Channel::ALL.iter().map(|c| c.as_str()).collect();
+        format!("`{s}` is not a channel; use one of {}", all.join(", "))
+    })
 }
 
 /// Runs a parsed command line, on the clock `NHACVIEC_CLOCK` sets (the wall clock when it
@@ -220,18 +236,26 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             emit(&text)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::SendTest { to } => {
+        Command::SendTest { channel, to } => {
             let (cfg, templates) = load_checked_or_explain(&cli.config, now)?;
-            mail::send_test(&cfg, &templates, &to, now)
+            mail::send_test(&cfg, &templates, channel, &to, now)
         }
         Command::Preview {
             obligation,
             step,
             escalated,
+            channel,
             format,
         } => {
             let (cfg, templates) = load_checked_or_explain(&cli.config, now)?;
-            let text = mail::preview(&cfg, &templates, &obligation, &step, escalated, format, now)?;
+            let p = mail::Preview {
+                obligation: &obligation,
+                step: &step,
+                escalated,
+                channel,
+                format,
+            };
+            let text = mail::preview(&cfg, &templates, &p, now)?;
             emit(&text)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -24,6 +24,7 @@ use chrono_tz::Tz;
 
 use crate::calendar::Calendar;
 pub use diag::{Diagnostic, Severity};
+pub use rules::{is_chat_id, is_loopback, webhook_url_problem};
 
 /// The default location of the config file.
 pub const DEFAULT_PATH: &str = "/etc/nhacviec/nhacviec.toml";
@@ -105,6 +106,14 @@ pub enum Secret {
 }
 
 impl Secret {
+    /// Where it is, for messages: "file /etc/nhacviec/secrets/x", "variable X".
+    pub fn origin(&self) -> String {
+        match self {
+            Secret::File(p) => format!("file {}", p.display()),
+            Secret::Env(v) => format!("variable {v}"),
+        }
+    }
+
     /// Reads the secret now (surrounding whitespace, such as a final newline, is dropped).
     pub fn read(&self) -> std::io::Result<String> {
         match self {
@@ -200,13 +209,18 @@ pub struct Telegram {
     pub bot_token: Secret,
     /// The Bot API base URL.
     pub api_url: String,
+    /// Send rate limit over all chats (Telegram allows about 30 a second).
+    pub max_per_minute: u32,
 }
 
 /// `[channels.webhook]`.
 #[derive(Debug, Clone)]
 pub struct Webhook {
-    /// The signing secret (Standard Webhooks).
-    pub secret: Secret,
+    /// The signing secrets (Standard Webhooks `whsec_…`): one, or the new and the old one
+    /// while a secret is rotated (each message is signed with both).
+    pub secrets: Vec<Secret>,
+    /// Send rate limit over all endpoints.
+    pub max_per_minute: u32,
 }
 
 /// A step offset: `14d`, `3wd`, `2h`, `30m`.
@@ -333,8 +347,28 @@ pub struct Unit {
     pub escalate_to: Vec<usize>,
     /// A Telegram chat id.
     pub telegram: Option<String>,
-    /// A webhook URL.
-    pub webhook: Option<String>,
+    /// Webhook URLs.
+    pub webhook: Vec<String>,
+}
+
+impl Unit {
+    /// Every address of the unit, channel by channel: its emails, its Telegram chat, its
+    /// webhooks. A step goes to each.
+    pub fn addresses(&self) -> Vec<(crate::state::Channel, &str)> {
+        use crate::state::Channel;
+        let mut out: Vec<(Channel, &str)> = self
+            .email
+            .iter()
+            .map(|a| (Channel::Email, a.as_str()))
+            .collect();
+        out.extend(
+            self.telegram
+                .iter()
+                .map(|t| (Channel::Telegram, t.as_str())),
+        );
+        out.extend(self.webhook.iter().map(|w| (Channel::Webhook, w.as_str())));
+        out
+    }
 }
 
 /// `[[group]]`: a named set of units.

@@ -199,18 +199,44 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
             );
             let api_url = tg
                 .str(cx, "api_url")
-                .map(|u| u.v.trim_end_matches('/').to_string())
+                .map(|u| {
+                    if let Some(why) = super::rules::webhook_url_problem(&u.v) {
+                        cx.error(u.span.clone(), format!("`api_url` `{}` {why}", u.v));
+                    }
+                    u.v.trim_end_matches('/').to_string()
+                })
                 .unwrap_or_else(|| "https://api.telegram.org".into());
+            let max_per_minute = per_minute(cx, &mut tg, "channels.telegram", 1800);
             match token {
-                Some(bot_token) => channels.telegram = Some(Telegram { bot_token, api_url }),
+                Some(bot_token) => {
+                    channels.telegram = Some(Telegram {
+                        bot_token,
+                        api_url,
+                        max_per_minute,
+                    });
+                }
                 None => tg.missing(cx, "bot_token_file"),
             }
             tg.finish(cx);
         }
         if let Some(mut wh) = t.table(cx, "webhook") {
-            match secret(cx, &mut wh, "secret_file", "secret_env", base, &mut secrets) {
-                Some(secret) => channels.webhook = Some(Webhook { secret }),
-                None => wh.missing(cx, "secret_file"),
+            let secrets = secret_list(
+                cx,
+                &mut wh,
+                "secret_file",
+                "secret_env",
+                base,
+                &mut secrets,
+                2,
+            );
+            let max_per_minute = per_minute(cx, &mut wh, "channels.webhook", 600);
+            if secrets.is_empty() {
+                wh.missing(cx, "secret_file");
+            } else {
+                channels.webhook = Some(Webhook {
+                    secrets,
+                    max_per_minute,
+                });
             }
             wh.finish(cx);
         }
@@ -304,5 +330,22 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
         groups,
         rules,
         secrets,
+    }
+}
+
+/// `max_per_minute` of a channel: a positive number, `default` when absent.
+fn per_minute(cx: &mut Cx, t: &mut Tbl, section: &str, default: u32) -> u32 {
+    match t.int(cx, "max_per_minute") {
+        None => default,
+        Some(n) => u32::try_from(n.v)
+            .ok()
+            .filter(|&v| v > 0)
+            .unwrap_or_else(|| {
+                cx.error(
+                    n.span,
+                    format!("`{section}.max_per_minute` must be a positive number"),
+                );
+                default
+            }),
     }
 }

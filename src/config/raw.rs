@@ -44,7 +44,7 @@ pub(super) struct RawUnit {
     pub(super) email_given: bool,
     pub(super) escalate_to: Vec<At<String>>,
     pub(super) telegram: Option<At<String>>,
-    pub(super) webhook: Option<String>,
+    pub(super) webhook: Vec<String>,
     pub(super) span: std::ops::Range<usize>,
 }
 
@@ -201,6 +201,53 @@ pub(super) fn addresses(cx: &mut Cx, t: &mut Tbl, key: &'static str) -> Vec<Stri
         }
     }
     out
+}
+
+/// Secrets given as a file, a list of files (a secret being rotated: the first is the new
+/// one) or an environment variable; at most `max` of them.
+pub(super) fn secret_list(
+    cx: &mut Cx,
+    t: &mut Tbl,
+    file_key: &'static str,
+    env_key: &'static str,
+    base: &Path,
+    secrets: &mut Vec<(At<String>, Secret)>,
+    max: usize,
+) -> Vec<Secret> {
+    let files = t.str_list(cx, file_key);
+    let env = t.str(cx, env_key);
+    match (files, env) {
+        (Some(_), Some(e)) => {
+            cx.error(
+                e.span,
+                format!("give either `{file_key}` or `{env_key}`, not both"),
+            );
+            Vec::new()
+        }
+        (Some(files), None) => {
+            if files.len() > max {
+                cx.error(
+                    files[max].span.clone(),
+                    format!("`{file_key}` lists at most {max} files (the new secret and the old one while it is rotated)"),
+                );
+            }
+            files
+                .into_iter()
+                .take(max)
+                .map(|f| {
+                    let s = Secret::File(rel(base, &f.v));
+                    secrets.push((f, s.clone()));
+                    s
+                })
+                .collect()
+        }
+        (None, Some(e)) => {
+            let s = Secret::Env(e.v.clone());
+            secrets.push((e, s.clone()));
+            vec![s]
+        }
+        (None, None) => Vec::new(),
+    }
 }
 
 pub(super) fn secret(

@@ -305,20 +305,11 @@ fn resolve_unit(cx: &mut Cx, names: &Names, raw: &Raw, u: &RawUnit) -> Unit {
             format!("unit `{}` escalates to itself", u.id.v),
         );
     }
-    if !u.email_given && u.telegram.is_none() && u.webhook.is_none() {
+    if !u.email_given && u.telegram.is_none() && u.webhook.is_empty() {
         cx.error(
             u.span.clone(),
             format!(
                 "unit `{}` has no way to reach it: give it an `email` (or `telegram`, `webhook`)",
-                u.id.v
-            ),
-        );
-    }
-    if !u.email_given && (u.telegram.is_some() || u.webhook.is_some()) {
-        cx.warning(
-            u.span.clone(),
-            format!(
-                "unit `{}` has no `email`: this version sends email only (telegram and webhook delivery are not built yet), so it gets no reminders",
                 u.id.v
             ),
         );
@@ -332,7 +323,7 @@ fn resolve_unit(cx: &mut Cx, names: &Names, raw: &Raw, u: &RawUnit) -> Unit {
             ),
         );
     }
-    if u.webhook.is_some() && raw.channels.webhook.is_none() {
+    if !u.webhook.is_empty() && raw.channels.webhook.is_none() {
         cx.error(
             u.span.clone(),
             format!(

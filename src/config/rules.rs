@@ -109,6 +109,54 @@ pub(super) fn read_policy(cx: &mut Cx, t: &mut Tbl, name: &str) -> Policy {
     }
 }
 
+/// A Telegram chat id: a number (negative for groups and channels) or a public `@name`
+/// (5 to 32 letters, digits and underscores, starting with a letter).
+pub fn is_chat_id(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if !digits.is_empty() && digits.len() <= 20 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
+    s.strip_prefix('@').is_some_and(|n| {
+        (5..=32).contains(&n.len())
+            && n.starts_with(|c: char| c.is_ascii_alphabetic())
+            && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
+}
+
+/// Why a webhook URL cannot be used, if it cannot: it must be `https://`, or `http://` to
+/// a loopback address (a receiver on the same server), with a host.
+pub fn webhook_url_problem(url: &str) -> Option<&'static str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Some("is not a URL (write https://host/path)");
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("is not a URL (write https://host/path)");
+    }
+    match scheme.as_str() {
+        "https" => None,
+        "http" if is_loopback(host) => None,
+        "http" => Some(
+            "is not https: webhooks go over https, except to a receiver on this server (127.0.0.1, ::1, localhost)",
+        ),
+        _ => Some("is not an https URL"),
+    }
+}
+
+/// `localhost` or a loopback address.
+pub fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 pub(super) fn read_unit(cx: &mut Cx, t: &mut Tbl) -> Option<RawUnit> {
     let id = id_field(cx, t, "unit");
     let name = t.req_line(cx, "name");
@@ -118,25 +166,29 @@ pub(super) fn read_unit(cx: &mut Cx, t: &mut Tbl) -> Option<RawUnit> {
     let telegram = match t.get("telegram") {
         None => None,
         Some(v) => match (str_of(v), int_of(v)) {
-            (Some(s), _) => Some(At::new(s.to_string(), v.span())),
+            (Some(s), _) if is_chat_id(s) => Some(At::new(s.to_string(), v.span())),
             (None, Some(n)) => Some(At::new(n.to_string(), v.span())),
             _ => {
                 cx.error(
                     v.span(),
-                    "`unit.telegram` must be a chat id, e.g. \"-1001234567\"",
+                    "`unit.telegram` must be a chat id (\"-1001234567\" for a group, a number for a person) or a public channel's \"@name\"; see docs/channels.md for how to find it",
                 );
                 None
             }
         },
     };
-    let webhook = t.str(cx, "webhook").and_then(|w| {
-        if w.v.starts_with("https://") || w.v.starts_with("http://") {
-            Some(w.v)
-        } else {
-            cx.error(w.span, format!("webhook `{}` is not an http(s) URL", w.v));
-            None
-        }
-    });
+    let webhook = t
+        .str_list(cx, "webhook")
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|w| match webhook_url_problem(&w.v) {
+            None => Some(w.v),
+            Some(why) => {
+                cx.error(w.span, format!("webhook `{}` {why}", w.v));
+                None
+            }
+        })
+        .collect();
     Some(RawUnit {
         id: id?,
         name: name.map(|n| n.v),

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{Value, json};
 
+use super::channel::message_id;
 use super::email;
 use crate::config::Config;
 use crate::present;
@@ -166,21 +167,22 @@ pub fn context(
     }))
 }
 
-/// Who gets the digest: (name, address), the `digest.to` units' addresses and the admins,
-/// each address once.
-pub fn recipients(cfg: &Config) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
+/// Who gets the digest: (name, channel, address), every address of the `digest.to` units on
+/// each of their channels, and the admins, each address once.
+pub fn recipients(cfg: &Config) -> Vec<(String, Channel, String)> {
+    let mut out: Vec<(String, Channel, String)> = Vec::new();
+    let mut add = |name: &str, channel: Channel, a: &str| {
+        if !out.iter().any(|(_, c, x)| *c == channel && x == a) {
+            out.push((name.to_string(), channel, a.to_string()));
+        }
+    };
     for &u in &cfg.digest.to {
-        for a in &cfg.units[u].email {
-            if !out.iter().any(|(_, x)| x == a) {
-                out.push((cfg.units[u].name.clone(), a.clone()));
-            }
+        for (channel, a) in cfg.units[u].addresses() {
+            add(&cfg.units[u].name, channel, a);
         }
     }
     for a in &cfg.organization.admins {
-        if !out.iter().any(|(_, x)| x == a) {
-            out.push((super::notices::ADMIN_NAME.into(), a.clone()));
-        }
+        add(super::notices::ADMIN_NAME, Channel::Email, a);
     }
     out
 }
@@ -191,17 +193,17 @@ pub fn messages(cfg: &Config, ctx: &Value, day: NaiveDate, now: DateTime<Utc>) -
     let domain = email::from_domain(cfg);
     recipients(cfg)
         .into_iter()
-        .map(|(name, addr)| {
+        .map(|(name, channel, addr)| {
             let mut c = ctx.clone();
             c["recipient"] = json!({"name": name});
             Message::new(
                 key.clone(),
                 "digest".into(),
-                Channel::Email,
+                channel,
                 addr.clone(),
                 TemplateKind::Digest,
                 c,
-                email::message_id(&key, "digest", &addr, &domain),
+                message_id(&key, "digest", channel, &addr, &domain),
                 now,
             )
         })
@@ -290,7 +292,7 @@ mod tests {
 
     #[test]
     fn each_address_once() {
-        let got: Vec<String> = recipients(&cfg()).into_iter().map(|(_, a)| a).collect();
+        let got: Vec<String> = recipients(&cfg()).into_iter().map(|(_, _, a)| a).collect();
         assert_eq!(
             got,
             [

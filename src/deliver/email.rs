@@ -18,7 +18,6 @@ use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
-use sha2::{Digest, Sha256};
 
 use super::channel::{Outgoing, SendError, Sender, Sending};
 use super::smtp;
@@ -36,24 +35,6 @@ pub fn from_domain(cfg: &Config) -> String {
         .unwrap_or("localhost")
         .trim()
         .to_string()
-}
-
-/// A Message-ID that names the message: `<rule.period.unit.step.r1a2b3c4@domain>`. It is
-/// derived from the outbox key, so it is the same for every attempt.
-pub fn message_id(obligation: &str, step: &str, recipient: &str, domain: &str) -> String {
-    let digest = Sha256::digest(recipient.as_bytes());
-    let tag: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-    let name: String = obligation
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '.'
-            }
-        })
-        .collect();
-    format!("<{name}.{step}.r{tag}@{domain}>")
 }
 
 /// A display name fit for a header: control characters (CR, LF, tabs) become spaces.
@@ -321,43 +302,5 @@ fn classify(e: lettre::transport::smtp::Error) -> SendError {
             "the server closed the connection without answering: the message may or may not have arrived; it is sent again (same Message-ID)".into(),
         ),
         _ => SendError::Transient(text),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_ids_name_the_message_and_are_stable() {
-        let a = message_id(
-            "bao-cao-9-thang/2025-9M/vp",
-            "before-7d",
-            "vp@example.invalid",
-            "example.invalid",
-        );
-        assert!(
-            a.starts_with("<bao-cao-9-thang.2025-9M.vp.before-7d.r"),
-            "{a}"
-        );
-        assert!(a.ends_with("@example.invalid>"));
-        assert_eq!(
-            a,
-            message_id(
-                "bao-cao-9-thang/2025-9M/vp",
-                "before-7d",
-                "vp@example.invalid",
-                "example.invalid"
-            )
-        );
-        assert_ne!(
-            a,
-            message_id(
-                "bao-cao-9-thang/2025-9M/vp",
-                "before-7d",
-                "lanhdao@example.invalid",
-                "example.invalid"
-            )
-        );
     }
 }

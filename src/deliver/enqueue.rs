@@ -3,6 +3,7 @@
 
 use chrono::Utc;
 
+use super::channel::message_id;
 use super::context::{self, Recipient};
 use super::email;
 use crate::config::Config;
@@ -27,9 +28,9 @@ pub fn occurrence_record(cfg: &Config, occ: &Occurrence) -> OccurrenceRecord {
     }
 }
 
-/// The rows for one step of `occ` for the given units: their obligations, and one email per
-/// address of each unit, plus, for an escalated step, one per address of each unit it
-/// escalates to. `skipped` records the messages without sending them (a step missed while
+/// The rows for one step of `occ` for the given units: their obligations, and one message per
+/// address of each unit on each of its channels, plus, for an escalated step, one per address
+/// of each unit it escalates to. `skipped` records the messages without sending them (a step missed while
 /// the daemon was down).
 pub fn step_rows(
     cfg: &Config,
@@ -51,26 +52,26 @@ pub fn step_rows(
             key: okey.clone(),
             token_hash: token::hash(&key.token(&okey)),
         });
-        let mut add = |to: Recipient, addr: &str| {
+        let mut add = |to: Recipient, channel: Channel, addr: &str| {
             let m = Message::new(
                 okey.clone(),
                 step_name.clone(),
-                Channel::Email,
+                channel,
                 addr.to_string(),
                 context::template_kind(step, to),
                 context::reminder(cfg, occ, u, step, to),
-                email::message_id(&okey, &step_name, addr, &domain),
+                message_id(&okey, &step_name, channel, addr, &domain),
                 not_before,
             );
             messages.push(if skipped { m.skipped() } else { m });
         };
-        for addr in &cfg.units[u].email {
-            add(Recipient::Unit, addr);
+        for (channel, addr) in cfg.units[u].addresses() {
+            add(Recipient::Unit, channel, addr);
         }
         if step.escalate {
             for &e in &cfg.units[u].escalate_to {
-                for addr in &cfg.units[e].email {
-                    add(Recipient::Escalation(e), addr);
+                for (channel, addr) in cfg.units[e].addresses() {
+                    add(Recipient::Escalation(e), channel, addr);
                 }
             }
         }

@@ -12,10 +12,13 @@ pub mod context;
 pub mod digest;
 pub mod email;
 pub mod enqueue;
+pub mod http;
 pub mod notices;
 pub mod outbox;
 pub mod smtp;
+pub mod telegram;
 pub mod templates;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -46,9 +49,12 @@ impl Applied {
     /// and CA file now, so a problem with them is reported at start or reload, not at the
     /// first send.
     pub fn new(config: Config, templates: Templates) -> anyhow::Result<Applied> {
-        let mailer = email::Mailer::new(&config)?;
         let mut senders: HashMap<Channel, Arc<dyn Sender>> = HashMap::new();
-        senders.insert(Channel::Email, Arc::new(mailer));
+        for &channel in Channel::ALL {
+            if let Some(s) = sender_for(&config, channel)? {
+                senders.insert(channel, s);
+            }
+        }
         Ok(Applied {
             config: Arc::new(config),
             templates,
@@ -67,11 +73,31 @@ impl Applied {
         self.senders.get(&channel).map(|s| &**s)
     }
 
-    /// "SMTP mail.example.invalid:587 (STARTTLS)", for the log.
+    /// "SMTP mail.example.invalid:587 (STARTTLS)", and the other channels, for the log.
     pub fn describe(&self) -> String {
-        self.sender(Channel::Email)
-            .map_or_else(|| "no email".to_string(), |s| s.describe().to_string())
+        Channel::ALL
+            .iter()
+            .filter_map(|&c| self.sender(c).map(|s| s.describe().to_string()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
+}
+
+/// The sender of `channel` under `cfg`, or `None` when the config does not set the channel
+/// up. Reads its secrets now: a missing or malformed one is an error naming where it is,
+/// never its value.
+pub fn sender_for(cfg: &Config, channel: Channel) -> anyhow::Result<Option<Arc<dyn Sender>>> {
+    Ok(match channel {
+        Channel::Email => Some(Arc::new(email::Mailer::new(cfg)?)),
+        Channel::Telegram => match &cfg.channels.telegram {
+            Some(tg) => Some(Arc::new(telegram::TelegramSender::new(tg)?)),
+            None => None,
+        },
+        Channel::Webhook => match &cfg.channels.webhook {
+            Some(wh) => Some(Arc::new(webhook::WebhookSender::new(wh)?)),
+            None => None,
+        },
+    })
 }
 
 /// The [`Applied`] in force, shared by the engine, the outbox and the pages.

@@ -7,6 +7,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::channel::message_id;
 use super::email;
 use crate::config::Config;
 use crate::present;
@@ -53,7 +54,7 @@ pub fn done_notices(
                 m.recipient.clone(),
                 TemplateKind::Resolved,
                 c,
-                email::message_id(key, "done-notice", &m.recipient, &domain),
+                message_id(key, "done-notice", m.channel, &m.recipient, &domain),
                 done_at,
             )
         })
@@ -89,7 +90,7 @@ pub fn config_rejected(
                 a.clone(),
                 TemplateKind::ConfigError,
                 ctx.clone(),
-                email::message_id(&key, "notice", a, &domain),
+                message_id(&key, "notice", Channel::Email, a, &domain),
                 now,
             )
         })

@@ -1,11 +1,13 @@
 //! The outbox worker: claims due messages, renders and sends them, records each outcome.
 //!
 //! A step returns an [`Outcome`] so callers (the engine, tests, benchmarks) drive it to
-//! completion. Messages are sent a few at a time, no faster than `max_per_minute`, and each
-//! outcome is written as soon as it is known, so a crash leaves only the messages actually in
-//! flight marked `sending`; the next start sends those again (at least once, with the same
-//! Message-ID). A transient failure is retried with exponential backoff from 1 minute to 1
-//! hour for 48 hours, then marked failed; a permanent one is failed at once. A render or send
+//! completion. Each channel has its own lane: [`PARALLEL`] sends at a time, no faster than
+//! its `max_per_minute`, so a slow webhook receiver never holds up the mail. Each outcome is
+//! written as soon as it is known, so a crash leaves only the messages actually in flight
+//! marked `sending`; the next start sends those again (at least once, with the same
+//! Message-ID or `webhook-id`). A transient failure is retried with exponential backoff
+//! from 1 minute to 1 hour, and not before the instant the other side named (`Retry-After`),
+//! for 48 hours, then marked failed; a permanent one is failed at once. A render or send
 //! that panics fails its message with the reason (it would panic again), and never leaves it
 //! `sending`. Nothing is deleted and every error is kept on its row.
 
@@ -18,15 +20,16 @@ use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinSet;
 
 use super::channel::{Outgoing, SendError};
-use super::{Applied, Current, context};
+use super::{Applied, Current, context, telegram};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::state::Channel;
 use crate::store::{Message, Store, StoreError};
 use crate::token::TokenKey;
 
 /// How many messages one step sends at most (then the engine looks at the clock again).
 pub const BATCH: usize = 64;
-/// How many sends run at once (the SMTP pool holds up to 4 connections).
+/// How many sends of one channel run at once (the SMTP pool holds up to 4 connections).
 pub const PARALLEL: usize = 4;
 /// How long one drain sends before it lets the engine look around.
 pub const DRAIN_BUDGET: StdDuration = StdDuration::from_secs(45);
@@ -54,6 +57,12 @@ impl Outcome {
     /// Messages handled.
     pub fn total(&self) -> usize {
         self.sent + self.retried + self.failed
+    }
+
+    fn add(&mut self, o: Outcome) {
+        self.sent += o.sent;
+        self.retried += o.retried;
+        self.failed += o.failed;
     }
 }
 
@@ -83,12 +92,13 @@ impl Limiter {
 
 /// The outbox worker.
 pub struct Outbox {
-    stopping: std::sync::atomic::AtomicBool,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
     current: Arc<Current>,
     key: TokenKey,
-    limiter: Arc<Limiter>,
+    /// One rate limit per channel, in [`Channel::ALL`] order.
+    limiters: Vec<(Channel, Arc<Limiter>)>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -97,9 +107,23 @@ impl std::fmt::Debug for Outbox {
     }
 }
 
-fn interval(cfg: &Config) -> StdDuration {
-    let per_minute = cfg.email.smtp.as_ref().map_or(0, |s| s.max_per_minute);
-    if per_minute == 0 || cfg.email.transport == crate::config::Transport::File {
+/// The time between two sends of `channel` under its `max_per_minute` (none for files).
+fn interval(cfg: &Config, channel: Channel) -> StdDuration {
+    let per_minute = match channel {
+        Channel::Email if cfg.email.transport == crate::config::Transport::File => 0,
+        Channel::Email => cfg.email.smtp.as_ref().map_or(0, |s| s.max_per_minute),
+        Channel::Telegram => cfg
+            .channels
+            .telegram
+            .as_ref()
+            .map_or(0, |t| t.max_per_minute),
+        Channel::Webhook => cfg
+            .channels
+            .webhook
+            .as_ref()
+            .map_or(0, |w| w.max_per_minute),
+    };
+    if per_minute == 0 {
         StdDuration::ZERO
     } else {
         StdDuration::from_secs(60) / per_minute
@@ -115,17 +139,24 @@ impl Outbox {
         current: Arc<Current>,
         key: TokenKey,
     ) -> Outbox {
-        let limiter = Arc::new(Limiter {
-            interval: interval(&current.config()),
-            next: Mutex::new(tokio::time::Instant::now()),
-        });
+        let cfg = current.config();
+        let limiters = Channel::ALL
+            .iter()
+            .map(|&c| {
+                let limiter = Limiter {
+                    interval: interval(&cfg, c),
+                    next: Mutex::new(tokio::time::Instant::now()),
+                };
+                (c, Arc::new(limiter))
+            })
+            .collect();
         Outbox {
-            stopping: std::sync::atomic::AtomicBool::new(false),
+            stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             store,
             clock,
             current,
             key,
-            limiter,
+            limiters,
         }
     }
 
@@ -135,9 +166,8 @@ impl Outbox {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Sends up to [`BATCH`] due messages, [`PARALLEL`] at a time; returns what happened.
-    /// A message is claimed (marked `sending`) only when a sender is free to take it, so at
-    /// most [`PARALLEL`] rows are `sending` at any moment: exactly those in flight.
+    /// Sends up to [`BATCH`] due messages of each channel, each channel in its own lane;
+    /// returns what happened.
     pub async fn step(&self) -> Result<Outcome, StoreError> {
         if self
             .store
@@ -147,41 +177,29 @@ impl Outbox {
             return Ok(Outcome::default());
         }
         let applied = self.current.get();
-        let sem = Arc::new(Semaphore::new(PARALLEL));
-        let mut tasks = JoinSet::new();
+        let mut lanes = JoinSet::new();
+        for (channel, limiter) in &self.limiters {
+            let lane = Lane {
+                channel: *channel,
+                limiter: limiter.clone(),
+                stopping: self.stopping.clone(),
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                applied: applied.clone(),
+                key: self.key.clone(),
+            };
+            lanes.spawn(lane.step());
+        }
         let mut out = Outcome::default();
-        for _ in 0..BATCH {
-            let Ok(permit) = sem.clone().acquire_owned().await else {
-                break;
-            };
-            if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                break;
-            }
-            // Wait for the rate limit first, so the attempt is recorded when it is made.
-            self.limiter.wait().await;
-            let Some(m) = self.store.claim_due(self.clock.now(), 1)?.pop() else {
-                break;
-            };
-            let (store, clock, applied, key) = (
-                self.store.clone(),
-                self.clock.clone(),
-                applied.clone(),
-                self.key.clone(),
-            );
-            tasks.spawn(async move {
-                let r = deliver(&store, clock, applied, key, m).await;
-                drop(permit);
-                r
-            });
-            // Collect what has finished, so an error surfaces early.
-            while let Some(joined) = tasks.try_join_next() {
-                tally(&mut out, joined)?;
+        let mut error = None;
+        while let Some(joined) = lanes.join_next().await {
+            match joined {
+                Ok(Ok(o)) => out.add(o),
+                Ok(Err(e)) => error = Some(e),
+                Err(e) => tracing::error!(error = %e, "an outbox lane failed"),
             }
         }
-        while let Some(joined) = tasks.join_next().await {
-            tally(&mut out, joined)?;
-        }
-        Ok(out)
+        error.map_or(Ok(out), Err)
     }
 
     /// Runs steps until nothing is due now, or for about [`DRAIN_BUDGET`]; returns the
@@ -199,10 +217,67 @@ impl Outbox {
             if o.total() == 0 {
                 return Ok(total);
             }
-            total.sent += o.sent;
-            total.retried += o.retried;
-            total.failed += o.failed;
+            total.add(o);
         }
+    }
+}
+
+/// One channel's share of a step: its messages, its rate limit, its senders.
+struct Lane {
+    channel: Channel,
+    limiter: Arc<Limiter>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    applied: Arc<Applied>,
+    key: TokenKey,
+}
+
+impl Lane {
+    /// Sends up to [`BATCH`] due messages of the lane's channel, [`PARALLEL`] at a time. A
+    /// message is claimed (marked `sending`) only when a sender is free to take it, so at
+    /// most [`PARALLEL`] rows of a channel are `sending` at any moment: exactly those in
+    /// flight.
+    async fn step(self) -> Result<Outcome, StoreError> {
+        let sem = Arc::new(Semaphore::new(PARALLEL));
+        let mut tasks = JoinSet::new();
+        let mut out = Outcome::default();
+        for _ in 0..BATCH {
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                break;
+            };
+            if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            // Wait for the rate limit first, so the attempt is recorded when it is made.
+            self.limiter.wait().await;
+            let Some(m) = self
+                .store
+                .claim_due_on(self.clock.now(), Some(self.channel), 1)?
+                .pop()
+            else {
+                break;
+            };
+            let (store, clock, applied, key) = (
+                self.store.clone(),
+                self.clock.clone(),
+                self.applied.clone(),
+                self.key.clone(),
+            );
+            tasks.spawn(async move {
+                let r = deliver(&store, clock, applied, key, m).await;
+                drop(permit);
+                r
+            });
+            // Collect what has finished, so an error surfaces early.
+            while let Some(joined) = tasks.try_join_next() {
+                tally(&mut out, joined)?;
+            }
+        }
+        while let Some(joined) = tasks.join_next().await {
+            tally(&mut out, joined)?;
+        }
+        Ok(out)
     }
 }
 
@@ -245,12 +320,21 @@ async fn attempt(
     if m.template.step_kind().is_some() {
         ctx = context::with_ack_url(ctx, &context::ack_url(cfg, &key.token(&m.obligation)));
     }
-    let rendered = match applied.templates.render(kind, &ctx) {
+    if m.channel == Channel::Telegram {
+        ctx["ack_button"] = serde_json::json!(
+            ctx.get("ack_url").is_some() && telegram::button_url_ok(&cfg.organization.public_url)
+        );
+    }
+    let rendered = match applied.templates.render_for(m.channel, kind, &ctx) {
         Ok(r) => r,
         Err(e) => return (None, Err(SendError::Permanent(e.to_string()))),
     };
     let name = ctx.pointer("/recipient/name").and_then(Value::as_str);
     let out = Outgoing {
+        channel: m.channel,
+        key: &m.obligation,
+        kind,
+        context: &ctx,
         to_name: name,
         to: &m.recipient,
         message_id: &m.message_id,
@@ -315,18 +399,28 @@ async fn deliver(
             tracing::info!(%obligation, %step, %channel, attempts = m.attempts, "message sent");
             Delivered::Sent
         }
-        Err(SendError::Transient(e)) if now - first_attempt < RETRY_FOR => {
+        Err(SendError::Transient(e) | SendError::RetryAt(e, _))
+            if now - first_attempt >= RETRY_FOR =>
+        {
+            let e = format!("gave up after {} h of retries: {e}", RETRY_FOR.num_hours());
+            store.mark_failed(m.id, &e, subject)?;
+            tracing::error!(%obligation, %step, %channel, attempts = m.attempts, error = %e, "message failed");
+            Delivered::Failed
+        }
+        Err(SendError::Transient(e)) => {
             let next = now + backoff(m.attempts);
             store.mark_retry(m.id, next, &e, subject)?;
             tracing::warn!(%obligation, %step, %channel, attempts = m.attempts, error = %e,
                 next_attempt = %next.to_rfc3339(), "message not sent; will retry");
             Delivered::Retry
         }
-        Err(SendError::Transient(e)) => {
-            let e = format!("gave up after {} h of retries: {e}", RETRY_FOR.num_hours());
-            store.mark_failed(m.id, &e, subject)?;
-            tracing::error!(%obligation, %step, %channel, attempts = m.attempts, error = %e, "message failed");
-            Delivered::Failed
+        Err(SendError::RetryAt(e, at)) => {
+            // The other side's instant, but never sooner than the backoff.
+            let next = at.max(now + backoff(m.attempts));
+            store.mark_retry(m.id, next, &e, subject)?;
+            tracing::warn!(%obligation, %step, %channel, attempts = m.attempts, error = %e,
+                next_attempt = %next.to_rfc3339(), "message not sent; will retry when asked");
+            Delivered::Retry
         }
         Err(SendError::Permanent(e)) => {
             store.mark_failed(m.id, &e, subject)?;

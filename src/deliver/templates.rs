@@ -1,7 +1,8 @@
 //! Message templates (minijinja): built-in Vietnamese defaults, overridable file by file.
 //!
-//! Each message kind has three templates: `KIND.subject.j2`, `KIND.txt.j2`, `KIND.html.j2`;
-//! names starting with `_` are shared parts (`_layout.html.j2`, `_details.txt.j2`, …). The
+//! Each message kind has four templates: `KIND.subject.j2`, `KIND.txt.j2`, `KIND.html.j2`
+//! (email and webhook) and `KIND.telegram.j2` (Telegram's HTML subset); names starting with
+//! `_` are shared parts (`_layout.html.j2`, `_details.txt.j2`, …). The
 //! defaults are compiled in from `config/templates/`; a file of the same name in the config's
 //! templates folder replaces one. Undefined variables are errors (strict mode), HTML templates
 //! escape what they print, and [`Templates::check`] renders every kind on sample data so that
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::config::Diagnostic;
 use crate::config::diag::{Diagnostics, Source};
-use crate::state::TemplateKind;
+use crate::state::{Channel, TemplateKind};
 
 macro_rules! builtin {
     ($($name:literal),* $(,)?) => {
@@ -28,30 +29,39 @@ pub const BUILTIN: &[(&str, &str)] = builtin![
     "_details.html.j2",
     "_details.txt.j2",
     "_footer.txt.j2",
+    "_details.telegram.j2",
     "before.subject.j2",
     "before.txt.j2",
     "before.html.j2",
+    "before.telegram.j2",
     "due.subject.j2",
     "due.txt.j2",
     "due.html.j2",
+    "due.telegram.j2",
     "after.subject.j2",
     "after.txt.j2",
     "after.html.j2",
+    "after.telegram.j2",
     "escalated.subject.j2",
     "escalated.txt.j2",
     "escalated.html.j2",
+    "escalated.telegram.j2",
     "test.subject.j2",
     "test.txt.j2",
     "test.html.j2",
+    "test.telegram.j2",
     "digest.subject.j2",
     "digest.txt.j2",
     "digest.html.j2",
+    "digest.telegram.j2",
     "config_error.subject.j2",
     "config_error.txt.j2",
     "config_error.html.j2",
+    "config_error.telegram.j2",
     "resolved.subject.j2",
     "resolved.txt.j2",
     "resolved.html.j2",
+    "resolved.telegram.j2",
 ];
 
 /// A rendered message.
@@ -63,6 +73,8 @@ pub struct Rendered {
     pub text: String,
     /// The text/html part.
     pub html: String,
+    /// The Telegram message (HTML subset), when rendered for Telegram.
+    pub telegram: Option<String>,
 }
 
 /// Why a message could not be rendered.
@@ -98,7 +110,7 @@ impl Templates {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|name| {
-            if name.ends_with(".html.j2") {
+            if name.ends_with(".html.j2") || name.ends_with(".telegram.j2") {
                 AutoEscape::Html
             } else {
                 AutoEscape::None
@@ -154,9 +166,16 @@ impl Templates {
                 }
                 _ => sample(kind),
             };
-            for part in ["subject", "txt", "html"] {
+            let mut chat = ctx.clone();
+            chat["ack_button"] = json!(false);
+            for (part, ctx) in [
+                ("subject", &ctx),
+                ("txt", &ctx),
+                ("html", &ctx),
+                ("telegram", &chat),
+            ] {
                 let name = format!("{kind}.{part}.j2");
-                if let Err(e) = self.render_one(&name, &ctx) {
+                if let Err(e) = self.render_one(&name, ctx) {
                     self.report_render(&mut diags, &e);
                 }
             }
@@ -179,15 +198,33 @@ impl Templates {
             .render(minijinja::value::Serde(ctx))
     }
 
-    /// Renders a message of `kind` with `ctx`.
+    /// Renders one part (`subject`, `txt`, `html`, `telegram`) of a message of `kind`.
+    pub fn part(&self, kind: TemplateKind, part: &str, ctx: &Value) -> Result<String, RenderError> {
+        let name = format!("{kind}.{part}.j2");
+        self.render_one(&name, ctx).map_err(|e| RenderError {
+            name,
+            detail: describe(&e),
+        })
+    }
+
+    /// Renders a message of `kind` with `ctx` for `channel`: the email parts (a webhook
+    /// carries them too), and for Telegram its message, fitted to Telegram's length limit.
+    pub fn render_for(
+        &self,
+        channel: Channel,
+        kind: TemplateKind,
+        ctx: &Value,
+    ) -> Result<Rendered, RenderError> {
+        let mut r = self.render(kind, ctx)?;
+        if channel == Channel::Telegram {
+            r.telegram = Some(super::telegram::fit(self, kind, ctx)?);
+        }
+        Ok(r)
+    }
+
+    /// Renders a message of `kind` with `ctx`: subject, text and HTML.
     pub fn render(&self, kind: TemplateKind, ctx: &Value) -> Result<Rendered, RenderError> {
-        let part = |p: &str| {
-            let name = format!("{kind}.{p}.j2");
-            self.render_one(&name, ctx).map_err(|e| RenderError {
-                name,
-                detail: describe(&e),
-            })
-        };
+        let part = |p: &str| self.part(kind, p, ctx);
         let subject = part("subject")?
             .split_whitespace()
             .collect::<Vec<_>>()
@@ -196,6 +233,7 @@ impl Templates {
             subject,
             text: part("txt")?,
             html: part("html")?,
+            telegram: None,
         })
     }
 }

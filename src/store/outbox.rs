@@ -236,6 +236,16 @@ impl Store {
     /// or a restart then put back to `pending`) stops it here. A message that cannot be read
     /// back (a row edited by hand) is failed with the reason, not claimed again and again.
     pub fn claim_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Message>> {
+        self.claim_due_on(now, None, limit)
+    }
+
+    /// [`Store::claim_due`], of one channel only when one is given.
+    pub fn claim_due_on(
+        &self,
+        now: DateTime<Utc>,
+        channel: Option<Channel>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
         let mut conn = self.conn();
         let tx = immediate(&mut conn)?;
         let mut out = Vec::new();
@@ -246,9 +256,10 @@ impl Store {
                     "SELECT m.id, m.template, o.state FROM messages m
                        LEFT JOIN obligations o ON o.id = m.obligation_id
                       WHERE m.status = 'pending' AND m.next_attempt_at <= ?1
+                        AND (?3 IS NULL OR m.channel = ?3)
                       ORDER BY m.next_attempt_at, m.id LIMIT ?2",
                 )?;
-                st.query_map(params![ms(now), want], |r| {
+                st.query_map(params![ms(now), want, channel], |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, String>(1)?,
