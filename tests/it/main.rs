@@ -16,4 +16,5 @@ mod daemon;
 mod mail;
 mod plan;
 mod smtp;
+mod stand_in;
 mod support;

@@ -16,6 +16,7 @@
 //! are replaced by placeholders before comparing: the temporary directory by `{tmp}` and the
 //! repository by `{repo}`; `{tmp}` in an argument stands for the temporary directory too.
 
+pub mod channels;
 pub mod config;
 pub mod daemon;
 pub mod db;

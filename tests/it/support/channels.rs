@@ -1,0 +1,318 @@
+//! A stand-in for the Telegram Bot API and for a webhook receiver:
+//! `tests/channels/server.py` (Python's standard library only), one per test.
+//!
+//! [`HookServer::start`] runs it with the interpreter named in `NHACVIEC_TEST_PYTHON` (or
+//! `python3` when that is unset: the server needs no package), on 127.0.0.1 and a free
+//! port, with a fresh random bot token, in a fresh temporary directory, and returns once
+//! the server has printed `READY <port>`. [`HookServer::base`] is the daemon's Telegram
+//! `api_url` and [`HookServer::hook_url`] a webhook URL. The Bot API checks `sendMessage`
+//! as Telegram does (token, chat_id, text, HTML parse mode, length in UTF-16, inline
+//! keyboard URLs), the webhook receiver answers 200 `ok`, and [`HookServer::script`] makes
+//! a path or a chat answer otherwise for a while (an HTTP status, a Telegram error, a
+//! hang-up, a stall). Every request but the control ones (`/_…`) is recorded in
+//! `requests.jsonl`, read back as [`Req`]. Dropping the server stops it (it exits when its
+//! stdin closes) and removes the directory; a server that does not exit cleanly fails the
+//! test. `tests/channels/server.py`'s docstring is the reference for what it answers.
+//!
+//! `tests/it/stand_in.rs` holds the harness's own tests of it.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{REPO, TempDir, http};
+
+/// How long the server may take to print `READY <port>`.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long the server may take to exit once its stdin is closed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The interpreter: `NHACVIEC_TEST_PYTHON` if set, else `python3` (the server uses the
+/// standard library only).
+fn python() -> PathBuf {
+    std::env::var_os("NHACVIEC_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
+/// A running `tests/channels/server.py`; stopped, and its directory removed, when dropped.
+pub struct HookServer {
+    port: u16,
+    token: String,
+    /// Where it writes `requests.jsonl`.
+    dir: PathBuf,
+    child: Child,
+    /// The server's stdin: closing it stops the server.
+    stdin: Option<ChildStdin>,
+    stderr: PathBuf,
+    /// Declared last, so removed after the server has stopped.
+    _tmp: TempDir,
+}
+
+impl HookServer {
+    /// Starts a server accepting the token `123456:TEST-token-<16 random hex digits>`, and
+    /// waits until it accepts connections.
+    pub fn start() -> HookServer {
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).unwrap();
+        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let token = format!("123456:TEST-token-{hex}");
+
+        let python = python();
+        let tmp = TempDir::new();
+        let dir = tmp.path.join("out");
+        let stderr = tmp.path.join("server.stderr");
+        let mut child = Command::new(&python)
+            .arg(Path::new(REPO).join("tests/channels/server.py"))
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--port", "0", "--watch-stdin", "--token", &token])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {} (NHACVIEC_TEST_PYTHON, else python3): {e}",
+                    python.display()
+                )
+            });
+
+        // The first line of stdout, read by a thread so that waiting for it has a limit.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            lines.for_each(drop); // nothing more is printed; read to the end all the same
+        });
+        let first = rx.recv_timeout(READY_TIMEOUT);
+        let port = match &first {
+            Ok(Some(Ok(line))) => line.strip_prefix("READY ").and_then(|p| p.parse().ok()),
+            _ => None,
+        };
+        let mut server = HookServer {
+            port: port.unwrap_or(0),
+            token,
+            dir,
+            stdin: child.stdin.take(),
+            child,
+            stderr,
+            _tmp: tmp,
+        };
+        if port.is_none() {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+            let first = match first {
+                Ok(Some(Ok(line))) => format!("it printed {line:?}"),
+                Ok(Some(Err(e))) => format!("reading its stdout failed: {e}"),
+                Ok(None) => "it exited without a word".to_string(),
+                Err(_) => format!("no line after {READY_TIMEOUT:?}"),
+            };
+            // Dropped while panicking: removes the directory, and panics no second time.
+            panic!(
+                "the channels stand-in did not start: {first}\n--- its stderr\n{}",
+                server.stderr()
+            );
+        }
+        server
+    }
+
+    /// The bot token its Bot API accepts (others get 401).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The port it listens on, on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:PORT`: the Telegram `api_url` (requests go to
+    /// `{base}/bot{token}/sendMessage`).
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:PORT/hook/NAME`: a webhook URL, answered 200 `ok` unless scripted.
+    pub fn hook_url(&self, name: &str) -> String {
+        format!("{}/hook/{name}", self.base())
+    }
+
+    /// The path of the Bot API's `sendMessage` with the right token.
+    pub fn send_message_path(&self) -> String {
+        format!("/bot{}/sendMessage", self.token)
+    }
+
+    /// Where it writes `requests.jsonl`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Scripts the answers to the requests matching `key`: a path without its query
+    /// string (`"/hook/a"`), or `"chat:<chat_id>"` (a valid `sendMessage` to that chat).
+    /// Each matching request takes the next of `responses` (a JSON array); once they are
+    /// used up, `then` answers every later one, or, if `None`, the route's own answer.
+    /// A response is `{"status": 429, "headers": {"Retry-After": "2"}, "body": "text" or
+    /// any JSON}`, `{"telegram": {"error_code": 429, "description": "..", "parameters":
+    /// {"retry_after": 3}}}`, `{"action": "hangup"}` or `{"action": "stall", "seconds":
+    /// 1.5}`. Replaces any script of the same key; panics if the server refuses it.
+    pub fn script(&self, key: &str, responses: Value, then: Option<Value>) {
+        let body = json!({"key": key, "responses": responses, "then": then});
+        self.control("/_script", &body.to_string());
+    }
+
+    /// Forgets every script.
+    pub fn reset(&self) {
+        self.control("/_reset", "");
+    }
+
+    fn control(&self, path: &str, body: &str) {
+        let got = http::request(
+            self.port,
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap_or_else(|e| panic!("POST {path} to the channels stand-in: {e}"));
+        assert_eq!(
+            (got.status, got.raw.as_str()),
+            (200, "{}"),
+            "POST {path} {body}"
+        );
+    }
+
+    /// The requests recorded so far (every one but `/_…`), in the order they came.
+    pub fn requests(&self) -> Vec<Req> {
+        let Ok(text) = std::fs::read_to_string(self.dir.join("requests.jsonl")) else {
+            return Vec::new();
+        };
+        // Only whole lines: the last may be being written.
+        text.split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    /// Waits until at least `n` requests have been recorded, and returns all there are;
+    /// panics, showing those, after `timeout`.
+    pub fn wait_requests(&self, n: usize, timeout: Duration) -> Vec<Req> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.requests();
+            if got.len() >= n {
+                return got;
+            }
+            if Instant::now() >= deadline {
+                let seen: Vec<String> = got.iter().map(Req::summary).collect();
+                panic!(
+                    "waited {timeout:?} for {n} request(s) at the channels stand-in, {} came:\n{}\
+                     \n--- its stderr\n{}",
+                    got.len(),
+                    seen.join("\n"),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The `sendMessage` requests recorded so far (whatever their token or answer).
+    pub fn telegram_sends(&self) -> Vec<Req> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path_only().ends_with("/sendMessage"))
+            .collect()
+    }
+
+    /// The webhook requests recorded so far (paths under `/hook/`).
+    pub fn hooks(&self) -> Vec<Req> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/hook/"))
+            .collect()
+    }
+
+    /// What the server wrote to stderr so far (a Python traceback, with the token hidden).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Closes the server's stdin, which stops it, and waits for it to exit (or kills it).
+    fn stop(&mut self) -> Option<ExitStatus> {
+        drop(self.stdin.take());
+        super::wait_at_most(&mut self.child, STOP_TIMEOUT)
+    }
+}
+
+impl Drop for HookServer {
+    fn drop(&mut self) {
+        let status = self.stop();
+        if !std::thread::panicking() && !status.is_some_and(|s| s.success()) {
+            let stderr = self.stderr();
+            panic!(
+                "the channels stand-in did not stop cleanly ({})\n--- its stderr\n{stderr}",
+                status.map_or(format!("killed after {STOP_TIMEOUT:?}"), |s| s.to_string())
+            );
+        }
+    }
+}
+
+/// One recorded request: a line of `requests.jsonl` (see `tests/channels/server.py`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Req {
+    /// Its number, from 1, in the order recorded.
+    pub n: usize,
+    /// When it was read, in seconds since the Unix epoch.
+    pub at: f64,
+    pub method: String,
+    /// As received: query string and bot token included.
+    pub path: String,
+    /// Names in lower case; repeated headers joined by ", ".
+    pub headers: BTreeMap<String, String>,
+    /// The body as UTF-8 text (invalid bytes replaced).
+    pub body: String,
+    /// The body parsed as JSON, or `Value::Null`.
+    pub json: Value,
+    /// How it was answered: `{"status": 200}`, `{"action": "hangup"}` or
+    /// `{"action": "stall"}`.
+    pub answer: Value,
+}
+
+impl Req {
+    /// A header's value, the name in any case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// The HTTP status it was answered with; `None` if it was hung up on or stalled.
+    pub fn status(&self) -> Option<u16> {
+        self.answer["status"].as_u64().map(|s| s as u16)
+    }
+
+    /// The path without its query string.
+    pub fn path_only(&self) -> &str {
+        self.path.split('?').next().unwrap()
+    }
+
+    /// One line about it, for messages: `#3 POST /hook/a -> {"status":200}` (the path of
+    /// a Bot API request with its token hidden).
+    pub fn summary(&self) -> String {
+        let path = match self.path.strip_prefix("/bot") {
+            Some(rest) => format!("/bot<TOKEN>/{}", rest.split_once('/').map_or("", |r| r.1)),
+            None => self.path.clone(),
+        };
+        format!("#{} {} {path} -> {}", self.n, self.method, self.answer)
+    }
+}
