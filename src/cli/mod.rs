@@ -143,8 +143,8 @@ pub enum Command {
         /// The channel: email, telegram or webhook.
         #[arg(long, default_value = "email", value_parser = channel_arg)]
         channel: Channel,
-        /// The address, chat id or URL to send to.
-        #[arg(long)]
+        /// The address, chat id or URL to send to (a group's chat id starts with `-`).
+        #[arg(long, allow_hyphen_values = true)]
         to: String,
     },
     /// Render a reminder to stdout as it would be sent.

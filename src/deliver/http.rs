@@ -21,8 +21,12 @@ const BODY_EXCERPT: usize = 300;
 /// The longest wait a `Retry-After` may ask for; a longer one is cut to it.
 pub const MAX_RETRY_AFTER: Duration = Duration::hours(6);
 
-/// The client for one channel: no redirects, a timeout, our user agent.
+/// The client for one channel: no redirects, a timeout, our user agent; TLS by rustls with
+/// the *ring* provider (the one lettre already brings), certificates checked against the
+/// system's roots.
 pub fn client() -> anyhow::Result<reqwest::Client> {
+    // Installed once per process; a second call finds it there, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(TIMEOUT)

@@ -3,7 +3,9 @@
 //! `/healthz` answers 200 with `"status": "ok"` or `"degraded"` (with the reasons in
 //! `problems`), and 503 only when the database does not answer. Degraded means a reminder
 //! may be stuck in silence: a message `sending` for longer than [`STUCK_AFTER`] (a sender
-//! that never came back), or one that failed for good within [`FAILED_WITHIN`].
+//! that never came back), or one that failed for good within [`FAILED_WITHIN`]. Both pages
+//! count messages per channel: every channel the config sets up, and any that has messages.
+//! A webhook URL is shown by its host only (such URLs often carry a secret in their path).
 
 use std::fmt::Write as _;
 
@@ -14,8 +16,8 @@ use chrono::Duration;
 use serde_json::json;
 
 use super::AppState;
-use crate::state::{AckAction, MessageStatus};
-use crate::store::Message;
+use crate::state::{AckAction, Channel, MessageStatus};
+use crate::store::{ChannelCount, Message};
 
 /// A message `sending` for longer than this is reported stuck.
 pub const STUCK_AFTER: Duration = Duration::minutes(5);
@@ -23,9 +25,37 @@ pub const STUCK_AFTER: Duration = Duration::minutes(5);
 /// A message that failed for good within this is reported.
 pub const FAILED_WITHIN: Duration = Duration::days(1);
 
-/// "bao-cao-9-thang/2025-9M/vp before-7d to vp@example.invalid".
+/// "bao-cao-9-thang/2025-9M/vp before-7d to vp@example.invalid" (by email), "… to
+/// https://hooks.example.vn/… (webhook)".
 fn about(m: &Message) -> String {
-    format!("{} {} to {}", m.obligation, m.step, m.recipient)
+    let to = match m.channel {
+        Channel::Webhook => {
+            let (scheme, rest) = m.recipient.split_once("://").unwrap_or(("", &m.recipient));
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            format!("{scheme}://{host}/…")
+        }
+        _ => m.recipient.clone(),
+    };
+    format!("{} {} to {to} ({})", m.obligation, m.step, m.channel)
+}
+
+/// The channels to report: those the config sets up, and those with messages.
+fn channels(s: &AppState, counts: &[ChannelCount]) -> Vec<Channel> {
+    let applied = s.current.get();
+    Channel::ALL
+        .iter()
+        .copied()
+        .filter(|&c| applied.sender(c).is_some() || counts.iter().any(|n| n.channel == c))
+        .collect()
+}
+
+/// How many messages of `channel` are in `status`.
+fn count(counts: &[ChannelCount], channel: Channel, status: MessageStatus) -> u64 {
+    counts
+        .iter()
+        .filter(|n| n.channel == channel && n.status == status)
+        .map(|n| n.n)
+        .sum()
 }
 
 /// `GET /healthz`.
@@ -34,14 +64,17 @@ pub(super) async fn healthz(State(s): State<AppState>) -> Response {
     let health = s
         .db(move |store| {
             store.ping()?;
-            store.health(now, STUCK_AFTER, FAILED_WITHIN)
+            Ok((
+                store.health(now, STUCK_AFTER, FAILED_WITHIN)?,
+                store.counts_by_channel()?,
+            ))
         })
         .await;
     let status = s.status.clone();
     let last_wake = status.last_wake().map(|t| t.to_rfc3339());
     let next = status.next();
     let clock = s.clock.kind().describe();
-    let h = match health {
+    let (h, by_channel) = match health {
         Ok(h) => h,
         Err(e) => {
             return (
@@ -75,6 +108,21 @@ pub(super) async fn healthz(State(s): State<AppState>) -> Response {
         ));
     }
     let c = h.counts;
+    let per_channel: serde_json::Map<String, serde_json::Value> = channels(&s, &by_channel)
+        .into_iter()
+        .map(|ch| {
+            let n = |st| count(&by_channel, ch, st);
+            (
+                ch.to_string(),
+                json!({
+                    "pending": n(MessageStatus::Pending),
+                    "sending": n(MessageStatus::Sending),
+                    "sent": n(MessageStatus::Sent),
+                    "failed": n(MessageStatus::Failed),
+                }),
+            )
+        })
+        .collect();
     (
         StatusCode::OK,
         axum::Json(json!({
@@ -86,6 +134,7 @@ pub(super) async fn healthz(State(s): State<AppState>) -> Response {
             "next_at": next.as_ref().map(|n| n.at.to_rfc3339()),
             "clock": clock,
             "outbox": {"pending": c.pending, "sending": c.sending, "failed": c.failed},
+            "channels": per_channel,
         })),
     )
         .into_response()
@@ -100,6 +149,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, "database error\n").into_response();
     };
     let mut out = String::new();
+    let shown = channels(&s, &by_channel);
     for (name, status, help) in [
         (
             "nhacviec_messages_sent_total",
@@ -113,24 +163,20 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
         ),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        let mut any = false;
-        for c in by_channel.iter().filter(|c| c.status == status) {
-            any = true;
-            let _ = writeln!(out, "{name}{{channel=\"{}\"}} {}", c.channel, c.n);
-        }
-        if !any {
-            let _ = writeln!(out, "{name}{{channel=\"email\"}} 0");
+        for &ch in &shown {
+            let n = count(&by_channel, ch, status);
+            let _ = writeln!(out, "{name}{{channel=\"{ch}\"}} {n}");
         }
     }
-    let depth: u64 = by_channel
-        .iter()
-        .filter(|c| matches!(c.status, MessageStatus::Pending | MessageStatus::Sending))
-        .map(|c| c.n)
-        .sum();
     let _ = writeln!(
         out,
-        "# HELP nhacviec_outbox_depth Messages waiting to be sent (pending or sending).\n# TYPE nhacviec_outbox_depth gauge\nnhacviec_outbox_depth {depth}"
+        "# HELP nhacviec_outbox_depth Messages waiting to be sent (pending or sending), by channel.\n# TYPE nhacviec_outbox_depth gauge"
     );
+    for &ch in &shown {
+        let depth = count(&by_channel, ch, MessageStatus::Pending)
+            + count(&by_channel, ch, MessageStatus::Sending);
+        let _ = writeln!(out, "nhacviec_outbox_depth{{channel=\"{ch}\"}} {depth}");
+    }
     let _ = writeln!(
         out,
         "# HELP nhacviec_acks_total Acknowledgements recorded, by action.\n# TYPE nhacviec_acks_total counter"

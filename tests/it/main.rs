@@ -10,6 +10,7 @@
 mod ack;
 mod browser;
 mod calendar;
+mod channels;
 mod check;
 mod crash;
 mod daemon;

@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 
+use super::channels::HookServer;
 use super::smtp::SmtpServer;
 
 pub const ORG: &str = "Ủy ban nhân dân phường Thử nghiệm";
@@ -49,6 +50,9 @@ pub fn address(id: &str) -> String {
     format!("{id}@{DOMAIN}")
 }
 
+/// The webhook signing secret of [`Cfg::channels`] (32 bytes of 0x2a).
+pub const WEBHOOK_SECRET: &str = "whsec_KioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+
 /// A `[[unit]]`.
 #[derive(Debug, Clone)]
 pub struct Unit {
@@ -56,6 +60,8 @@ pub struct Unit {
     name: String,
     email: Vec<String>,
     escalate_to: Vec<String>,
+    telegram: Option<String>,
+    webhook: Vec<String>,
 }
 
 /// A known unit with its one address.
@@ -65,6 +71,8 @@ pub fn unit(id: &str) -> Unit {
         name: name(id).to_string(),
         email: vec![address(id)],
         escalate_to: Vec::new(),
+        telegram: None,
+        webhook: Vec::new(),
     }
 }
 
@@ -77,6 +85,18 @@ impl Unit {
     /// Its addresses instead.
     pub fn emails(mut self, addresses: &[&str]) -> Unit {
         self.email = addresses.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
+    /// Its Telegram chat too.
+    pub fn telegram(mut self, chat: &str) -> Unit {
+        self.telegram = Some(chat.to_string());
+        self
+    }
+
+    /// Its webhook URLs too.
+    pub fn webhooks(mut self, urls: &[&str]) -> Unit {
+        self.webhook = urls.iter().map(|a| a.to_string()).collect();
         self
     }
 
@@ -95,6 +115,12 @@ impl Unit {
         );
         if !self.escalate_to.is_empty() {
             let _ = writeln!(s, "escalate_to = {}", toml_list(&self.escalate_to));
+        }
+        if let Some(t) = &self.telegram {
+            let _ = writeln!(s, "telegram = {}", toml_str(t));
+        }
+        if !self.webhook.is_empty() {
+            let _ = writeln!(s, "webhook = {}", toml_list(&self.webhook));
         }
         s
     }
@@ -386,6 +412,26 @@ impl Cfg {
                 self.files.push(("certs/ca.pem".into(), super::read(ca)));
             }
         }
+        self
+    }
+
+    /// Telegram through `server`'s Bot API (its token in `secrets/telegram-token`) and
+    /// webhooks signed with [`WEBHOOK_SECRET`] (in `secrets/webhook-secret`), neither rate
+    /// limited.
+    pub fn channels(mut self, server: &HookServer) -> Cfg {
+        let _ = write!(
+            self.extra,
+            "\n[channels.telegram]\napi_url = \"{}\"\nbot_token_file = \"secrets/telegram-token\"\nmax_per_minute = 100000\n\n[channels.webhook]\nsecret_file = \"secrets/webhook-secret\"\nmax_per_minute = 100000\n",
+            server.base()
+        );
+        self.files.push((
+            "secrets/telegram-token".into(),
+            format!("{}\n", server.token()),
+        ));
+        self.files.push((
+            "secrets/webhook-secret".into(),
+            format!("{WEBHOOK_SECRET}\n"),
+        ));
         self
     }
 

@@ -1,0 +1,648 @@
+//! Telegram and webhooks, sent for real by the real binary to the stand-in of
+//! `tests/channels/server.py` (a Bot API and a webhook receiver that record every request):
+//! what each channel carries, each answer a receiver may give, a crash in a burst, and that
+//! no secret ever reaches a log line, the database, `/healthz` or `/metrics`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::ack::{ack, mails};
+use crate::support::channels::{HookServer, Req};
+use crate::support::config::{
+    Cfg, FIRST_START, ORG, REFERENCE, TUYEN_TRUYEN, WEBHOOK_SECRET, address, name, policy,
+    tuyen_truyen, tuyen_truyen_key, unit,
+};
+use crate::support::daemon::{Daemon, Setup};
+use crate::support::db::Row;
+use crate::support::mime::{ack_token, message_token, run_python};
+use crate::support::{REPO, assert_contains, assert_lacks, vn};
+
+/// A group's chat id.
+const CHAT: &str = "-1001234567890";
+
+/// How long a test waits for the stand-in to see requests.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Verifies a recorded webhook request with `tests/channels/receiver.py` (the receiver
+/// docs/channels.md shows: Python's own HMAC and base64, not ours).
+fn verified_by_the_example_receiver(req: &Req) -> bool {
+    let code = "import json, os, sys\n\
+                sys.path.insert(0, sys.argv[1])\n\
+                os.environ['WEBHOOK_SECRET'] = sys.argv[2]\n\
+                import receiver\n\
+                d = json.loads(sys.argv[3])\n\
+                print(receiver.verified(d['headers'], d['body'].encode()))";
+    let arg = json!({"headers": req.headers, "body": req.body}).to_string();
+    let dir = format!("{REPO}/tests/channels");
+    match run_python(code, &[&dir, WEBHOOK_SECRET, &arg]).trim() {
+        "True" => true,
+        "False" => false,
+        other => panic!("receiver.py said {other:?}"),
+    }
+}
+
+fn rows_of<'a>(rows: &'a [Row], channel: &str) -> Vec<&'a Row> {
+    rows.iter().filter(|r| r.channel == channel).collect()
+}
+
+/// The webhook-id of a row: its Message-ID without the angle brackets.
+fn webhook_id(row: &Row) -> String {
+    row.message_id
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string()
+}
+
+/// Everything the daemon wrote: its log, every row of its database (the main file and the
+/// WAL, as bytes), `/healthz` and `/metrics`. A secret must be in none of them.
+fn everything_written(d: &Daemon) -> String {
+    let mut all = d.logs();
+    for f in ["var/nhacviec.db", "var/nhacviec.db-wal"] {
+        if let Ok(bytes) = std::fs::read(d.path(f)) {
+            all.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    for r in d.rows() {
+        all.push_str(&format!("{r:?}"));
+    }
+    all.push_str(&d.get("/healthz", &[]).raw);
+    all.push_str(&d.get("/metrics", &[]).raw);
+    all
+}
+
+/// A unit with email, a Telegram group and a webhook gets the step on all three, each as
+/// its channel carries it: the webhook's exact event and headers, its signature checked by
+/// the docs' receiver; the Telegram message in its HTML subset with the link in the text
+/// (a loopback `public_url` is not one Telegram takes in a button). Its ack then stops the
+/// later steps on all three channels, while a unit that did not answer gets them.
+#[test]
+fn three_channels_get_the_step_and_one_ack_stops_them_all() {
+    let hooks = HookServer::start();
+    let hook = hooks.hook_url("vp");
+    let cfg = Cfg::new()
+        .units([unit("vp").telegram(CHAT).webhooks(&[&hook]), unit("kt")])
+        .rule(tuyen_truyen(&["vp", "kt"]).policy(policy(&["5d"], &["1wd"])))
+        .channels(&hooks);
+    let mut d = Setup::new(&cfg).start();
+    let rows = d.wait_sent(4);
+    let vp: Vec<&Row> = rows.iter().filter(|r| r.unit() == "vp").collect();
+    let mut channels: Vec<(&str, &str)> = vp
+        .iter()
+        .map(|r| (r.channel.as_str(), r.recipient.as_str()))
+        .collect();
+    channels.sort();
+    let vp_addr = address("vp");
+    assert_eq!(
+        channels,
+        [
+            ("email", vp_addr.as_str()),
+            ("telegram", CHAT),
+            ("webhook", hook.as_str())
+        ]
+    );
+
+    // The email's link is the one the chat message and the event carry.
+    let mail = mails(&d)
+        .into_iter()
+        .find(|m| m.json["to"].as_str().unwrap_or("").contains(&vp_addr))
+        .expect("vp's email");
+    let token = message_token(&mail, &cfg.public_url);
+    let ack_url = format!("{}/a/{token}", cfg.public_url);
+
+    // The webhook: one POST, exactly this event, signed.
+    let posts = hooks.hooks();
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    let post = &posts[0];
+    let row = rows_of(&rows, "webhook")[0];
+    assert_eq!(post.header("content-type"), Some("application/json"));
+    assert_eq!(post.header("webhook-id"), Some(webhook_id(row).as_str()));
+    let ts: i64 = post.header("webhook-timestamp").unwrap().parse().unwrap();
+    let started = chrono::DateTime::parse_from_rfc3339(FIRST_START)
+        .unwrap()
+        .timestamp();
+    assert!(
+        (started..started + 120).contains(&ts),
+        "the timestamp is the daemon's clock at the send: {ts}"
+    );
+    let sig = post.header("webhook-signature").unwrap();
+    assert!(
+        sig.starts_with("v1,") && !sig.contains(' '),
+        "one secret, one signature: {sig}"
+    );
+    assert!(
+        verified_by_the_example_receiver(post),
+        "the signature verifies"
+    );
+    let mut forged = post.clone();
+    forged.body = forged.body.replacen("vp", "kt", 1);
+    assert!(
+        !verified_by_the_example_receiver(&forged),
+        "a changed body does not"
+    );
+
+    let event = &post.json;
+    let text = event["data"]["text"].as_str().unwrap().to_string();
+    let html = event["data"]["html"].as_str().unwrap().to_string();
+    assert_eq!(
+        text,
+        mail.text("text/plain"),
+        "the event's text is the email's"
+    );
+    assert_eq!(
+        html,
+        mail.text("text/html"),
+        "the event's HTML is the email's"
+    );
+    let subject = event["data"]["subject"].as_str().unwrap().to_string();
+    assert_eq!(Some(subject.as_str()), mail.json["subject"].as_str());
+    let timestamp = event["timestamp"].clone();
+    let want = json!({
+        "type": "reminder.before",
+        "id": webhook_id(row),
+        "timestamp": timestamp,
+        "organization": ORG,
+        "data": {
+            "obligation": tuyen_truyen_key("vp"),
+            "unit": {"id": "vp", "name": name("vp")},
+            "recipient": {"name": name("vp"), "escalation": false},
+            "rule": {
+                "id": "tuyen-truyen",
+                "kind": "task",
+                "title": TUYEN_TRUYEN,
+                "description": null,
+                "reference": REFERENCE,
+            },
+            "period": {"id": "2025-10-15", "label": "hạn ngày 15/10/2025"},
+            "step": {"name": "before-5d", "kind": "before"},
+            "deadline": "2025-10-16T00:00:00+07:00",
+            "last_day": "2025-10-15",
+            "deadline_words": "hết ngày 15/10/2025 (thứ Tư); hạn làm việc cuối: thứ Tư 15/10/2025",
+            // Sent Mon 13/10: Tue 14 and Wed 15 are left.
+            "working_days_left": 2,
+            "working_days_late": null,
+            "submit_to": name("vhxh"),
+            "ack_url": ack_url,
+            "subject": subject,
+            "text": text,
+            "html": html,
+        }
+    });
+    assert_eq!(event, &want, "{event:#}");
+    let t = chrono::DateTime::parse_from_rfc3339(timestamp.as_str().unwrap()).unwrap();
+    assert_eq!(t.timestamp(), ts, "the event's timestamp is the header's");
+
+    // Telegram: HTML, the link in the text, no button.
+    let sends = hooks.telegram_sends();
+    assert_eq!(sends.len(), 1, "{sends:#?}");
+    let body = &sends[0].json;
+    assert_eq!(body["chat_id"], json!(-1_001_234_567_890_i64));
+    assert_eq!(body["parse_mode"], "HTML");
+    assert_eq!(body["link_preview_options"], json!({"is_disabled": true}));
+    assert!(body.get("reply_markup").is_none(), "{body:#}");
+    let chat = body["text"].as_str().unwrap();
+    assert_contains(
+        chat,
+        &[
+            format!("🔔 <b>Nhắc việc:</b> {TUYEN_TRUYEN}"),
+            format!("Kính gửi: {}", name("vp")),
+            "còn 2 ngày làm việc".to_string(),
+            format!("<b>Căn cứ:</b> {REFERENCE}"),
+        ],
+    );
+    assert_eq!(ack_token(chat, &cfg.public_url), token);
+    assert_eq!(sends[0].status(), Some(200), "the stand-in parsed the HTML");
+
+    // vp is done; on Thu 16/10 kt gets its overdue notice and vp nothing, on any channel.
+    assert_eq!(ack(&d, &token, "done").status, 200);
+    d.stop();
+    d.restart_at("2025-10-16T07:59:58+07:00", 1);
+    let rows = d.wait_rows("kt's overdue notice sent", |rows| {
+        rows.iter()
+            .any(|r| r.unit() == "kt" && r.step == "after-1wd" && r.status == "sent")
+    });
+    let vp_after: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.unit() == "vp" && r.step != "before-5d")
+        .collect();
+    assert!(vp_after.is_empty(), "{vp_after:#?}");
+    assert_eq!(
+        hooks.requests().len(),
+        2,
+        "nothing more reached the stand-in"
+    );
+}
+
+/// Each answer a webhook receiver may give, one unit each, on a clock 60 times faster (a
+/// minute's backoff takes a second): 429 with `Retry-After` is retried no sooner than it
+/// says; 500 and a hang-up are retried and then delivered, with the same `webhook-id`; 410
+/// fails at once and says the endpoint is gone; 400 fails for good; a redirect is not
+/// followed. The errors name no URL.
+#[test]
+fn webhook_answers_are_retried_or_failed_as_they_deserve() {
+    let hooks = HookServer::start();
+    let cases = [
+        (
+            "yt",
+            json!([{"status": 429, "headers": {"Retry-After": "300"}, "body": "slow down"}]),
+        ),
+        ("th", json!([{"status": 500, "body": "oops"}])),
+        ("hcc", json!([{"action": "hangup"}])),
+        ("kt", json!([{"status": 410, "body": "gone"}])),
+        (
+            "vp",
+            json!([{"status": 400, "body": {"error": "bad signature"}}]),
+        ),
+        (
+            "lanh-dao",
+            json!([{"status": 302, "headers": {"Location": "https://elsewhere.example.vn/x"}}]),
+        ),
+    ];
+    for (u, script) in &cases {
+        hooks.script(&format!("/hook/{u}"), script.clone(), None);
+    }
+    let ids: Vec<&str> = cases.iter().map(|(u, _)| *u).collect();
+    let cfg = Cfg::new()
+        .units(ids.iter().map(|u| unit(u).webhooks(&[&hooks.hook_url(u)])))
+        .rule(tuyen_truyen(&ids))
+        .channels(&hooks);
+    let mut d = Setup::new(&cfg).speed(60).start();
+    let rows = d.wait_rows("every webhook sent or failed", |rows| {
+        let hooks = rows_of(rows, "webhook");
+        hooks.len() == 6
+            && hooks
+                .iter()
+                .all(|r| r.status == "sent" || r.status == "failed")
+    });
+    let by_unit: BTreeMap<&str, &Row> = rows_of(&rows, "webhook")
+        .into_iter()
+        .map(|r| (r.unit(), r))
+        .collect();
+    let requests = hooks.hooks();
+    let to = |u: &str| -> Vec<&Req> {
+        requests
+            .iter()
+            .filter(|r| r.path == format!("/hook/{u}"))
+            .collect()
+    };
+    for u in ["yt", "th", "hcc"] {
+        let r = by_unit[u];
+        assert_eq!((r.status.as_str(), r.attempts), ("sent", 2), "{u}: {r:#?}");
+        let got = to(u);
+        assert_eq!(got.len(), 2, "{u}");
+        assert_eq!(
+            got[0].header("webhook-id"),
+            got[1].header("webhook-id"),
+            "{u}: the retry carries the same webhook-id"
+        );
+        assert_eq!(got[0].body.len(), got[1].body.len(), "{u}: the same event");
+    }
+    // 429 said 300 s: on a clock 60 times faster, 5 real seconds at least.
+    let waited = to("yt")[1].at - to("yt")[0].at;
+    assert!(waited >= 300.0 / 60.0 - 0.5, "the retry waited {waited} s");
+    assert_contains(
+        by_unit["yt"].last_error.as_deref().unwrap_or(""),
+        &["429", "slow down"],
+    );
+    let failed = |u: &str| {
+        let r = by_unit[u];
+        assert_eq!(
+            (r.status.as_str(), r.attempts),
+            ("failed", 1),
+            "{u}: {r:#?}"
+        );
+        assert_eq!(to(u).len(), 1, "{u}: tried once");
+        r.last_error.clone().unwrap_or_default()
+    };
+    assert_contains(&failed("kt"), &["410 Gone", "no longer exists"]);
+    assert_contains(&failed("vp"), &["400", "bad signature"]);
+    assert_contains(
+        &failed("lanh-dao"),
+        &["302", "https://elsewhere.example.vn/x", "not followed"],
+    );
+    for r in &rows {
+        assert_lacks(
+            r.last_error.as_deref().unwrap_or(""),
+            "127.0.0.1",
+            "errors name no URL (a webhook URL may hold a secret)",
+        );
+    }
+    let health = d.health();
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["channels"]["webhook"]["failed"], 3, "{health:#}");
+    assert_eq!(health["channels"]["webhook"]["sent"], 3, "{health:#}");
+    assert_eq!(health["channels"]["email"]["sent"], 6, "{health:#}");
+    let metrics = d.get("/metrics", &[]).raw;
+    assert_contains(
+        &metrics,
+        &[
+            "nhacviec_messages_sent_total{channel=\"webhook\"} 3",
+            "nhacviec_messages_failed_total{channel=\"webhook\"} 3",
+            "nhacviec_messages_failed_total{channel=\"telegram\"} 0",
+            "nhacviec_outbox_depth{channel=\"webhook\"} 0",
+        ],
+    );
+    let problems = health["problems"].to_string();
+    assert_lacks(
+        &problems,
+        "/hook/",
+        "/healthz shows a webhook by its host only",
+    );
+}
+
+/// A receiver that takes longer than 15 seconds is given up on (the send is retried), and
+/// the mail of the same step is not held up by it.
+#[test]
+fn a_stalled_receiver_times_out_without_holding_up_mail() {
+    let hooks = HookServer::start();
+    hooks.script(
+        "/hook/vp",
+        json!([{"action": "stall", "seconds": 25}]),
+        None,
+    );
+    let cfg = Cfg::new()
+        .units([unit("vp").webhooks(&[&hooks.hook_url("vp")]), unit("kt")])
+        .rule(tuyen_truyen(&["vp", "kt"]))
+        .channels(&hooks);
+    let mut d = Setup::new(&cfg).start();
+    let rows = d.wait_rows("both emails sent while the webhook stalls", |rows| {
+        rows_of(rows, "email")
+            .iter()
+            .filter(|r| r.status == "sent")
+            .count()
+            == 2
+    });
+    let hook = rows_of(&rows, "webhook")[0].clone();
+    assert_eq!(
+        hook.status, "sending",
+        "the webhook is still in flight: {hook:#?}"
+    );
+    let rows = d.wait_rows("the webhook given up on after 15 s", |rows| {
+        rows_of(rows, "webhook")[0].status == "pending"
+    });
+    let hook = rows_of(&rows, "webhook")[0];
+    assert_eq!(hook.attempts, 1);
+    assert_contains(
+        hook.last_error.as_deref().unwrap_or(""),
+        &["no answer within 15 s"],
+    );
+}
+
+/// Each answer the Bot API may give: 429 with `retry_after` (retried no sooner), a group
+/// migrated to a supergroup (failed, naming the new id to put in the config), a blocked bot
+/// and an unknown chat (failed for good, saying what to do), a 500 (retried, delivered). A
+/// `public_url` Telegram takes gets the link as a button, not in the text.
+#[test]
+fn telegram_answers_are_retried_or_failed_with_what_to_do() {
+    let hooks = HookServer::start();
+    let chats = [
+        (
+            "yt",
+            "-1001",
+            json!([{"telegram": {"error_code": 429, "description": "Too Many Requests: retry after 240", "parameters": {"retry_after": 240}}}]),
+        ),
+        (
+            "th",
+            "-1002",
+            json!([{"telegram": {"error_code": 400, "description": "Bad Request: group chat was upgraded to a supergroup chat", "parameters": {"migrate_to_chat_id": -1_009_876_543_210_i64}}}]),
+        ),
+        (
+            "hcc",
+            "1003",
+            json!([{"telegram": {"error_code": 403, "description": "Forbidden: bot was blocked by the user"}}]),
+        ),
+        (
+            "kt",
+            "-1004",
+            json!([{"telegram": {"error_code": 400, "description": "Bad Request: chat not found"}}]),
+        ),
+        (
+            "vp",
+            "@thu_nghiem_vp",
+            json!([{"telegram": {"error_code": 500, "description": "Internal Server Error"}}]),
+        ),
+    ];
+    for (_, chat, script) in &chats {
+        hooks.script(&format!("chat:{chat}"), script.clone(), None);
+    }
+    let ids: Vec<&str> = chats.iter().map(|(u, _, _)| *u).collect();
+    let cfg = Cfg::new()
+        .public_url("https://nhacviec.thu.example.vn")
+        .units(chats.iter().map(|(u, chat, _)| unit(u).telegram(chat)))
+        .rule(tuyen_truyen(&ids))
+        .channels(&hooks);
+    let mut d = Setup::new(&cfg).speed(60).start();
+    let rows = d.wait_rows("every Telegram message sent or failed", |rows| {
+        let tg = rows_of(rows, "telegram");
+        tg.len() == 5
+            && tg
+                .iter()
+                .all(|r| r.status == "sent" || r.status == "failed")
+    });
+    let by_unit: BTreeMap<&str, &Row> = rows_of(&rows, "telegram")
+        .into_iter()
+        .map(|r| (r.unit(), r))
+        .collect();
+    let sends = hooks.telegram_sends();
+    let to = |chat: &str| -> Vec<&Req> {
+        sends
+            .iter()
+            .filter(|r| r.json["chat_id"].to_string().trim_matches('"') == chat)
+            .collect()
+    };
+    for (u, chat) in [("yt", "-1001"), ("vp", "@thu_nghiem_vp")] {
+        assert_eq!(
+            (by_unit[u].status.as_str(), by_unit[u].attempts),
+            ("sent", 2),
+            "{u}"
+        );
+        assert_eq!(to(chat).len(), 2, "{u}");
+    }
+    let waited = to("-1001")[1].at - to("-1001")[0].at;
+    assert!(
+        waited >= 240.0 / 60.0 - 0.5,
+        "retry_after 240 s: waited {waited} s"
+    );
+    let failed = |u: &str| {
+        let r = by_unit[u];
+        assert_eq!(
+            (r.status.as_str(), r.attempts),
+            ("failed", 1),
+            "{u}: {r:#?}"
+        );
+        r.last_error.clone().unwrap_or_default()
+    };
+    assert_contains(
+        &failed("th"),
+        &["became a supergroup", "telegram = \"-1009876543210\""],
+    );
+    assert_contains(&failed("hcc"), &["blocked", "unblock"]);
+    assert_contains(
+        &failed("kt"),
+        &["chat -1004 not found", "added to the group"],
+    );
+
+    // The button: the ack link, not in the text.
+    let ok = to("-1001")[1];
+    let button = &ok.json["reply_markup"]["inline_keyboard"][0][0];
+    let url = button["url"].as_str().unwrap();
+    let token = ack_token(url, "https://nhacviec.thu.example.vn");
+    assert_eq!(button["text"], "Xác nhận: Đã nhận / Đã hoàn thành");
+    assert_lacks(
+        ok.json["text"].as_str().unwrap(),
+        &token,
+        "the link is in the button",
+    );
+    assert_eq!(ok.status(), Some(200), "the stand-in took the button");
+    assert_lacks(
+        &everything_written(&d),
+        hooks.token(),
+        "the bot token leaked",
+    );
+}
+
+/// A wrong bot token fails for good saying what to do; a Bot API that cannot be reached is
+/// retried. Neither error, nor any log line, row, `/healthz` or `/metrics`, holds the token
+/// (the HTTP client's errors print the URL, which holds it).
+#[test]
+fn the_bot_token_never_leaks() {
+    let hooks = HookServer::start();
+    let closed = crate::support::config::free_port();
+    let wrong = "987654:WRONG-token-aaaaaaaaaaaaaaaa";
+    let mut cfg = Cfg::new()
+        .units([unit("vp").telegram(CHAT)])
+        .rule(tuyen_truyen(&["vp"]))
+        .channels(&hooks);
+    for f in &mut cfg.files {
+        if f.0 == "secrets/telegram-token" {
+            f.1 = format!("{wrong}\n");
+        }
+    }
+    let mut d = Setup::new(&cfg).start();
+    let rows = d.wait_rows("the message failed", |rows| {
+        rows_of(rows, "telegram")
+            .iter()
+            .any(|r| r.status == "failed")
+    });
+    let tg = rows_of(&rows, "telegram")[0];
+    assert_contains(
+        tg.last_error.as_deref().unwrap_or(""),
+        &["refused the bot token", "bot_token_file"],
+    );
+    assert_eq!(hooks.telegram_sends()[0].status(), Some(401));
+    let written = everything_written(&d);
+    assert_lacks(&written, wrong, "the wrong token leaked");
+    assert_lacks(&written, "WRONG-token", "part of the token leaked");
+    d.stop();
+
+    // `send-test` to a Bot API nobody listens on: a network error, without the token.
+    let text = cfg
+        .toml()
+        .replace(&hooks.base(), &format!("http://127.0.0.1:{closed}"));
+    d.write_config(&text);
+    let out = d.cli(&["send-test", "--channel", "telegram", "--to", CHAT]);
+    assert_eq!(out.status, 1, "{out:?}");
+    let said = out.stderr.clone();
+    assert_contains(&said, &["the test telegram message to", "cannot connect"]);
+    assert_lacks(&said, wrong, "the token leaked in a network error");
+    assert_lacks(
+        &said,
+        "WRONG-token",
+        "part of the token leaked in a network error",
+    );
+}
+
+/// SIGKILL in a burst of 300 webhook events loses none, and sends again only those in
+/// flight at the kill, with the same `webhook-id`.
+#[test]
+fn sigkill_during_a_burst_of_webhooks_loses_none() {
+    const N: usize = 300;
+    let hooks = HookServer::start();
+    let units: Vec<String> = (0..N)
+        .map(|i| {
+            format!(
+                "  {{ id = \"u{i:03}\", name = \"Đơn vị {i}\", webhook = \"{}\" }},",
+                hooks.hook_url(&format!("u{i:03}"))
+            )
+        })
+        .collect();
+    // 3000 a minute: the burst takes six seconds, so the kill lands in it.
+    let mut cfg = Cfg::new();
+    let text = format!(
+        r#"unit = [
+{}
+]
+rule = [{{ id = "nhiem-vu", kind = "task", title = "Nhiệm vụ thử", period = "once", due = {{ date = "2025-10-15" }}, units = ["all"], policy = "p" }}]
+
+[organization]
+name = "{ORG}"
+[server]
+listen = "127.0.0.1:{port}"
+[email]
+from = "Nhắc việc <nhacviec@thu.example.vn>"
+transport = "file"
+[calendar]
+holidays = "none"
+[policy.p]
+before = ["5d"]
+on_due = false
+after = []
+[channels.webhook]
+secret_file = "secrets/webhook-secret"
+max_per_minute = 3000
+"#,
+        units.join("\n"),
+        port = cfg.port,
+    );
+    cfg.files
+        .push(("secrets/webhook-secret".into(), WEBHOOK_SECRET.into()));
+    let mut d = Setup::new(&cfg).prepare();
+    d.write_config(&text);
+    for (path, body) in &cfg.files {
+        crate::support::write(&d.path(path), body);
+    }
+    d.restart_at(FIRST_START, 1);
+    hooks.wait_requests(40, WAIT);
+    d.kill();
+    let in_flight: BTreeSet<String> = d
+        .rows()
+        .iter()
+        .filter(|r| r.status == "sending")
+        .map(webhook_id)
+        .collect();
+    assert!(in_flight.len() <= 4, "at most 4 in flight: {in_flight:?}");
+    let before_restart = hooks.hooks().len();
+    assert!(
+        before_restart < N,
+        "killed in the burst ({before_restart} arrived)"
+    );
+
+    d.restart_at(FIRST_START, 1);
+    let rows = d.wait_rows("all 300 sent", |rows| {
+        rows.len() == N && rows.iter().all(|r| r.status == "sent")
+    });
+    let mut arrivals: BTreeMap<String, usize> = BTreeMap::new();
+    for r in hooks.hooks() {
+        *arrivals
+            .entry(r.header("webhook-id").unwrap_or_default().to_string())
+            .or_default() += 1;
+    }
+    let missing: Vec<String> = rows
+        .iter()
+        .map(webhook_id)
+        .filter(|id| !arrivals.contains_key(id))
+        .collect();
+    assert!(missing.is_empty(), "never arrived: {missing:?}");
+    let twice: Vec<&String> = arrivals
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        twice.iter().all(|id| in_flight.contains(*id)),
+        "arrived twice without being in flight: {twice:?} (in flight {in_flight:?})"
+    );
+    assert!(arrivals.values().all(|n| *n <= 2), "{arrivals:?}");
+    assert_eq!(arrivals.len(), N);
+}
