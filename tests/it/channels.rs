@@ -17,7 +17,7 @@ use crate::support::config::{
 use crate::support::daemon::{Daemon, Setup};
 use crate::support::db::Row;
 use crate::support::mime::{ack_token, message_token, run_python};
-use crate::support::{REPO, assert_contains, assert_lacks, vn};
+use crate::support::{REPO, assert_contains, assert_lacks};
 
 /// A group's chat id.
 const CHAT: &str = "-1001234567890";
