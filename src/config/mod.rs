@@ -105,6 +105,25 @@ pub enum Secret {
     Env(String),
 }
 
+/// The key in a webhook secret `whsec_<base64>` (Standard Webhooks); an error says how to
+/// make a good one and never shows the secret.
+pub fn decode_webhook_secret(secret: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let b64 = secret.trim().strip_prefix("whsec_").ok_or_else(|| {
+        "the webhook secret must look like whsec_<base64>; make one with: echo \"whsec_$(head -c 32 /dev/urandom | base64)\"".to_string()
+    })?;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| format!("the webhook secret after `whsec_` is not base64 ({e})"))?;
+    if key.len() < 16 {
+        return Err(format!(
+            "the webhook secret holds {} bytes; use at least 16 (32 is usual)",
+            key.len()
+        ));
+    }
+    Ok(key)
+}
+
 impl Secret {
     /// Where it is, for messages: "file /etc/nhacviec/secrets/x", "variable X".
     pub fn origin(&self) -> String {

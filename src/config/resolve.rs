@@ -403,4 +403,15 @@ fn check_secrets(cx: &mut Cx, raw: &Raw) {
             _ => {}
         }
     }
+    // A webhook secret that is there must also be one: `run` would refuse it.
+    for s in raw.channels.webhook.iter().flat_map(|w| &w.secrets) {
+        let Some((at, _)) = raw.secrets.iter().find(|(_, x)| x == s) else {
+            continue;
+        };
+        if let Ok(text) = s.read()
+            && let Err(why) = super::decode_webhook_secret(&text)
+        {
+            cx.error(at.span.clone(), format!("{why} ({})", s.origin()));
+        }
+    }
 }

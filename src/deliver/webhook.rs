@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::channel::{Outgoing, SendError, Sender, Sending};
 use super::http;
 use crate::config::Webhook;
-use crate::config::webhook_url_problem;
+use crate::config::{decode_webhook_secret as decode_secret, webhook_url_problem};
 use crate::state::TemplateKind;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
@@ -45,23 +45,6 @@ pub fn webhook_id(message_id: &str) -> String {
         .trim_start_matches('<')
         .trim_end_matches('>')
         .to_string()
-}
-
-/// The key in a `whsec_<base64>` secret.
-pub fn decode_secret(secret: &str) -> Result<Vec<u8>, String> {
-    let b64 = secret.trim().strip_prefix("whsec_").ok_or_else(|| {
-        "the webhook secret must look like whsec_<base64>; make one with: echo \"whsec_$(head -c 32 /dev/urandom | base64)\"".to_string()
-    })?;
-    let key = B64
-        .decode(b64)
-        .map_err(|e| format!("the webhook secret after `whsec_` is not base64 ({e})"))?;
-    if key.len() < 16 {
-        return Err(format!(
-            "the webhook secret holds {} bytes; use at least 16 (32 is usual)",
-            key.len()
-        ));
-    }
-    Ok(key)
 }
 
 /// The `webhook-signature` header: `v1,<base64>` per key, space-separated.
