@@ -25,18 +25,19 @@ pub const STUCK_AFTER: Duration = Duration::minutes(5);
 /// A message that failed for good within this is reported.
 pub const FAILED_WITHIN: Duration = Duration::days(1);
 
-/// "bao-cao-9-thang/2025-9M/vp before-7d to vp@example.invalid" (by email), "… to
-/// https://hooks.example.vn/… (webhook)".
+/// "bao-cao-9-thang/2025-9M/vp before-7d to vp@example.invalid" (an email), "… to
+/// telegram -1001234567890", "… to webhook https://hooks.example.vn/…".
 fn about(m: &Message) -> String {
     let to = match m.channel {
+        Channel::Email => m.recipient.clone(),
         Channel::Webhook => {
             let (scheme, rest) = m.recipient.split_once("://").unwrap_or(("", &m.recipient));
             let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-            format!("{scheme}://{host}/…")
+            format!("webhook {scheme}://{host}/…")
         }
-        _ => m.recipient.clone(),
+        Channel::Telegram => format!("telegram {}", m.recipient),
     };
-    format!("{} {} to {to} ({})", m.obligation, m.step, m.channel)
+    format!("{} {} to {to}", m.obligation, m.step)
 }
 
 /// The channels to report: those the config sets up, and those with messages.
@@ -168,14 +169,25 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
             let _ = writeln!(out, "{name}{{channel=\"{ch}\"}} {n}");
         }
     }
+    let depth = |ch: Channel| {
+        count(&by_channel, ch, MessageStatus::Pending)
+            + count(&by_channel, ch, MessageStatus::Sending)
+    };
+    let total: u64 = Channel::ALL.iter().map(|&c| depth(c)).sum();
     let _ = writeln!(
         out,
-        "# HELP nhacviec_outbox_depth Messages waiting to be sent (pending or sending), by channel.\n# TYPE nhacviec_outbox_depth gauge"
+        "# HELP nhacviec_outbox_depth Messages waiting to be sent (pending or sending).\n# TYPE nhacviec_outbox_depth gauge\nnhacviec_outbox_depth {total}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP nhacviec_channel_outbox_depth Messages waiting to be sent, by channel.\n# TYPE nhacviec_channel_outbox_depth gauge"
     );
     for &ch in &shown {
-        let depth = count(&by_channel, ch, MessageStatus::Pending)
-            + count(&by_channel, ch, MessageStatus::Sending);
-        let _ = writeln!(out, "nhacviec_outbox_depth{{channel=\"{ch}\"}} {depth}");
+        let _ = writeln!(
+            out,
+            "nhacviec_channel_outbox_depth{{channel=\"{ch}\"}} {}",
+            depth(ch)
+        );
     }
     let _ = writeln!(
         out,

@@ -370,7 +370,7 @@ async fn healthz_is_degraded_after_a_message_failed_for_good_and_says_why() {
     assert_eq!(v["status"], "degraded");
     assert_eq!(
         v["problems"][0],
-        "1 message(s) failed for good in the last 24 hours, the latest digest/2025-10-13 digest to quantri@example.invalid (email): 550 5.1.1 Mailbox unavailable"
+        "1 message(s) failed for good in the last 24 hours, the latest digest/2025-10-13 digest to quantri@example.invalid: 550 5.1.1 Mailbox unavailable"
     );
     // A day later it is history, reported by the digest, and health is ok again.
     s.clock.advance(Duration::hours(25));

@@ -340,10 +340,12 @@ fn webhook_answers_are_retried_or_failed_as_they_deserve() {
             "nhacviec_messages_sent_total{channel=\"webhook\"} 3",
             "nhacviec_messages_failed_total{channel=\"webhook\"} 3",
             "nhacviec_messages_failed_total{channel=\"telegram\"} 0",
-            "nhacviec_outbox_depth{channel=\"webhook\"} 0",
+            "nhacviec_channel_outbox_depth{channel=\"webhook\"} 0",
+            "nhacviec_outbox_depth 0",
         ],
     );
     let problems = health["problems"].to_string();
+    assert_contains(&problems, &[format!("to webhook http://127.0.0.1:{}/…", hooks.port())]);
     assert_lacks(
         &problems,
         "/hook/",
