@@ -240,6 +240,8 @@ pub struct Webhook {
     pub secrets: Vec<Secret>,
     /// Send rate limit over all endpoints.
     pub max_per_minute: u32,
+    /// How long a receiver may take to answer, in seconds (15 unless set).
+    pub timeout_seconds: u32,
 }
 
 /// A step offset: `14d`, `3wd`, `2h`, `30m`.

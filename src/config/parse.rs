@@ -230,12 +230,24 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
                 2,
             );
             let max_per_minute = per_minute(cx, &mut wh, "channels.webhook", 600);
+            let timeout_seconds = match wh.int(cx, "timeout_seconds") {
+                None => 15,
+                Some(n) if (1..=60).contains(&n.v) => u32::try_from(n.v).unwrap_or(15),
+                Some(n) => {
+                    cx.error(
+                        n.span,
+                        "`channels.webhook.timeout_seconds` must be between 1 and 60",
+                    );
+                    15
+                }
+            };
             if secrets.is_empty() {
                 wh.missing(cx, "secret_file");
             } else {
                 channels.webhook = Some(Webhook {
                     secrets,
                     max_per_minute,
+                    timeout_seconds,
                 });
             }
             wh.finish(cx);

@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::channel::SendError;
 
-/// How long one request may take, connection included.
+/// How long one request may take, connection included, unless the channel says otherwise.
 pub const TIMEOUT: StdDuration = StdDuration::from_secs(15);
 
 /// At most this much of an answer's body is kept in an error.
@@ -24,13 +24,13 @@ pub const MAX_RETRY_AFTER: Duration = Duration::hours(6);
 /// The client for one channel: no redirects, a timeout, our user agent; TLS by rustls with
 /// the *ring* provider (the one lettre already brings), certificates checked against the
 /// system's roots.
-pub fn client() -> anyhow::Result<reqwest::Client> {
+pub fn client(timeout: StdDuration) -> anyhow::Result<reqwest::Client> {
     // Installed once per process; a second call finds it there, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(TIMEOUT)
-        .connect_timeout(TIMEOUT)
+        .timeout(timeout)
+        .connect_timeout(timeout)
         .user_agent(concat!("nhacviec/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {}", e.without_url()))
@@ -38,9 +38,9 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
 
 /// A network error (refused, reset, timeout, TLS): worth retrying. The text never holds the
 /// URL.
-pub fn network_error(what: &str, e: reqwest::Error) -> SendError {
+pub fn network_error(what: &str, timeout: StdDuration, e: reqwest::Error) -> SendError {
     let why = if e.is_timeout() {
-        format!("no answer within {} s", TIMEOUT.as_secs())
+        format!("no answer within {} s", timeout.as_secs())
     } else if e.is_connect() {
         "cannot connect".to_string()
     } else if e.is_body() || e.is_decode() {

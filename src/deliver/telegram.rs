@@ -238,7 +238,7 @@ impl TelegramSender {
             );
         }
         Ok(TelegramSender {
-            client: http::client()?,
+            client: http::client(http::TIMEOUT)?,
             describe: format!("Telegram Bot API {}", cfg.api_url),
             api_url: cfg.api_url.clone(),
             token,
@@ -302,10 +302,12 @@ impl TelegramSender {
             .body(body.to_string())
             .send()
             .await
-            .map_err(|e| match http::network_error("the Telegram Bot API", e) {
-                SendError::Transient(t) => SendError::Transient(self.redact(&t)),
-                other => other,
-            })?;
+            .map_err(
+                |e| match http::network_error("the Telegram Bot API", http::TIMEOUT, e) {
+                    SendError::Transient(t) => SendError::Transient(self.redact(&t)),
+                    other => other,
+                },
+            )?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);

@@ -6,7 +6,8 @@
 //! `webhook-signature`: `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body` under the
 //! secret `whsec_<base64>`, one signature per configured secret, space-separated, so a
 //! receiver can move to a new secret without losing a message. A 2xx answer is delivery;
-//! 408, 425, 429 and 5xx, a timeout or a refused connection are retried (not before the
+//! 408, 425, 429 and 5xx, a timeout (15 s unless `timeout_seconds` says) or a refused
+//! connection are retried (not before the
 //! `Retry-After` the receiver names); 410 says the endpoint is gone; any other answer,
 //! redirects included (they are never followed), fails the message for good. At least
 //! once: an answer lost after the receiver took the message means it is sent again, with
@@ -128,6 +129,7 @@ pub fn event(out: &Outgoing<'_>) -> Value {
 /// Sends signed events.
 pub struct WebhookSender {
     client: reqwest::Client,
+    timeout: std::time::Duration,
     keys: Vec<Vec<u8>>,
 }
 
@@ -148,8 +150,10 @@ impl WebhookSender {
                 .map_err(|e| anyhow::anyhow!("cannot read the webhook secret: {e}"))?;
             keys.push(decode_secret(&text).map_err(|e| anyhow::anyhow!("{e} ({})", s.origin()))?);
         }
+        let timeout = std::time::Duration::from_secs(u64::from(cfg.timeout_seconds));
         Ok(WebhookSender {
-            client: http::client()?,
+            client: http::client(timeout)?,
+            timeout,
             keys,
         })
     }
@@ -175,7 +179,7 @@ impl WebhookSender {
             .body(body)
             .send()
             .await
-            .map_err(|e| http::network_error("the webhook receiver", e))?;
+            .map_err(|e| http::network_error("the webhook receiver", self.timeout, e))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());

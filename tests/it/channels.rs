@@ -345,7 +345,10 @@ fn webhook_answers_are_retried_or_failed_as_they_deserve() {
         ],
     );
     let problems = health["problems"].to_string();
-    assert_contains(&problems, &[format!("to webhook http://127.0.0.1:{}/…", hooks.port())]);
+    assert_contains(
+        &problems,
+        &[format!("to webhook http://127.0.0.1:{}/…", hooks.port())],
+    );
     assert_lacks(
         &problems,
         "/hook/",
@@ -353,20 +356,22 @@ fn webhook_answers_are_retried_or_failed_as_they_deserve() {
     );
 }
 
-/// A receiver that takes longer than 15 seconds is given up on (the send is retried), and
-/// the mail of the same step is not held up by it.
+/// A receiver that takes longer than its timeout (15 s by default; 3 s here, set by
+/// `timeout_seconds`) is given up on (the send is retried), and the mail of the same step
+/// is not held up by it.
 #[test]
 fn a_stalled_receiver_times_out_without_holding_up_mail() {
     let hooks = HookServer::start();
-    hooks.script(
-        "/hook/vp",
-        json!([{"action": "stall", "seconds": 25}]),
-        None,
-    );
-    let cfg = Cfg::new()
+    hooks.script("/hook/vp", json!([{"action": "stall", "seconds": 8}]), None);
+    let mut cfg = Cfg::new()
         .units([unit("vp").webhooks(&[&hooks.hook_url("vp")]), unit("kt")])
         .rule(tuyen_truyen(&["vp", "kt"]))
         .channels(&hooks);
+    cfg.extra = cfg.extra.replace(
+        "[channels.webhook]\n",
+        "[channels.webhook]\ntimeout_seconds = 3\n",
+    );
+    assert!(cfg.extra.contains("timeout_seconds = 3"));
     let mut d = Setup::new(&cfg).start();
     let rows = d.wait_rows("both emails sent while the webhook stalls", |rows| {
         rows_of(rows, "email")
@@ -380,14 +385,14 @@ fn a_stalled_receiver_times_out_without_holding_up_mail() {
         hook.status, "sending",
         "the webhook is still in flight: {hook:#?}"
     );
-    let rows = d.wait_rows("the webhook given up on after 15 s", |rows| {
+    let rows = d.wait_rows("the webhook given up on after 3 s", |rows| {
         rows_of(rows, "webhook")[0].status == "pending"
     });
     let hook = rows_of(&rows, "webhook")[0];
     assert_eq!(hook.attempts, 1);
     assert_contains(
         hook.last_error.as_deref().unwrap_or(""),
-        &["no answer within 15 s"],
+        &["no answer within 3 s"],
     );
 }
 
@@ -569,7 +574,7 @@ fn sigkill_during_a_burst_of_webhooks_loses_none() {
             )
         })
         .collect();
-    // 3000 a minute: the burst takes six seconds, so the kill lands in it.
+    // 6000 a minute: the burst takes three seconds, so the kill lands in it.
     let mut cfg = Cfg::new();
     let text = format!(
         r#"unit = [
@@ -592,7 +597,7 @@ on_due = false
 after = []
 [channels.webhook]
 secret_file = "secrets/webhook-secret"
-max_per_minute = 3000
+max_per_minute = 6000
 "#,
         units.join("\n"),
         port = cfg.port,
