@@ -74,8 +74,10 @@ pub struct Organization {
     pub public_url: String,
     /// The unit that receives reports and the digest (index into `units`).
     pub coordinator: Option<usize>,
-    /// Addresses told when the daemon itself has trouble.
+    /// Email addresses told when the daemon itself has trouble.
     pub admins: Vec<String>,
+    /// Units told the same, on every channel they have (indices into `units`).
+    pub admin_units: Vec<usize>,
 }
 
 /// `[storage]`.
@@ -370,6 +372,27 @@ pub struct Unit {
     pub telegram: Option<String>,
     /// Webhook URLs.
     pub webhook: Vec<String>,
+}
+
+impl Config {
+    /// Who is told when the daemon itself has trouble, each address once: the admins'
+    /// emails, and every address of the admin units on each of their channels.
+    pub fn admin_addresses(&self) -> Vec<(crate::state::Channel, &str)> {
+        let mut out: Vec<(crate::state::Channel, &str)> = self
+            .organization
+            .admins
+            .iter()
+            .map(|a| (crate::state::Channel::Email, a.as_str()))
+            .collect();
+        for &u in &self.organization.admin_units {
+            for a in self.units[u].addresses() {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        out
+    }
 }
 
 impl Unit {

@@ -32,6 +32,8 @@ pub(super) struct RawOrg {
     pub(super) public_url: Option<String>,
     pub(super) coordinator: Option<At<String>>,
     pub(super) admins: Vec<String>,
+    /// Entries of `admins` without an `@`: units, resolved later.
+    pub(super) admin_units: Vec<At<String>>,
     pub(super) span: std::ops::Range<usize>,
 }
 

@@ -141,6 +141,25 @@ pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) ->
         .as_ref()
         .and_then(|o| o.coordinator.as_ref())
         .and_then(|c| names.unit(cx, c, "`coordinator`"));
+    let admin_units: Vec<usize> = raw
+        .org
+        .iter()
+        .flat_map(|o| &o.admin_units)
+        .filter_map(|a| {
+            if names.map.contains_key(a.v.as_str()) {
+                return names.unit(cx, a, "`admins`");
+            }
+            let h = hint(&a.v, names.units.iter().copied());
+            cx.error(
+                a.span.clone(),
+                format!(
+                    "`{}` in `admins` is neither an email address (name@domain) nor a unit{h}",
+                    a.v
+                ),
+            );
+            None
+        })
+        .collect();
     let digest_to = match &raw.digest_to {
         Some(list) => list
             .iter()
@@ -235,7 +254,7 @@ pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) ->
         );
     }
     let org = raw.org?;
-    if org.admins.is_empty() {
+    if org.admins.is_empty() && admin_units.is_empty() {
         cx.warning(
             org.span.clone(),
             "no `organization.admins`: nobody will be told when the daemon itself has trouble",
@@ -270,6 +289,7 @@ pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) ->
             public_url,
             coordinator,
             admins: org.admins,
+            admin_units,
         },
         storage: raw.storage,
         server: raw.server,

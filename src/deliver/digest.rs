@@ -181,8 +181,8 @@ pub fn recipients(cfg: &Config) -> Vec<(String, Channel, String)> {
             add(&cfg.units[u].name, channel, a);
         }
     }
-    for a in &cfg.organization.admins {
-        add(super::notices::ADMIN_NAME, Channel::Email, a);
+    for (channel, a) in cfg.admin_addresses() {
+        add(super::notices::ADMIN_NAME, channel, a);
     }
     out
 }

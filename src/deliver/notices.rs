@@ -11,7 +11,7 @@ use super::channel::message_id;
 use super::email;
 use crate::config::Config;
 use crate::present;
-use crate::state::{Channel, TemplateKind};
+use crate::state::TemplateKind;
 use crate::store::{AckOutcome, Message, NewAck, Store, StoreError};
 
 /// How the admins are addressed.
@@ -61,7 +61,8 @@ pub fn done_notices(
         .collect()
 }
 
-/// One message to each admin about a config version that failed to load (`hash` names the
+/// One message to each admin address (on every channel of an admin unit) about a config
+/// version that failed to load (`hash` names the
 /// version: one notice per broken version).
 pub fn config_rejected(
     cfg: &Config,
@@ -79,18 +80,17 @@ pub fn config_rejected(
         "errors": errors,
         "recipient": {"name": ADMIN_NAME},
     });
-    cfg.organization
-        .admins
-        .iter()
-        .map(|a| {
+    cfg.admin_addresses()
+        .into_iter()
+        .map(|(channel, a)| {
             Message::new(
                 key.clone(),
                 "notice".into(),
-                Channel::Email,
-                a.clone(),
+                channel,
+                a.to_string(),
                 TemplateKind::ConfigError,
                 ctx.clone(),
-                message_id(&key, "notice", Channel::Email, a, &domain),
+                message_id(&key, "notice", channel, a, &domain),
                 now,
             )
         })

@@ -653,3 +653,176 @@ max_per_minute = 6000
     assert!(arrivals.values().all(|n| *n <= 2), "{arrivals:?}");
     assert_eq!(arrivals.len(), N);
 }
+
+/// `send-test` and `preview` on each channel: a signed `test` event and a Telegram message
+/// through the stand-in; the webhook event and the `sendMessage` request a step would be;
+/// an address the channel cannot take is refused before anything is sent.
+#[test]
+fn send_test_and_preview_on_each_channel() {
+    let hooks = HookServer::start();
+    let hook = hooks.hook_url("vp");
+    let cfg = Cfg::new()
+        .units([unit("vp").telegram(CHAT).webhooks(&[&hook])])
+        .rule(tuyen_truyen(&["vp"]))
+        .channels(&hooks);
+    let d = Setup::new(&cfg).prepare();
+
+    let out = d.cli(&["send-test", "--channel", "webhook", "--to", &hook]);
+    assert_eq!(out.status, 0, "{out:?}");
+    let posts = hooks.hooks();
+    assert_eq!(posts.len(), 1);
+    let id = posts[0].header("webhook-id").unwrap().to_string();
+    assert_eq!(
+        out.stdout,
+        format!(
+            "sent a test webhook event to {hook} via webhooks (Standard Webhooks signatures); webhook-id <{id}>\n"
+        )
+    );
+    assert_eq!(posts[0].json["type"], "test");
+    assert!(verified_by_the_example_receiver(&posts[0]));
+
+    let out = d.cli(&["send-test", "--channel", "telegram", "--to", CHAT]);
+    assert_eq!(out.status, 0, "{out:?}");
+    let sends = hooks.telegram_sends();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].status(), Some(200));
+    assert_contains(
+        sends[0].json["text"].as_str().unwrap(),
+        &["Đây là tin thử nghiệm", ORG],
+    );
+    assert_contains(
+        &out.stdout,
+        &[format!("sent a test telegram message to {CHAT}")],
+    );
+
+    let out = d.cli(&[
+        "send-test",
+        "--channel",
+        "webhook",
+        "--to",
+        "http://hooks.example.vn/x",
+    ]);
+    assert_eq!(out.status, 1);
+    assert_contains(&out.stderr, &["is not https"]);
+    let out = d.cli(&[
+        "send-test",
+        "--channel",
+        "telegram",
+        "--to",
+        "nhóm văn phòng",
+    ]);
+    assert_eq!(out.status, 1);
+    assert_contains(&out.stderr, &["is not a Telegram chat id"]);
+    assert_eq!(
+        hooks.requests().len(),
+        2,
+        "nothing sent for the refused ones"
+    );
+
+    let key = tuyen_truyen_key("vp");
+    let preview = |channel: &str| {
+        let out = d.cli(&[
+            "preview",
+            "--obligation",
+            &key,
+            "--step",
+            "before-5d",
+            "--channel",
+            channel,
+        ]);
+        assert_eq!(out.status, 0, "{out:?}");
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let event = preview("webhook");
+    assert_eq!(event["type"], "reminder.before");
+    assert_eq!(event["data"]["obligation"], key);
+    assert_eq!(event["data"]["unit"]["id"], "vp");
+    let request = preview("telegram");
+    assert_eq!(request["chat_id"], json!(-1_001_234_567_890_i64));
+    assert_eq!(request["parse_mode"], "HTML");
+    assert_contains(request["text"].as_str().unwrap(), &["🔔 <b>Nhắc việc:</b>"]);
+}
+
+/// An admin may be a unit: the digest and the notice of a config that fails to load then go
+/// to every channel it has (the notice once per broken version), as `digest` and
+/// `config.rejected` events to its webhook.
+#[test]
+fn an_admin_unit_hears_of_a_broken_config_on_each_channel() {
+    let hooks = HookServer::start();
+    let hook = hooks.hook_url("quan-tri");
+    let mut cfg = Cfg::new()
+        .units([unit("vp")])
+        .rule(tuyen_truyen(&["vp"]))
+        .admins(&[crate::support::config::ADMIN, "vhxh"])
+        .channels(&hooks);
+    cfg.units[0] = unit("vhxh").telegram(CHAT).webhooks(&[&hook]);
+    let mut d = Setup::new(&cfg).start();
+    // Started Mon 13/10 09:00, after the digest's 07:30: the reminder and today's digest.
+    let rows = d.wait_sent(5);
+    let mut digests: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| r.template == "digest")
+        .map(|r| (r.channel.as_str(), r.recipient.as_str()))
+        .collect();
+    digests.sort();
+    let vhxh = address("vhxh");
+    assert_eq!(
+        digests,
+        [
+            ("email", crate::support::config::ADMIN),
+            ("email", vhxh.as_str()),
+            ("telegram", CHAT),
+            ("webhook", hook.as_str()),
+        ]
+    );
+    let digest = &hooks.hooks()[0].json;
+    assert_eq!(digest["type"], "digest");
+    assert_eq!(digest["data"]["totals"]["pending"], 1, "{digest:#}");
+    let broken = cfg
+        .toml()
+        .replacen("units = [\"vp\"]", "units = [\"vpp\"]", 1);
+    d.write_config(&broken);
+    d.signal("HUP");
+    let rows = d.wait_rows("the four notices sent", |rows| {
+        rows.iter()
+            .filter(|r| r.template == "config_error" && r.status == "sent")
+            .count()
+            == 4
+    });
+    let mut told: Vec<(String, String)> = rows
+        .iter()
+        .filter(|r| r.template == "config_error")
+        .map(|r| (r.channel.clone(), r.recipient.clone()))
+        .collect();
+    told.sort();
+    assert_eq!(
+        told,
+        [
+            (
+                "email".to_string(),
+                crate::support::config::ADMIN.to_string()
+            ),
+            ("email".to_string(), address("vhxh")),
+            ("telegram".to_string(), CHAT.to_string()),
+            ("webhook".to_string(), hook.clone()),
+        ]
+    );
+    let event = &hooks.hooks()[1].json;
+    assert_eq!(event["type"], "config.rejected");
+    assert_contains(
+        &event["data"]["errors"].to_string(),
+        &["unknown unit or group `vpp`; did you mean `vp`?"],
+    );
+    assert_contains(
+        hooks.telegram_sends()[1].json["text"].as_str().unwrap(),
+        &["Cấu hình nhắc việc có lỗi", "`vpp`"],
+    );
+    d.signal("HUP");
+    d.wait_log("not applied", 2);
+    let notices = d
+        .rows()
+        .iter()
+        .filter(|r| r.template == "config_error")
+        .count();
+    assert_eq!(notices, 4, "once per broken version");
+}

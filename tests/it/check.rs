@@ -448,3 +448,23 @@ fn channel_addresses_and_secrets() {
         ]))
         .run();
 }
+
+/// `organization.admins` takes email addresses and unit ids; anything else is neither.
+#[test]
+fn admins_are_addresses_or_units() {
+    let text = "[organization]\nname = \"UBND phường Thử Nghiệm\"\nadmins = [\"quantri\", \"vhx\", \"vhxh\", \"quantri@example.invalid\"]\n\
+                [calendar]\nholidays = \"none\"\n\
+                [[unit]]\nid = \"vhxh\"\nname = \"Phòng Văn hóa – Xã hội\"\nemail = [\"vhxh@example.invalid\"]\n\
+                [[rule]]\nid = \"r\"\nkind = \"task\"\ntitle = \"Nhiệm vụ\"\nperiod = \"once\"\ndue = { date = \"2025-10-15\" }\nunits = [\"all\"]\n";
+    Test::new()
+        .config(text)
+        .args(&["check"])
+        .status(1)
+        .stderr(&lines(&[
+            "nhacviec.toml:3:11: error: `quantri` in `admins` is neither an email address (name@domain) nor a unit",
+            "nhacviec.toml:3:22: error: `vhx` in `admins` is neither an email address (name@domain) nor a unit; did you mean `vhxh`?",
+            "nhacviec.toml: warning: no `server.admin_password_file`: the status page /status is off",
+            "nhacviec.toml: 2 errors, 1 warning; the config was not applied",
+        ]))
+        .run();
+}
