@@ -344,6 +344,10 @@ fn webhook_answers_are_retried_or_failed_as_they_deserve() {
             "nhacviec_outbox_depth 0",
         ],
     );
+    let written = everything_written(&d);
+    let key = WEBHOOK_SECRET.trim_start_matches("whsec_");
+    assert_lacks(&written, key, "the webhook secret leaked");
+    assert_lacks(&written, &key[..12], "part of the webhook secret leaked");
     let problems = health["problems"].to_string();
     assert_contains(
         &problems,
@@ -399,7 +403,9 @@ fn a_stalled_receiver_times_out_without_holding_up_mail() {
 /// Each answer the Bot API may give: 429 with `retry_after` (retried no sooner), a group
 /// migrated to a supergroup (failed, naming the new id to put in the config), a blocked bot
 /// and an unknown chat (failed for good, saying what to do), a 500 (retried, delivered). A
-/// `public_url` Telegram takes gets the link as a button, not in the text.
+/// `public_url` Telegram takes gets the link as a button, not in the text. The rule's legal
+/// basis is 6 000 characters long: every message is shortened to what Telegram takes (the
+/// stand-in refuses more than 4 096 characters after parsing), its button kept.
 #[test]
 fn telegram_answers_are_retried_or_failed_with_what_to_do() {
     let hooks = HookServer::start();
@@ -434,10 +440,11 @@ fn telegram_answers_are_retried_or_failed_with_what_to_do() {
         hooks.script(&format!("chat:{chat}"), script.clone(), None);
     }
     let ids: Vec<&str> = chats.iter().map(|(u, _, _)| *u).collect();
+    let long = "Căn cứ <pháp lý> & ".repeat(300);
     let cfg = Cfg::new()
         .public_url("https://nhacviec.thu.example.vn")
         .units(chats.iter().map(|(u, chat, _)| unit(u).telegram(chat)))
-        .rule(tuyen_truyen(&ids))
+        .rule(tuyen_truyen(&ids).reference(&long))
         .channels(&hooks);
     let mut d = Setup::new(&cfg).speed(60).start();
     let rows = d.wait_rows("every Telegram message sent or failed", |rows| {
@@ -501,7 +508,14 @@ fn telegram_answers_are_retried_or_failed_with_what_to_do() {
         &token,
         "the link is in the button",
     );
-    assert_eq!(ok.status(), Some(200), "the stand-in took the button");
+    assert_eq!(
+        ok.status(),
+        Some(200),
+        "the stand-in took the button and the length"
+    );
+    let shown = ok.json["text"].as_str().unwrap();
+    assert_contains(shown, &["Căn cứ &lt;pháp lý&gt; &amp;", "…"]);
+    assert!(shown.len() < long.len(), "the legal basis was shortened");
     assert_lacks(
         &everything_written(&d),
         hooks.token(),
