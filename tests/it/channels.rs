@@ -22,6 +22,10 @@ use crate::support::{REPO, assert_contains, assert_lacks};
 /// A group's chat id.
 const CHAT: &str = "-1001234567890";
 
+/// How much faster than real time the retry tests' clocks run.
+const SPEED: u32 = 120;
+const SPEED_F: f64 = SPEED as f64;
+
 /// How long a test waits for the stand-in to see requests.
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -234,8 +238,8 @@ fn three_channels_get_the_step_and_one_ack_stops_them_all() {
     );
 }
 
-/// Each answer a webhook receiver may give, one unit each, on a clock 60 times faster (a
-/// minute's backoff takes a second): 429 with `Retry-After` is retried no sooner than it
+/// Each answer a webhook receiver may give, one unit each, on a clock [`SPEED`] times faster
+/// (a minute's backoff takes half a second): 429 with `Retry-After` is retried no sooner than it
 /// says; 500 and a hang-up are retried and then delivered, with the same `webhook-id`; 410
 /// fails at once and says the endpoint is gone; 400 fails for good; a redirect is not
 /// followed. The errors name no URL.
@@ -267,7 +271,7 @@ fn webhook_answers_are_retried_or_failed_as_they_deserve() {
         .units(ids.iter().map(|u| unit(u).webhooks(&[&hooks.hook_url(u)])))
         .rule(tuyen_truyen(&ids))
         .channels(&hooks);
-    let mut d = Setup::new(&cfg).speed(60).start();
+    let mut d = Setup::new(&cfg).speed(SPEED).start();
     let rows = d.wait_rows("every webhook sent or failed", |rows| {
         let hooks = rows_of(rows, "webhook");
         hooks.len() == 6
@@ -298,9 +302,12 @@ fn webhook_answers_are_retried_or_failed_as_they_deserve() {
         );
         assert_eq!(got[0].body.len(), got[1].body.len(), "{u}: the same event");
     }
-    // 429 said 300 s: on a clock 60 times faster, 5 real seconds at least.
+    // 429 said 300 s: 2.5 real seconds at least (the backoff alone would be half a second).
     let waited = to("yt")[1].at - to("yt")[0].at;
-    assert!(waited >= 300.0 / 60.0 - 0.5, "the retry waited {waited} s");
+    assert!(
+        waited >= 0.9 * 300.0 / SPEED_F,
+        "the retry waited {waited} s"
+    );
     assert_contains(
         by_unit["yt"].last_error.as_deref().unwrap_or(""),
         &["429", "slow down"],
@@ -446,7 +453,7 @@ fn telegram_answers_are_retried_or_failed_with_what_to_do() {
         .units(chats.iter().map(|(u, chat, _)| unit(u).telegram(chat)))
         .rule(tuyen_truyen(&ids).reference(&long))
         .channels(&hooks);
-    let mut d = Setup::new(&cfg).speed(60).start();
+    let mut d = Setup::new(&cfg).speed(SPEED).start();
     let rows = d.wait_rows("every Telegram message sent or failed", |rows| {
         let tg = rows_of(rows, "telegram");
         tg.len() == 5
@@ -475,7 +482,7 @@ fn telegram_answers_are_retried_or_failed_with_what_to_do() {
     }
     let waited = to("-1001")[1].at - to("-1001")[0].at;
     assert!(
-        waited >= 240.0 / 60.0 - 0.5,
+        waited >= 0.9 * 240.0 / SPEED_F,
         "retry_after 240 s: waited {waited} s"
     );
     let failed = |u: &str| {
