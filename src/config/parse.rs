@@ -344,20 +344,3 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
         secrets,
     }
 }
-
-/// `max_per_minute` of a channel: a positive number, `default` when absent.
-fn per_minute(cx: &mut Cx, t: &mut Tbl, section: &str, default: u32) -> u32 {
-    match t.int(cx, "max_per_minute") {
-        None => default,
-        Some(n) => u32::try_from(n.v)
-            .ok()
-            .filter(|&v| v > 0)
-            .unwrap_or_else(|| {
-                cx.error(
-                    n.span,
-                    format!("`{section}.max_per_minute` must be a positive number"),
-                );
-                default
-            }),
-    }
-}

@@ -170,19 +170,7 @@ pub(super) fn read_email(
         let ca_file = s
             .str(cx, "ca_file")
             .map(|c| existing(cx, base, &c, "CA file", Path::is_file));
-        let max_per_minute = match s.int(cx, "max_per_minute") {
-            None => 120,
-            Some(n) => u32::try_from(n.v)
-                .ok()
-                .filter(|&v| v > 0)
-                .unwrap_or_else(|| {
-                    cx.error(
-                        n.span,
-                        "`email.smtp.max_per_minute` must be a positive number",
-                    );
-                    120
-                }),
-        };
+        let max_per_minute = per_minute(cx, &mut s, "email.smtp", 120);
         if let (Some(Security::None), Some(h)) = (security, &host) {
             let local = h.v == "localhost"
                 || h.v

@@ -17,23 +17,15 @@
 //! `tests/it/stand_in.rs` holds the harness's own tests of it.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::process::ServerProcess;
 use super::{REPO, TempDir, http};
-
-/// How long the server may take to print `READY <port>`.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// How long the server may take to exit once its stdin is closed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The interpreter: `NHACVIEC_TEST_PYTHON` if set, else `python3` (the server uses the
 /// standard library only).
@@ -49,10 +41,7 @@ pub struct HookServer {
     token: String,
     /// Where it writes `requests.jsonl`.
     dir: PathBuf,
-    child: Child,
-    /// The server's stdin: closing it stops the server.
-    stdin: Option<ChildStdin>,
-    stderr: PathBuf,
+    process: ServerProcess,
     /// Declared last, so removed after the server has stopped.
     _tmp: TempDir,
 }
@@ -66,64 +55,22 @@ impl HookServer {
         let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
         let token = format!("123456:TEST-token-{hex}");
 
-        let python = python();
         let tmp = TempDir::new();
         let dir = tmp.path.join("out");
         let stderr = tmp.path.join("server.stderr");
-        let mut child = Command::new(&python)
-            .arg(Path::new(REPO).join("tests/channels/server.py"))
+        let mut cmd = Command::new(python());
+        cmd.arg(Path::new(REPO).join("tests/channels/server.py"))
             .arg("--dir")
             .arg(&dir)
-            .args(["--port", "0", "--watch-stdin", "--token", &token])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run {} (NHACVIEC_TEST_PYTHON, else python3): {e}",
-                    python.display()
-                )
-            });
-
-        // The first line of stdout, read by a thread so that waiting for it has a limit.
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            lines.for_each(drop); // nothing more is printed; read to the end all the same
-        });
-        let first = rx.recv_timeout(READY_TIMEOUT);
-        let port = match &first {
-            Ok(Some(Ok(line))) => line.strip_prefix("READY ").and_then(|p| p.parse().ok()),
-            _ => None,
-        };
-        let mut server = HookServer {
-            port: port.unwrap_or(0),
+            .args(["--port", "0", "--watch-stdin", "--token", &token]);
+        let process = ServerProcess::start("the channels stand-in", cmd, stderr);
+        HookServer {
+            port: process.port,
             token,
             dir,
-            stdin: child.stdin.take(),
-            child,
-            stderr,
+            process,
             _tmp: tmp,
-        };
-        if port.is_none() {
-            let _ = server.child.kill();
-            let _ = server.child.wait();
-            let first = match first {
-                Ok(Some(Ok(line))) => format!("it printed {line:?}"),
-                Ok(Some(Err(e))) => format!("reading its stdout failed: {e}"),
-                Ok(None) => "it exited without a word".to_string(),
-                Err(_) => format!("no line after {READY_TIMEOUT:?}"),
-            };
-            // Dropped while panicking: removes the directory, and panics no second time.
-            panic!(
-                "the channels stand-in did not start: {first}\n--- its stderr\n{}",
-                server.stderr()
-            );
         }
-        server
     }
 
     /// The bot token its Bot API accepts (others get 401).
@@ -244,26 +191,7 @@ impl HookServer {
 
     /// What the server wrote to stderr so far (a Python traceback, with the token hidden).
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// Closes the server's stdin, which stops it, and waits for it to exit (or kills it).
-    fn stop(&mut self) -> Option<ExitStatus> {
-        drop(self.stdin.take());
-        super::wait_at_most(&mut self.child, STOP_TIMEOUT)
-    }
-}
-
-impl Drop for HookServer {
-    fn drop(&mut self) {
-        let status = self.stop();
-        if !std::thread::panicking() && !status.is_some_and(|s| s.success()) {
-            let stderr = self.stderr();
-            panic!(
-                "the channels stand-in did not stop cleanly ({})\n--- its stderr\n{stderr}",
-                status.map_or(format!("killed after {STOP_TIMEOUT:?}"), |s| s.to_string())
-            );
-        }
+        self.process.stderr()
     }
 }
 

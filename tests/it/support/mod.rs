@@ -22,6 +22,7 @@ pub mod daemon;
 pub mod db;
 pub mod http;
 pub mod mime;
+pub mod process;
 pub mod smtp;
 
 use std::fmt::Write as _;

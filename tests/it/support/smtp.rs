@@ -14,22 +14,14 @@
 //!
 //! `tests/it/smtp.rs` holds the harness's own tests: they drive the server with lettre.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::process::ServerProcess;
 use super::{REPO, TempDir, python};
-
-/// How long the server may take to print `READY <port>`.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// How long the server may take to exit once its stdin is closed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the server speaks TLS.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -89,10 +81,7 @@ pub struct SmtpServer {
     pub dir: PathBuf,
     /// The CA that signed its certificate (for localhost and 127.0.0.1), in TLS modes.
     pub ca_pem: Option<PathBuf>,
-    child: Child,
-    /// The server's stdin: closing it stops the server.
-    stdin: Option<ChildStdin>,
-    stderr: PathBuf,
+    process: ServerProcess,
     /// Declared last, so removed after the server has stopped.
     _tmp: TempDir,
 }
@@ -133,56 +122,15 @@ impl SmtpServer {
         if opts.fail_first > 0 {
             cmd.arg("--fail-first").arg(opts.fail_first.to_string());
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run {} (NHACVIEC_TEST_PYTHON): {e}; run `bash scripts/test.sh`",
-                    python.display()
-                )
-            });
-
-        // The first line of stdout, read by a thread so that waiting for it has a limit.
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            lines.for_each(drop); // nothing more is printed; read to the end all the same
-        });
-        let first = rx.recv_timeout(READY_TIMEOUT);
-        let port = match &first {
-            Ok(Some(Ok(line))) => line.strip_prefix("READY ").and_then(|p| p.parse().ok()),
-            _ => None,
-        };
-        let mut server = SmtpServer {
-            port: port.unwrap_or(0),
+        let process =
+            ServerProcess::start(&format!("the SMTP test server ({opts:?})"), cmd, stderr);
+        SmtpServer {
+            port: process.port,
             dir,
             ca_pem: (opts.mode != Mode::Plain).then(|| certs.join("ca.pem")),
-            stdin: child.stdin.take(),
-            child,
-            stderr,
+            process,
             _tmp: tmp,
-        };
-        if port.is_none() {
-            let _ = server.child.kill();
-            let _ = server.child.wait();
-            let first = match first {
-                Ok(Some(Ok(line))) => format!("it printed {line:?}"),
-                Ok(Some(Err(e))) => format!("reading its stdout failed: {e}"),
-                Ok(None) => "it exited without a word".to_string(),
-                Err(_) => format!("no line after {READY_TIMEOUT:?}"),
-            };
-            // Dropped while panicking: removes the directory, and panics no second time.
-            panic!(
-                "the SMTP test server did not start ({opts:?}): {first}\n--- its stderr\n{}",
-                server.stderr()
-            );
         }
-        server
     }
 
     /// Waits until at least `n` messages have been accepted, and returns all there are,
@@ -254,26 +202,7 @@ impl SmtpServer {
 
     /// What the server wrote to stderr so far (aiosmtpd's errors, a Python traceback).
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// Closes the server's stdin, which stops it, and waits for it to exit (or kills it).
-    fn stop(&mut self) -> Option<ExitStatus> {
-        drop(self.stdin.take());
-        super::wait_at_most(&mut self.child, STOP_TIMEOUT)
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let status = self.stop();
-        if !std::thread::panicking() && !status.is_some_and(|s| s.success()) {
-            let stderr = self.stderr();
-            panic!(
-                "the SMTP test server did not stop cleanly ({})\n--- its stderr\n{stderr}",
-                status.map_or(format!("killed after {STOP_TIMEOUT:?}"), |s| s.to_string())
-            );
-        }
+        self.process.stderr()
     }
 }
 
