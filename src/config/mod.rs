@@ -24,7 +24,7 @@ use chrono_tz::Tz;
 
 use crate::calendar::Calendar;
 pub use diag::{Diagnostic, Severity};
-pub use rules::{is_chat_id, is_loopback, webhook_url_problem};
+pub use rules::{is_chat_id, is_loopback, webhook_shown, webhook_url_problem};
 
 /// The default location of the config file.
 pub const DEFAULT_PATH: &str = "/etc/nhacviec/nhacviec.toml";
@@ -116,7 +116,8 @@ pub fn decode_webhook_secret(secret: &str) -> Result<Vec<u8>, String> {
     })?;
     let key = base64::engine::general_purpose::STANDARD
         .decode(b64)
-        .map_err(|e| format!("the webhook secret after `whsec_` is not base64 ({e})"))?;
+        // base64's error names the character and where: a piece of the secret. Not shown.
+        .map_err(|_| "the webhook secret after `whsec_` is not base64".to_string())?;
     if key.len() < 16 {
         return Err(format!(
             "the webhook secret holds {} bytes; use at least 16 (32 is usual)",
@@ -124,6 +125,24 @@ pub fn decode_webhook_secret(secret: &str) -> Result<Vec<u8>, String> {
         ));
     }
     Ok(key)
+}
+
+/// Whether a Telegram bot token looks like one (`123456789:AA…`, as @BotFather gives it);
+/// the error never shows it.
+pub fn telegram_token_problem(token: &str) -> Result<(), String> {
+    let ok = token.split_once(':').is_some_and(|(id, secret)| {
+        !id.is_empty()
+            && id.bytes().all(|b| b.is_ascii_digit())
+            && !secret.is_empty()
+            && secret
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err("the Telegram bot token is not one: it looks like 123456789:AA… (digits, a colon, letters, digits, `_` and `-`), as @BotFather gave it".into())
+    }
 }
 
 impl Secret {

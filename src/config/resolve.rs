@@ -423,7 +423,17 @@ fn check_secrets(cx: &mut Cx, raw: &Raw) {
             _ => {}
         }
     }
-    // A webhook secret that is there must also be one: `run` would refuse it.
+    // A bot token or webhook secret that is there must also be one: `run` would refuse it.
+    if let Some(tg) = &raw.channels.telegram
+        && let Some((at, _)) = raw.secrets.iter().find(|(_, x)| *x == tg.bot_token)
+        && let Ok(text) = tg.bot_token.read()
+        && let Err(why) = super::telegram_token_problem(&text)
+    {
+        cx.error(
+            at.span.clone(),
+            format!("{why} ({})", tg.bot_token.origin()),
+        );
+    }
     for s in raw.channels.webhook.iter().flat_map(|w| &w.secrets) {
         let Some((at, _)) = raw.secrets.iter().find(|(_, x)| x == s) else {
             continue;

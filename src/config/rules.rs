@@ -123,29 +123,40 @@ pub fn is_chat_id(s: &str) -> bool {
     })
 }
 
-/// Why a webhook URL cannot be used, if it cannot: it must be `https://`, or `http://` to
-/// a loopback address (a receiver on the same server), with a host.
+/// Why a webhook URL cannot be used, if it cannot: it must parse (the WHATWG URL rules the
+/// HTTP client uses: a port out of range is refused here, not at the first send), be
+/// `https://`, or `http://` to a loopback address (a receiver on the same server).
 pub fn webhook_url_problem(url: &str) -> Option<&'static str> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Some("is not a URL (write https://host/path)");
-    };
-    let scheme = scheme.to_ascii_lowercase();
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or("");
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.split(':').next().unwrap_or(""),
-    };
-    if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Some("is not a URL (write https://host/path)");
+    const NOT_A_URL: &str = "is not a URL (write https://host/path)";
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some(NOT_A_URL);
     }
-    match scheme.as_str() {
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return Some(NOT_A_URL);
+    };
+    let Some(host) = u.host_str().filter(|h| !h.is_empty()) else {
+        return Some(NOT_A_URL);
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match u.scheme() {
         "https" => None,
         "http" if is_loopback(host) => None,
         "http" => Some(
             "is not https: webhooks go over https, except to a receiver on this server (127.0.0.1, ::1, localhost)",
         ),
         _ => Some("is not an https URL"),
+    }
+}
+
+/// How a webhook URL is shown where others may read it (`/healthz`, the digest, an error):
+/// its scheme and host only, since such URLs often carry a secret in their path or user part.
+pub fn webhook_shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => match u.port() {
+            Some(port) => format!("{}://{}:{port}/…", u.scheme(), u.host_str().unwrap_or("?")),
+            None => format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or("?")),
+        },
+        Err(_) => "(a webhook URL)".into(),
     }
 }
 

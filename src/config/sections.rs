@@ -171,17 +171,13 @@ pub(super) fn read_email(
             .str(cx, "ca_file")
             .map(|c| existing(cx, base, &c, "CA file", Path::is_file));
         let max_per_minute = per_minute(cx, &mut s, "email.smtp", 120);
-        if let (Some(Security::None), Some(h)) = (security, &host) {
-            let local = h.v == "localhost"
-                || h.v
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback());
-            if !local {
-                cx.error(
-                    h.span.clone(),
-                    format!("`security = \"none\"` sends passwords and mail in clear: it is allowed only to 127.0.0.1 or localhost, not `{}`", h.v),
-                );
-            }
+        if let (Some(Security::None), Some(h)) = (security, &host)
+            && !super::rules::is_loopback(&h.v)
+        {
+            cx.error(
+                h.span.clone(),
+                format!("`security = \"none\"` sends passwords and mail in clear: it is allowed only to 127.0.0.1 or localhost, not `{}`", h.v),
+            );
         }
         if let (Some(host), Some(port), Some(security)) = (host, port, security) {
             e.smtp = Some(Smtp {

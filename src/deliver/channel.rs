@@ -14,14 +14,16 @@ use crate::state::{Channel, TemplateKind};
 /// How a send failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// Worth retrying: a 4xx answer, a network problem, a timeout, a full disk.
+    /// Worth retrying: a network problem, a timeout, a full disk, an answer that says "later"
+    /// (SMTP 4xx; HTTP 408, 425, 429, 5xx).
     #[error("{0}")]
     Transient(String),
     /// Worth retrying, but not before the instant the other side named (an HTTP
     /// `Retry-After`, Telegram's `retry_after`).
     #[error("{0}")]
     RetryAt(String, DateTime<Utc>),
-    /// Not worth retrying: a 5xx answer, an address that cannot be used.
+    /// Not worth retrying: an answer that says "never" (SMTP 5xx; HTTP 410 and other 4xx),
+    /// an address that cannot be used.
     #[error("{0}")]
     Permanent(String),
 }

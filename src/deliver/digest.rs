@@ -148,7 +148,10 @@ pub fn context(
         .iter()
         .map(|m| {
             json!({
-                "recipient": m.recipient,
+                "recipient": match m.channel {
+                    Channel::Webhook => crate::config::webhook_shown(&m.recipient),
+                    _ => m.recipient.clone(),
+                },
                 "about": format!("{}, {}", m.obligation, m.step),
                 "error": m.last_error.as_deref().unwrap_or(""),
             })

@@ -39,6 +39,12 @@ pub fn client(timeout: StdDuration) -> anyhow::Result<reqwest::Client> {
 /// A network error (refused, reset, timeout, TLS): worth retrying. The text never holds the
 /// URL.
 pub fn network_error(what: &str, timeout: StdDuration, e: reqwest::Error) -> SendError {
+    if e.is_builder() {
+        return SendError::Permanent(format!(
+            "{what}: the address cannot be used ({})",
+            e.without_url()
+        ));
+    }
     let why = if e.is_timeout() {
         format!("no answer within {} s", timeout.as_secs())
     } else if e.is_connect() {
@@ -64,7 +70,7 @@ pub fn network_error(what: &str, timeout: StdDuration, e: reqwest::Error) -> Sen
 pub fn retry_after(value: Option<&str>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let v = value?.trim();
     let at = match v.parse::<u64>() {
-        Ok(secs) => now + Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX).min(86_400)),
+        Ok(secs) => now + Duration::seconds(i64::try_from(secs.min(86_400)).unwrap_or(86_400)),
         Err(_) => DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc),
     };
     Some(at.clamp(now, now + MAX_RETRY_AFTER))

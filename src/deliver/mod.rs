@@ -13,6 +13,7 @@ pub mod digest;
 pub mod email;
 pub mod enqueue;
 pub mod http;
+pub mod limit;
 pub mod notices;
 pub mod outbox;
 pub mod smtp;

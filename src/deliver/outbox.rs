@@ -16,10 +16,11 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::channel::{Outgoing, SendError};
+use super::limit::Limiter;
 use super::{Applied, Current, context, telegram};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -33,6 +34,10 @@ pub const BATCH: usize = 64;
 pub const PARALLEL: usize = 4;
 /// How long one drain sends before it lets the engine look around.
 pub const DRAIN_BUDGET: StdDuration = StdDuration::from_secs(45);
+/// How long a lane takes new messages in one step: a step ends at most this long, plus the
+/// slowest send in flight (the channel's timeout), after it began, so a stalled receiver on
+/// one channel slows the others' next batch, never stops it.
+pub const LANE_BUDGET: StdDuration = StdDuration::from_secs(10);
 /// Retries stop this long after the first attempt.
 pub const RETRY_FOR: Duration = Duration::hours(48);
 
@@ -63,30 +68,6 @@ impl Outcome {
         self.sent += o.sent;
         self.retried += o.retried;
         self.failed += o.failed;
-    }
-}
-
-/// Spaces sends `interval` apart (the `max_per_minute` limit). Real time, not the daemon's
-/// clock: the limit protects a real server.
-#[derive(Debug)]
-struct Limiter {
-    interval: StdDuration,
-    next: Mutex<tokio::time::Instant>,
-}
-
-impl Limiter {
-    async fn wait(&self) {
-        let now = tokio::time::Instant::now();
-        let at = {
-            let mut next = self.next.lock().await;
-            let at = (*next).max(now);
-            *next = at + self.interval;
-            at
-        };
-        // Not even a timer when no wait is needed: an idle wake stays one wake.
-        if at > now {
-            tokio::time::sleep_until(at).await;
-        }
     }
 }
 
@@ -142,13 +123,7 @@ impl Outbox {
         let cfg = current.config();
         let limiters = Channel::ALL
             .iter()
-            .map(|&c| {
-                let limiter = Limiter {
-                    interval: interval(&cfg, c),
-                    next: Mutex::new(tokio::time::Instant::now()),
-                };
-                (c, Arc::new(limiter))
-            })
+            .map(|&c| (c, Arc::new(Limiter::new(interval(&cfg, c)))))
             .collect();
         Outbox {
             stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -166,8 +141,8 @@ impl Outbox {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Sends up to [`BATCH`] due messages of each channel, each channel in its own lane;
-    /// returns what happened.
+    /// Sends up to [`BATCH`] due messages of each channel, each channel in its own lane, for
+    /// up to [`LANE_BUDGET`]; returns what happened.
     pub async fn step(&self) -> Result<Outcome, StoreError> {
         if self
             .store
@@ -179,6 +154,10 @@ impl Outbox {
         let applied = self.current.get();
         let mut lanes = JoinSet::new();
         for (channel, limiter) in &self.limiters {
+            // The limit in force: a reload may have changed it.
+            limiter
+                .set_interval(interval(&applied.config, *channel))
+                .await;
             let lane = Lane {
                 channel: *channel,
                 limiter: limiter.clone(),
@@ -239,18 +218,31 @@ impl Lane {
     /// most [`PARALLEL`] rows of a channel are `sending` at any moment: exactly those in
     /// flight.
     async fn step(self) -> Result<Outcome, StoreError> {
+        let started = tokio::time::Instant::now();
         let sem = Arc::new(Semaphore::new(PARALLEL));
         let mut tasks = JoinSet::new();
         let mut out = Outcome::default();
+        let stopping = || self.stopping.load(std::sync::atomic::Ordering::SeqCst);
         for _ in 0..BATCH {
             let Ok(permit) = sem.clone().acquire_owned().await else {
                 break;
             };
-            if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            if stopping() || started.elapsed() > LANE_BUDGET {
+                break;
+            }
+            // Nothing of this channel due: no slot of its rate limit taken.
+            if self
+                .store
+                .next_attempt_on(Some(self.channel))?
+                .is_none_or(|t| t > self.clock.now())
+            {
                 break;
             }
             // Wait for the rate limit first, so the attempt is recorded when it is made.
             self.limiter.wait().await;
+            if stopping() {
+                break;
+            }
             let Some(m) = self
                 .store
                 .claim_due_on(self.clock.now(), Some(self.channel), 1)?
@@ -313,7 +305,10 @@ async fn attempt(
 ) -> (Option<String>, Result<(), SendError>) {
     let cfg = &applied.config;
     let Some(sender) = applied.sender(m.channel) else {
-        let e = format!("channel `{}` is not available in this version", m.channel);
+        let e = format!(
+            "the config in force has no `[channels.{0}]`, so nothing can be sent on {0}: set the channel up again, or take this address off the unit",
+            m.channel
+        );
         return (None, Err(SendError::Permanent(e)));
     };
     let (kind, mut ctx) = context::at_send(cfg, m.template, &m.context, now);

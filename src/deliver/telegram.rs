@@ -15,14 +15,15 @@
 //! redacted.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use chrono::Duration;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::channel::{Outgoing, SendError, Sender, Sending};
 use super::http;
+use super::limit::Limiter;
 use super::templates::{RenderError, Templates};
 use crate::state::TemplateKind;
 
@@ -116,36 +117,21 @@ fn longest_text(v: &Value, path: &str, best: &mut Option<(String, usize)>) {
     }
 }
 
-/// The longest list of `v` (occurrences, units, errors): its pointer and length.
-fn longest_list(v: &Value, path: &str, best: &mut Option<(String, usize)>) {
-    match v {
-        Value::Array(a) => {
-            if a.len() > 1 && best.as_ref().is_none_or(|(_, m)| a.len() > *m) {
-                *best = Some((path.to_string(), a.len()));
-            }
-            for (i, v) in a.iter().enumerate() {
-                longest_list(v, &format!("{path}/{i}"), best);
-            }
-        }
-        Value::Object(m) => {
-            for (k, v) in m {
-                longest_list(v, &format!("{path}/{k}"), best);
-            }
-        }
-        _ => {}
-    }
-}
+/// The lists whose last items may be dropped, counted in `more`: a digest's occurrences and
+/// failed messages, a config notice's errors.
+const LISTS: &[&str] = &["occurrences", "failed", "errors"];
 
 /// Renders the Telegram message of `kind` and fits it in [`MAX_CHARS`]: while it is too
-/// long, a long text (a description, an error) is cut, with "…"; then the last item of the
-/// longest list (a digest's occurrences) is dropped and counted in `more`; then shorter
-/// texts (titles) are cut. Links are never cut.
+/// long, a long text (a description, an error) is cut, with "…"; then the last items of a
+/// digest's or a notice's lists are dropped (as many as the excess calls for) and counted
+/// in `more`; then shorter texts (titles) are cut. If it is still too long, whole lines are
+/// dropped before the last two: the link is never cut.
 pub fn fit(t: &Templates, kind: TemplateKind, ctx: &Value) -> Result<String, RenderError> {
     const SHORTEST: usize = 40;
     const LONG: usize = 200;
     let mut text = t.part(kind, "telegram", ctx)?;
     let mut ctx = ctx.clone();
-    for _ in 0..200 {
+    for _ in 0..100 {
         let len = visible_len(&text);
         if len <= MAX_CHARS {
             return Ok(text);
@@ -153,8 +139,11 @@ pub fn fit(t: &Templates, kind: TemplateKind, ctx: &Value) -> Result<String, Ren
         let over = len - MAX_CHARS;
         let mut long = None;
         longest_text(&ctx, "", &mut long);
-        let mut list = None;
-        longest_list(&ctx, "", &mut list);
+        let list = LISTS
+            .iter()
+            .filter_map(|k| Some((*k, ctx.get(*k)?.as_array()?.len())))
+            .filter(|(_, n)| *n > 1)
+            .max_by_key(|(_, n)| *n);
         match (long, list) {
             (Some((ptr, n)), list) if n > LONG || (list.is_none() && n > SHORTEST) => {
                 let keep = n.saturating_sub(over + 1).max(SHORTEST).min(n - 1);
@@ -165,23 +154,42 @@ pub fn fit(t: &Templates, kind: TemplateKind, ctx: &Value) -> Result<String, Ren
                     *v = json!(format!("{}…", cut.trim_end()));
                 }
             }
-            (_, Some((ptr, _))) => {
-                if let Some(Value::Array(a)) = ctx.pointer_mut(&ptr) {
-                    a.pop();
+            (_, Some((key, n))) => {
+                // Drop as many items as the excess is of the whole, at least one.
+                let drop = (n * over).div_ceil(len).clamp(1, n - 1);
+                if let Some(Value::Array(a)) = ctx.get_mut(key) {
+                    a.truncate(n - drop);
                 }
                 let more = ctx.get("more").and_then(Value::as_u64).unwrap_or(0);
-                ctx["more"] = json!(more + 1);
+                ctx["more"] = json!(more + drop as u64);
             }
             _ => break,
         }
         text = t.part(kind, "telegram", &ctx)?;
     }
-    Err(RenderError {
-        name: format!("{kind}.telegram.j2"),
-        detail: format!(
-            "the message stays longer than Telegram's {MAX_CHARS} characters even with its details shortened; shorten the template"
-        ),
-    })
+    Ok(cut_lines(&text))
+}
+
+/// `html` cut to [`MAX_CHARS`] by dropping whole lines before its last two (the link and
+/// what closes the message), with a line saying so. The templates keep each tag on one
+/// line, so what is left stays valid.
+fn cut_lines(html: &str) -> String {
+    const GAP: &str = "…";
+    let lines: Vec<&str> = html.lines().collect();
+    let tail_from = lines.len().saturating_sub(2);
+    let tail = lines[tail_from..].join("\n");
+    let budget = MAX_CHARS.saturating_sub(visible_len(&tail) + 2 * GAP.len());
+    let mut head = Vec::new();
+    let mut used = 0;
+    for l in &lines[..tail_from] {
+        let n = visible_len(l) + 1;
+        if used + n > budget {
+            break;
+        }
+        used += n;
+        head.push(*l);
+    }
+    format!("{}\n{GAP}\n{tail}", head.join("\n"))
 }
 
 /// True if Telegram takes `url` in a button: https and a dotted host name.
@@ -212,8 +220,8 @@ pub struct TelegramSender {
     api_url: String,
     token: String,
     describe: String,
-    /// When each chat may get its next message.
-    chats: Mutex<HashMap<String, tokio::time::Instant>>,
+    /// Each chat's pace.
+    chats: Mutex<HashMap<String, Arc<Limiter>>>,
 }
 
 impl std::fmt::Debug for TelegramSender {
@@ -231,11 +239,8 @@ impl TelegramSender {
             .bot_token
             .read()
             .map_err(|e| anyhow::anyhow!("cannot read the Telegram bot token: {e}"))?;
-        if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c == '/') {
-            anyhow::bail!(
-                "the Telegram bot token ({}) is not one: it looks like 123456789:AA… as @BotFather gave it",
-                cfg.bot_token.origin()
-            );
+        if let Err(why) = crate::config::telegram_token_problem(&token) {
+            anyhow::bail!("{why} ({})", cfg.bot_token.origin());
         }
         Ok(TelegramSender {
             client: http::client(http::TIMEOUT)?,
@@ -246,24 +251,25 @@ impl TelegramSender {
         })
     }
 
-    /// `text` without the token.
+    /// `text` without the token, as it is or percent-encoded, nor its secret half.
     fn redact(&self, text: &str) -> String {
-        text.replace(&self.token, "<bot token>")
+        let mut out = text.replace(&self.token, "<bot token>");
+        out = out.replace(&self.token.replace(':', "%3A"), "<bot token>");
+        out = out.replace(&self.token.replace(':', "%3a"), "<bot token>");
+        if let Some((_, secret)) = self.token.split_once(':') {
+            out = out.replace(secret, "<bot token>");
+        }
+        out
     }
 
-    /// Waits until `chat` may get a message.
-    async fn pace(&self, chat: &str) {
-        let now = tokio::time::Instant::now();
-        let at = {
-            let mut chats = self.chats.lock().await;
-            let next = chats.entry(chat.to_string()).or_insert(now);
-            let at = (*next).max(now);
-            *next = at + chat_interval(chat);
-            at
-        };
-        if at > now {
-            tokio::time::sleep_until(at).await;
-        }
+    /// The pace of `chat`.
+    async fn chat(&self, chat: &str) -> Arc<Limiter> {
+        self.chats
+            .lock()
+            .await
+            .entry(chat.to_string())
+            .or_insert_with(|| Arc::new(Limiter::new(chat_interval(chat))))
+            .clone()
     }
 
     /// The `sendMessage` request body.
@@ -293,7 +299,7 @@ impl TelegramSender {
 
     async fn post(&self, out: &Outgoing<'_>) -> Result<(), SendError> {
         let body = Self::body(out)?;
-        self.pace(out.to).await;
+        self.chat(out.to).await.wait().await;
         let url = format!("{}/bot{}/sendMessage", self.api_url, self.token);
         let resp = self
             .client
@@ -309,16 +315,30 @@ impl TelegramSender {
                 },
             )?;
         let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
+        let text = match resp.text().await {
+            Ok(t) => self.redact(&t),
+            // The message may have been delivered: sent again (at least once).
+            Err(e) => {
+                return Err(SendError::Transient(self.redact(&format!(
+                    "the Telegram Bot API answered {status} but the answer was cut off ({}); the message may arrive twice",
+                    e.without_url()
+                ))));
+            }
+        };
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status.is_success() && answer.get("ok") == Some(&json!(true)) {
             return Ok(());
         }
-        let description = answer
+        if status.is_success() {
+            return Err(SendError::Transient(format!(
+                "the Telegram Bot API answered {status} with something that is not its answer ({}): a proxy in the way? the message may arrive twice",
+                http::excerpt(&text)
+            )));
+        }
+        let said = answer
             .get("description")
             .and_then(Value::as_str)
             .map_or_else(|| http::excerpt(&text), str::to_string);
-        let said = self.redact(&description);
         let code = answer
             .get("error_code")
             .and_then(Value::as_u64)
@@ -338,11 +358,10 @@ impl TelegramSender {
             ))
         } else if code == 429 {
             let e = format!("Telegram is limiting the bot: {said}");
-            match retry_after {
-                Some(s) => SendError::RetryAt(
-                    e,
-                    out.date + Duration::seconds(s.clamp(0, 86_400)).min(http::MAX_RETRY_AFTER),
-                ),
+            // Each message Telegram pushes back carries its own "not before"; the chat's pace
+            // is not held in real time, which a set clock (tests, rehearsals) would outrun.
+            match http::retry_after(retry_after.map(|s| s.to_string()).as_deref(), out.date) {
+                Some(at) => SendError::RetryAt(e, at),
                 None => SendError::Transient(e),
             }
         } else if code == 401
@@ -414,6 +433,45 @@ mod tests {
         assert!(text.contains("http://127.0.0.1:8080/a/0123456789abcdef0123456789abcdef"));
         assert!(text.contains("Mô tả &lt;dài&gt; &amp;"), "still escaped");
         assert!(text.contains('…'));
+    }
+
+    #[test]
+    fn a_digest_of_many_units_and_a_notice_of_many_errors_fit() {
+        let (t, _) = Templates::load(None);
+        let t = t.unwrap();
+        let mut ctx = crate::deliver::templates::sample_digest();
+        let mut occ = ctx["occurrences"][0].clone();
+        let unit = occ["units"][1].clone();
+        occ["units"] = json!(vec![unit; 40]);
+        ctx["occurrences"] = json!(vec![occ; 10]);
+        let text = fit(&t, TemplateKind::Digest, &ctx).unwrap();
+        assert!(visible_len(&text) <= MAX_CHARS);
+        assert!(text.contains("nội dung khác"), "{text}");
+        assert!(
+            text.ends_with("Bảng theo dõi: http://127.0.0.1:8080/status"),
+            "{text}"
+        );
+
+        let mut ctx = crate::deliver::templates::sample_config_error();
+        let e = ctx["errors"][0].clone();
+        ctx["errors"] = json!(vec![e; 500]);
+        ctx["ack_button"] = json!(false);
+        let text = fit(&t, TemplateKind::ConfigError, &ctx).unwrap();
+        assert!(visible_len(&text) <= MAX_CHARS);
+        assert!(
+            text.contains("có 500 lỗi"),
+            "the count is the whole: {text}"
+        );
+        assert!(text.contains("lỗi khác"), "{text}");
+
+        // One occurrence of 400 units: no list to shorten, whole lines go.
+        let mut ctx = crate::deliver::templates::sample_digest();
+        let unit = ctx["occurrences"][0]["units"][1].clone();
+        ctx["occurrences"][0]["units"] = json!(vec![unit; 400]);
+        let text = fit(&t, TemplateKind::Digest, &ctx).unwrap();
+        assert!(visible_len(&text) <= MAX_CHARS, "{}", visible_len(&text));
+        assert!(text.contains("\n…\n"), "{text}");
+        assert!(text.contains("http://127.0.0.1:8080/status"));
     }
 
     #[test]

@@ -207,7 +207,9 @@ impl WebhookSender {
             ),
             300..=399 => SendError::Permanent(format!(
                 "the webhook receiver answered {status} (a redirect to {}): redirects are not followed; put the final URL in the unit's `webhook`",
-                location.as_deref().unwrap_or("nowhere")
+                location
+                    .as_deref()
+                    .map_or_else(|| "nowhere".into(), crate::config::webhook_shown)
             )),
             _ => SendError::Permanent(format!(
                 "the webhook receiver refused the event with {status}: {said}; check the receiver (its URL, and that it verifies signatures with the current secret)"

@@ -359,9 +359,15 @@ impl Store {
 
     /// The earliest pending message's next attempt: when the worker has work again.
     pub fn next_attempt_at(&self) -> Result<Option<DateTime<Utc>>> {
+        self.next_attempt_on(None)
+    }
+
+    /// The same, of one channel only when one is given.
+    pub fn next_attempt_on(&self, channel: Option<Channel>) -> Result<Option<DateTime<Utc>>> {
         let v: Option<i64> = self.reader().query_row(
-            "SELECT MIN(next_attempt_at) FROM messages WHERE status = 'pending'",
-            [],
+            "SELECT MIN(next_attempt_at) FROM messages
+              WHERE status = 'pending' AND (?1 IS NULL OR channel = ?1)",
+            params![channel],
             |r| r.get(0),
         )?;
         opt_ms(v)

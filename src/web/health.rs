@@ -30,11 +30,7 @@ pub const FAILED_WITHIN: Duration = Duration::days(1);
 fn about(m: &Message) -> String {
     let to = match m.channel {
         Channel::Email => m.recipient.clone(),
-        Channel::Webhook => {
-            let (scheme, rest) = m.recipient.split_once("://").unwrap_or(("", &m.recipient));
-            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-            format!("webhook {scheme}://{host}/…")
-        }
+        Channel::Webhook => format!("webhook {}", crate::config::webhook_shown(&m.recipient)),
         Channel::Telegram => format!("telegram {}", m.recipient),
     };
     format!("{} {} to {to}", m.obligation, m.step)

@@ -427,8 +427,9 @@ fn a_rule_without_kind_is_an_error_even_with_an_id_that_looks_alike() {
 }
 
 /// Channel addresses and settings `run` could not use: a chat id that is not one, a webhook
-/// over plain http to another host or not a URL, a secret that is not `whsec_<base64>`, more
-/// than two secret files, a unit on Telegram with no bot configured.
+/// over plain http to another host, not https or with a port out of range, a secret that is
+/// not `whsec_<base64>`, more than two secret files, a bot token that is not one (a URL
+/// pasted in its place: the error does not show it).
 #[test]
 fn channel_addresses_and_secrets() {
     broken("channels")
@@ -437,14 +438,16 @@ fn channel_addresses_and_secrets() {
             "whsec_KioqKioqKioqKioqKioqKioqKioqKioqKioqKio=\n",
         )
         .file("secrets/b", "KioqKioqKioqKioqKioqKioqKioqKioqKioqKio=\n")
+        .file("secrets/tg", "https://api.telegram.org/bot123\n")
         .stderr(&lines(&[
             "nhacviec.toml:16:29: error: the webhook secret must look like whsec_<base64>; make one with: echo \"whsec_$(head -c 32 /dev/urandom | base64)\" (file secrets/b)",
             "nhacviec.toml:16:42: error: `secret_file` lists at most 2 files (the new secret and the old one while it is rotated)",
-            "nhacviec.toml:21:12: error: `unit.telegram` must be a chat id (\"-1001234567\" for a group, a number for a person) or a public channel's \"@name\"; see docs/channels.md for how to find it",
-            "nhacviec.toml:22:12: error: webhook `http://eoffice.example.vn/hook` is not https: webhooks go over https, except to a receiver on this server (127.0.0.1, ::1, localhost)",
-            "nhacviec.toml:22:81: error: webhook `ftp://x` is not an https URL",
-            "nhacviec.toml:27:12: error: unit `kt` has `telegram` but `[channels.telegram]` (the bot token) is not configured",
-            "nhacviec.toml: 6 errors; the config was not applied",
+            "nhacviec.toml:19:18: error: the Telegram bot token is not one: it looks like 123456789:AA… (digits, a colon, letters, digits, `_` and `-`), as @BotFather gave it (file secrets/tg)",
+            "nhacviec.toml:24:12: error: `unit.telegram` must be a chat id (\"-1001234567\" for a group, a number for a person) or a public channel's \"@name\"; see docs/channels.md for how to find it",
+            "nhacviec.toml:25:12: error: webhook `http://eoffice.example.vn/hook` is not https: webhooks go over https, except to a receiver on this server (127.0.0.1, ::1, localhost)",
+            "nhacviec.toml:25:81: error: webhook `ftp://x` is not an https URL",
+            "nhacviec.toml:31:11: error: webhook `https://h:99999/x` is not a URL (write https://host/path)",
+            "nhacviec.toml: 7 errors; the config was not applied",
         ]))
         .run();
 }

@@ -276,8 +276,8 @@ async fn a_send_that_panics_fails_its_message_with_the_reason_and_the_others_go_
 }
 
 #[tokio::test]
-async fn an_unknown_channel_fails_at_once_and_says_why() {
-    // This version sends email only: no sender for webhooks.
+async fn a_channel_the_config_does_not_set_up_fails_at_once_and_says_why() {
+    // The fixture's config has no `[channels.webhook]` (removed by a reload, say).
     let f = fixture("mail");
     let m = Message::new(
         "x/1/vp".into(),
@@ -295,7 +295,9 @@ async fn an_unknown_channel_fails_at_once_and_says_why() {
     assert_eq!(row.status, MessageStatus::Failed);
     assert_eq!(
         row.last_error.as_deref(),
-        Some("channel `webhook` is not available in this version")
+        Some(
+            "the config in force has no `[channels.webhook]`, so nothing can be sent on webhook: set the channel up again, or take this address off the unit"
+        )
     );
 }
 
@@ -377,16 +379,107 @@ fn backoff_doubles_from_a_minute_to_an_hour() {
     assert_eq!(mins, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_rate_limit_spaces_sends() {
-    // max_per_minute = 60: one send a second.
-    let limiter = Limiter {
-        interval: StdDuration::from_secs(1),
-        next: Mutex::new(tokio::time::Instant::now()),
-    };
-    let start = tokio::time::Instant::now();
-    for _ in 0..4 {
-        limiter.wait().await;
+/// A sender that asks to come back at an instant the test sets, the first `n` times.
+struct AsksToWait {
+    until: std::sync::Mutex<Option<DateTime<Utc>>>,
+}
+
+impl Sender for AsksToWait {
+    fn send<'a>(&'a self, _: &'a Outgoing<'a>) -> Sending<'a> {
+        let until = *self.until.lock().unwrap();
+        Box::pin(async move {
+            match until {
+                Some(at) => Err(SendError::RetryAt("429 Too Many Requests".into(), at)),
+                None => Ok(()),
+            }
+        })
     }
-    assert_eq!(start.elapsed(), StdDuration::from_secs(3));
+
+    fn describe(&self) -> &str {
+        "a server that asks to wait"
+    }
+}
+
+/// A server's "not before" is kept when it is later than the backoff, the backoff when it
+/// is sooner; past 48 hours of retries the message is given up like any other.
+#[tokio::test]
+async fn a_retry_waits_for_the_server_s_instant_or_the_backoff_whichever_is_later() {
+    let asks = Arc::new(AsksToWait {
+        until: std::sync::Mutex::new(None),
+    });
+    let sender = asks.clone();
+    let f = fixture_with("mail", move |a| a.with_sender(Channel::Email, sender));
+    let cfg = f.cfg();
+    let occ = plan::occurrence(&cfg, 0, Period::NineMonths(2025)).unwrap();
+    let step = &occ.steps[0];
+    let rows = enqueue::step_rows(&cfg, &f.key, &occ, step, &[f.vp()], false);
+    f.store.enqueue(f.clock.now(), &[rows], None).unwrap();
+    f.clock.set(step.at.with_timezone(&Utc));
+    let next = |f: &Fixture| f.store.messages().unwrap()[0].next_attempt_at.unwrap();
+
+    // 10 minutes, later than the first backoff (1 minute): 10 minutes.
+    let t = f.clock.now();
+    *asks.until.lock().unwrap() = Some(t + Duration::minutes(10));
+    assert_eq!(f.outbox.drain().await.unwrap().retried, 1);
+    assert_eq!(next(&f), t + Duration::minutes(10));
+    // 30 seconds, sooner than the second backoff (2 minutes): 2 minutes.
+    let t = next(&f);
+    f.clock.set(t);
+    *asks.until.lock().unwrap() = Some(t + Duration::seconds(30));
+    assert_eq!(f.outbox.drain().await.unwrap().retried, 1);
+    assert_eq!(next(&f), t + Duration::minutes(2));
+    // Two days later, still asked to wait: given up.
+    f.clock.set(t + Duration::hours(48));
+    *asks.until.lock().unwrap() = Some(t + Duration::hours(49));
+    assert_eq!(f.outbox.drain().await.unwrap().failed, 1);
+    let row = &f.store.messages().unwrap()[0];
+    assert_eq!(row.status, MessageStatus::Failed);
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("gave up after 48 h of retries: 429 Too Many Requests")
+    );
+}
+
+/// A lane claims only its own channel's messages.
+#[tokio::test]
+async fn a_claim_of_one_channel_leaves_the_others() {
+    let f = fixture("mail");
+    let now = f.clock.now();
+    let message = |channel, to: &str| {
+        Message::new(
+            "x/1/vp".into(),
+            "due".into(),
+            channel,
+            to.into(),
+            TemplateKind::Due,
+            serde_json::json!({}),
+            format!("<{channel}@example.invalid>"),
+            now,
+        )
+    };
+    let ms = [
+        message(Channel::Email, "vp@example.invalid"),
+        message(Channel::Telegram, "-100"),
+        message(Channel::Webhook, "https://hooks.example.invalid/x"),
+    ];
+    f.store.enqueue_other(now, &ms).unwrap();
+    let got = f
+        .store
+        .claim_due_on(now, Some(Channel::Telegram), 10)
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].channel, Channel::Telegram);
+    assert_eq!(
+        f.store.next_attempt_on(Some(Channel::Telegram)).unwrap(),
+        None,
+        "nothing of Telegram left pending"
+    );
+    assert_eq!(
+        f.store.next_attempt_on(Some(Channel::Webhook)).unwrap(),
+        Some(now)
+    );
+    let rest = f.store.claim_due(now, 10).unwrap();
+    let mut channels: Vec<Channel> = rest.iter().map(|m| m.channel).collect();
+    channels.sort();
+    assert_eq!(channels, [Channel::Email, Channel::Webhook]);
 }
