@@ -874,3 +874,44 @@ fn an_admin_unit_hears_of_a_broken_config_on_each_channel() {
         .count();
     assert_eq!(notices, 4, "once per broken version");
 }
+
+/// Shutdown and recovery for a webhook as for email: SIGTERM while a receiver stalls exits
+/// 0 within 10 s and leaves nothing `sending`; the next start sends the event again, with
+/// the same `webhook-id`, and it is delivered.
+#[test]
+fn sigterm_while_a_webhook_stalls_releases_it_and_the_next_start_delivers_it() {
+    let hooks = HookServer::start();
+    hooks.script(
+        "/hook/vp",
+        json!([{"action": "stall", "seconds": 40}]),
+        None,
+    );
+    let mut cfg = Cfg::new()
+        .units([unit("vp").webhooks(&[&hooks.hook_url("vp")])])
+        .rule(tuyen_truyen(&["vp"]))
+        .channels(&hooks);
+    cfg.extra = cfg.extra.replace(
+        "[channels.webhook]\n",
+        "[channels.webhook]\ntimeout_seconds = 30\n",
+    );
+    let mut d = Setup::new(&cfg).start();
+    hooks.wait_requests(1, WAIT);
+    // `terminate` fails the test unless it exits within 10 s.
+    let (status, _) = d.terminate();
+    assert_eq!(status.code(), Some(0), "{}", d.log());
+    let hook = rows_of(&d.rows(), "webhook")[0].clone();
+    assert_ne!(hook.status, "sending", "released: {hook:#?}");
+    assert_eq!(hook.status, "pending", "{hook:#?}");
+
+    d.restart_at("2025-10-13T09:05:00+07:00", 1);
+    let rows = d.wait_rows("the webhook sent at the next start", |rows| {
+        rows_of(rows, "webhook")[0].status == "sent"
+    });
+    let posts = hooks.hooks();
+    assert_eq!(posts.len(), 2, "{posts:#?}");
+    assert_eq!(posts[0].header("webhook-id"), posts[1].header("webhook-id"));
+    assert_eq!(
+        posts[1].header("webhook-id"),
+        Some(webhook_id(rows_of(&rows, "webhook")[0]).as_str())
+    );
+}
