@@ -46,7 +46,7 @@ pub(super) struct RawUnit {
     pub(super) email_given: bool,
     pub(super) escalate_to: Vec<At<String>>,
     pub(super) telegram: Option<At<String>>,
-    pub(super) webhook: Vec<String>,
+    pub(super) webhook: Vec<At<String>>,
     pub(super) span: std::ops::Range<usize>,
 }
 

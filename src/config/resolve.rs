@@ -343,9 +343,9 @@ fn resolve_unit(cx: &mut Cx, names: &Names, raw: &Raw, u: &RawUnit) -> Unit {
             ),
         );
     }
-    if !u.webhook.is_empty() && raw.channels.webhook.is_none() {
+    if let (Some(w), None) = (u.webhook.first(), &raw.channels.webhook) {
         cx.error(
-            u.span.clone(),
+            w.span.clone(),
             format!(
                 "unit `{}` has `webhook` but `[channels.webhook]` (the signing secret) is not configured",
                 u.id.v
@@ -358,7 +358,7 @@ fn resolve_unit(cx: &mut Cx, names: &Names, raw: &Raw, u: &RawUnit) -> Unit {
         email: u.email.clone(),
         escalate_to,
         telegram: u.telegram.as_ref().map(|t| t.v.clone()),
-        webhook: u.webhook.clone(),
+        webhook: u.webhook.iter().map(|w| w.v.clone()).collect(),
     }
 }
 

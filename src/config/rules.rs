@@ -193,7 +193,7 @@ pub(super) fn read_unit(cx: &mut Cx, t: &mut Tbl) -> Option<RawUnit> {
         .unwrap_or_default()
         .into_iter()
         .filter_map(|w| match webhook_url_problem(&w.v) {
-            None => Some(w.v),
+            None => Some(w),
             Some(why) => {
                 cx.error(w.span, format!("webhook `{}` {why}", w.v));
                 None

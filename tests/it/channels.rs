@@ -76,6 +76,23 @@ fn everything_written(d: &Daemon) -> String {
     all
 }
 
+/// Neither the bot token nor the webhook secret, nor a piece of either, is in anything the
+/// daemon wrote.
+fn assert_no_secret(d: &Daemon, hooks: &HookServer) {
+    let written = everything_written(d);
+    let token = hooks.token();
+    let (_, token_secret) = token.split_once(':').unwrap();
+    let key = WEBHOOK_SECRET.trim_start_matches("whsec_");
+    for (secret, what) in [
+        (token, "the bot token"),
+        (token_secret, "the bot token's secret half"),
+        (key, "the webhook secret"),
+        (&key[..12], "a piece of the webhook secret"),
+    ] {
+        assert_lacks(&written, secret, &format!("{what} leaked"));
+    }
+}
+
 /// A unit with email, a Telegram group and a webhook gets the step on all three, each as
 /// its channel carries it: the webhook's exact event and headers, its signature checked by
 /// the docs' receiver; the Telegram message in its HTML subset with the link in the text
@@ -236,6 +253,7 @@ fn three_channels_get_the_step_and_one_ack_stops_them_all() {
         2,
         "nothing more reached the stand-in"
     );
+    assert_no_secret(&d, &hooks);
 }
 
 /// Each answer a webhook receiver may give, one unit each, on a clock [`SPEED`] times faster
@@ -351,10 +369,7 @@ fn webhook_answers_are_retried_or_failed_as_they_deserve() {
             "nhacviec_outbox_depth 0",
         ],
     );
-    let written = everything_written(&d);
-    let key = WEBHOOK_SECRET.trim_start_matches("whsec_");
-    assert_lacks(&written, key, "the webhook secret leaked");
-    assert_lacks(&written, &key[..12], "part of the webhook secret leaked");
+    assert_no_secret(&d, &hooks);
     let problems = health["problems"].to_string();
     assert_contains(
         &problems,
@@ -523,11 +538,7 @@ fn telegram_answers_are_retried_or_failed_with_what_to_do() {
     let shown = ok.json["text"].as_str().unwrap();
     assert_contains(shown, &["Căn cứ &lt;pháp lý&gt; &amp;", "…"]);
     assert!(shown.len() < long.len(), "the legal basis was shortened");
-    assert_lacks(
-        &everything_written(&d),
-        hooks.token(),
-        "the bot token leaked",
-    );
+    assert_no_secret(&d, &hooks);
 }
 
 /// A wrong bot token fails for good saying what to do; a Bot API that cannot be reached is
@@ -700,6 +711,7 @@ max_per_minute = 6000
     );
     assert!(arrivals.values().all(|n| *n <= 2), "{arrivals:?}");
     assert_eq!(arrivals.len(), N);
+    assert_no_secret(&d, &hooks);
 }
 
 /// `send-test` and `preview` on each channel: a signed `test` event and a Telegram message

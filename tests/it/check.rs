@@ -471,3 +471,38 @@ fn admins_are_addresses_or_units() {
         ]))
         .run();
 }
+
+/// A unit on Telegram or a webhook needs the channel set up with its secret; a unit reached
+/// only by them is fine (no "email only" warning any more).
+#[test]
+fn a_channel_a_unit_uses_needs_its_section() {
+    let text = "[organization]\nname = \"UBND phường Thử Nghiệm\"\nadmins = [\"quantri@example.invalid\"]\n\
+                [calendar]\nholidays = \"none\"\n[server]\nadmin_password_file = \"secrets/admin-password\"\n\
+                [[unit]]\nid = \"vp\"\nname = \"Văn phòng\"\ntelegram = \"-1001234567890\"\nwebhook = \"https://eoffice.example.vn/hook\"\n\
+                [[rule]]\nid = \"r\"\nkind = \"task\"\ntitle = \"Nhiệm vụ\"\nperiod = \"once\"\ndue = { date = \"2025-10-15\" }\nunits = [\"all\"]\n";
+    Test::new()
+        .config(text)
+        .file("secrets/admin-password", "mật khẩu\n")
+        .args(&["check"])
+        .status(1)
+        .stderr(&lines(&[
+            "nhacviec.toml:11:12: error: unit `vp` has `telegram` but `[channels.telegram]` (the bot token) is not configured",
+            "nhacviec.toml:12:11: error: unit `vp` has `webhook` but `[channels.webhook]` (the signing secret) is not configured",
+            "nhacviec.toml: 2 errors; the config was not applied",
+        ]))
+        .run();
+    let set_up = format!(
+        "{text}[channels.telegram]\nbot_token_file = \"secrets/tg\"\n[channels.webhook]\nsecret_file = \"secrets/wh\"\n"
+    );
+    Test::new()
+        .config(&set_up)
+        .file("secrets/admin-password", "mật khẩu\n")
+        .file("secrets/tg", "123456789:AAbb_cc-DD\n")
+        .file(
+            "secrets/wh",
+            "whsec_KioqKioqKioqKioqKioqKioqKioqKioqKioqKio=\n",
+        )
+        .args(&["check"])
+        .stdout("nhacviec.toml: ok: 1 unit, 0 groups, 1 rule, 1 policy\n")
+        .run();
+}
