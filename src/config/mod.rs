@@ -133,7 +133,7 @@ pub fn telegram_token_problem(token: &str) -> Result<(), String> {
     let ok = token.split_once(':').is_some_and(|(id, secret)| {
         !id.is_empty()
             && id.bytes().all(|b| b.is_ascii_digit())
-            && !secret.is_empty()
+            && secret.len() >= 20
             && secret
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -141,7 +141,7 @@ pub fn telegram_token_problem(token: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err("the Telegram bot token is not one: it looks like 123456789:AA… (digits, a colon, letters, digits, `_` and `-`), as @BotFather gave it".into())
+        Err("the Telegram bot token is not one: it looks like 123456789:AA… (digits, a colon, then 20 or more letters, digits, `_` and `-`), as @BotFather gave it".into())
     }
 }
 

@@ -34,9 +34,10 @@ pub const BATCH: usize = 64;
 pub const PARALLEL: usize = 4;
 /// How long one drain sends before it lets the engine look around.
 pub const DRAIN_BUDGET: StdDuration = StdDuration::from_secs(45);
-/// How long a lane takes new messages in one step: a step ends at most this long, plus the
-/// slowest send in flight (the channel's timeout), after it began, so a stalled receiver on
-/// one channel slows the others' next batch, never stops it.
+/// How long a lane takes new messages in one step (a rate-limit slot past it is left for
+/// the next step): a step ends at most this long, plus the slowest send in flight (the
+/// channel's timeout), after it began, so a stalled receiver on one channel slows the
+/// others' next batch, never stops it.
 pub const LANE_BUDGET: StdDuration = StdDuration::from_secs(10);
 /// Retries stop this long after the first attempt.
 pub const RETRY_FOR: Duration = Duration::hours(48);
@@ -112,8 +113,8 @@ fn interval(cfg: &Config, channel: Channel) -> StdDuration {
 }
 
 impl Outbox {
-    /// A worker over `store`, sending with what is in force in `current` (the rate limit is
-    /// the one in force now: it changes at a restart).
+    /// A worker over `store`, sending with what is in force in `current` (each step reads
+    /// the rate limits in force, so a reload's new `max_per_minute` applies at once).
     pub fn new(
         store: Arc<Store>,
         clock: Arc<dyn Clock>,
@@ -238,9 +239,9 @@ impl Lane {
             {
                 break;
             }
-            // Wait for the rate limit first, so the attempt is recorded when it is made.
-            self.limiter.wait().await;
-            if stopping() {
+            // Wait for the rate limit first, so the attempt is recorded when it is made; a
+            // slot past the budget is left for the next round.
+            if !self.limiter.wait_before(Some(started + LANE_BUDGET)).await || stopping() {
                 break;
             }
             let Some(m) = self

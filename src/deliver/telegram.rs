@@ -117,15 +117,17 @@ fn longest_text(v: &Value, path: &str, best: &mut Option<(String, usize)>) {
     }
 }
 
-/// The lists whose last items may be dropped, counted in `more`: a digest's occurrences and
-/// failed messages, a config notice's errors.
+/// The lists whose last items may be dropped, each counted in `more_<list>`: a digest's
+/// occurrences and failed messages, a config notice's errors.
 const LISTS: &[&str] = &["occurrences", "failed", "errors"];
 
 /// Renders the Telegram message of `kind` and fits it in [`MAX_CHARS`]: while it is too
-/// long, a long text (a description, an error) is cut, with "…"; then the last items of a
-/// digest's or a notice's lists are dropped (as many as the excess calls for) and counted
-/// in `more`; then shorter texts (titles) are cut. If it is still too long, whole lines are
-/// dropped before the last two: the link is never cut.
+/// long, a long text (a description, an error) is cut, with "…" (all of them at once when
+/// one alone cannot make up the excess); then the last items of a digest's or a notice's
+/// lists are dropped (as many as the excess calls for) and counted in `more_<list>`; then
+/// shorter texts (titles) are cut. If it is still too long, whole lines are dropped before
+/// the last two (the link is never cut); if even that does not fit, it is an error that
+/// names the template.
 pub fn fit(t: &Templates, kind: TemplateKind, ctx: &Value) -> Result<String, RenderError> {
     const SHORTEST: usize = 40;
     const LONG: usize = 200;
@@ -145,6 +147,10 @@ pub fn fit(t: &Templates, kind: TemplateKind, ctx: &Value) -> Result<String, Ren
             .filter(|(_, n)| *n > 1)
             .max_by_key(|(_, n)| *n);
         match (long, list) {
+            (Some((_, n)), _) if n > LONG && n - LONG < over => {
+                // One text cannot make up the excess: every long one is cut at once.
+                cap_texts(&mut ctx, LONG);
+            }
             (Some((ptr, n)), list) if n > LONG || (list.is_none() && n > SHORTEST) => {
                 let keep = n.saturating_sub(over + 1).max(SHORTEST).min(n - 1);
                 if let Some(v) = ctx.pointer_mut(&ptr)
@@ -160,19 +166,48 @@ pub fn fit(t: &Templates, kind: TemplateKind, ctx: &Value) -> Result<String, Ren
                 if let Some(Value::Array(a)) = ctx.get_mut(key) {
                     a.truncate(n - drop);
                 }
-                let more = ctx.get("more").and_then(Value::as_u64).unwrap_or(0);
-                ctx["more"] = json!(more + drop as u64);
+                let more_key = format!("more_{key}");
+                let more = ctx.get(&more_key).and_then(Value::as_u64).unwrap_or(0);
+                ctx[more_key.as_str()] = json!(more + drop as u64);
             }
             _ => break,
         }
         text = t.part(kind, "telegram", &ctx)?;
     }
-    Ok(cut_lines(&text))
+    let cut = cut_lines(&text);
+    if visible_len(&cut) <= MAX_CHARS {
+        return Ok(cut);
+    }
+    Err(RenderError {
+        name: format!("{kind}.telegram.j2"),
+        detail: format!(
+            "the message stays longer than Telegram's {MAX_CHARS} characters even with its details shortened; shorten the template"
+        ),
+    })
+}
+
+/// Cuts every string of `v` longer than `max` characters (links and ids kept) to `max`.
+fn cap_texts(v: &mut Value, max: usize) {
+    match v {
+        Value::String(s) if s.chars().count() > max => {
+            let cut: String = s.chars().take(max).collect();
+            *s = format!("{}…", cut.trim_end());
+        }
+        Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                if !keep(k) {
+                    cap_texts(v, max);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|v| cap_texts(v, max)),
+        _ => {}
+    }
 }
 
 /// `html` cut to [`MAX_CHARS`] by dropping whole lines before its last two (the link and
 /// what closes the message), with a line saying so. The templates keep each tag on one
-/// line, so what is left stays valid.
+/// line (docs/channels.md asks the same of the admins' own), so what is left stays valid.
 fn cut_lines(html: &str) -> String {
     const GAP: &str = "…";
     let lines: Vec<&str> = html.lines().collect();
@@ -463,6 +498,19 @@ mod tests {
             "the count is the whole: {text}"
         );
         assert!(text.contains("lỗi khác"), "{text}");
+
+        // 150 failed messages with long errors: the errors cut at once, then the list.
+        let mut ctx = crate::deliver::templates::sample_digest();
+        let mut f = ctx["failed"][0].clone();
+        f["error"] = json!("5xx ".repeat(80));
+        ctx["failed"] = json!(vec![f; 150]);
+        let text = fit(&t, TemplateKind::Digest, &ctx).unwrap();
+        assert!(visible_len(&text) <= MAX_CHARS);
+        assert!(text.contains("tin khác."), "{text}");
+        assert!(
+            !text.contains("nội dung khác"),
+            "no occurrence was dropped: {text}"
+        );
 
         // One occurrence of 400 units: no list to shorten, whole lines go.
         let mut ctx = crate::deliver::templates::sample_digest();

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::channel::{Outgoing, SendError, Sender, Sending};
 use super::http;
 use crate::config::Webhook;
-use crate::config::{decode_webhook_secret as decode_secret, webhook_url_problem};
+use crate::config::{decode_webhook_secret as decode_secret, webhook_shown, webhook_url_problem};
 use crate::state::TemplateKind;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
@@ -126,6 +126,21 @@ pub fn event(out: &Outgoing<'_>) -> Value {
     })
 }
 
+/// `text` without the webhook URL, its path or its query (a receiver or a proxy that echoes
+/// the request would put a secret they hold into an error others read).
+fn scrub(text: &str, url: &str) -> String {
+    let mut out = text.replace(url, &webhook_shown(url));
+    if let Ok(u) = reqwest::Url::parse(url) {
+        let query = u.query().map(|q| format!("?{q}")).unwrap_or_default();
+        for part in [format!("{}{query}", u.path()), u.path().to_string(), query] {
+            if part.len() > 1 {
+                out = out.replace(&part, "/…");
+            }
+        }
+    }
+    out
+}
+
 /// Sends signed events.
 pub struct WebhookSender {
     client: reqwest::Client,
@@ -193,7 +208,7 @@ impl WebhookSender {
         };
         let (retry_after, location) = (header("retry-after"), header("location"));
         let body = resp.text().await.unwrap_or_default();
-        let said = http::excerpt(&body);
+        let said = http::excerpt(&scrub(&body, out.to));
         Err(match code {
             408 | 425 | 429 | 500..=599 => {
                 let e = format!("the webhook receiver answered {status}: {said}");
@@ -255,6 +270,19 @@ mod tests {
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0], sign(&[b], "id", 1, b"{}"));
         assert_eq!(parts[1], sign(&[a], "id", 1, b"{}"));
+    }
+
+    #[test]
+    fn an_echoed_url_is_scrubbed() {
+        let url = "https://eoffice.example.vn/hooks/s3cr3t?key=abc";
+        assert_eq!(
+            scrub(
+                &format!("Cannot POST /hooks/s3cr3t?key=abc from {url}"),
+                url
+            ),
+            "Cannot POST /… from https://eoffice.example.vn/…"
+        );
+        assert_eq!(scrub("no route /hooks/s3cr3t", url), "no route /…");
     }
 
     #[test]

@@ -442,7 +442,7 @@ fn channel_addresses_and_secrets() {
         .stderr(&lines(&[
             "nhacviec.toml:16:29: error: the webhook secret must look like whsec_<base64>; make one with: echo \"whsec_$(head -c 32 /dev/urandom | base64)\" (file secrets/b)",
             "nhacviec.toml:16:42: error: `secret_file` lists at most 2 files (the new secret and the old one while it is rotated)",
-            "nhacviec.toml:19:18: error: the Telegram bot token is not one: it looks like 123456789:AA… (digits, a colon, letters, digits, `_` and `-`), as @BotFather gave it (file secrets/tg)",
+            "nhacviec.toml:19:18: error: the Telegram bot token is not one: it looks like 123456789:AA… (digits, a colon, then 20 or more letters, digits, `_` and `-`), as @BotFather gave it (file secrets/tg)",
             "nhacviec.toml:24:12: error: `unit.telegram` must be a chat id (\"-1001234567\" for a group, a number for a person) or a public channel's \"@name\"; see docs/channels.md for how to find it",
             "nhacviec.toml:25:12: error: webhook `http://eoffice.example.vn/hook` is not https: webhooks go over https, except to a receiver on this server (127.0.0.1, ::1, localhost)",
             "nhacviec.toml:25:81: error: webhook `ftp://x` is not an https URL",
@@ -497,7 +497,10 @@ fn a_channel_a_unit_uses_needs_its_section() {
     Test::new()
         .config(&set_up)
         .file("secrets/admin-password", "mật khẩu\n")
-        .file("secrets/tg", "123456789:AAbb_cc-DD\n")
+        .file(
+            "secrets/tg",
+            "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw\n",
+        )
         .file(
             "secrets/wh",
             "whsec_KioqKioqKioqKioqKioqKioqKioqKioqKioqKio=\n",

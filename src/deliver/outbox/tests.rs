@@ -379,7 +379,7 @@ fn backoff_doubles_from_a_minute_to_an_hour() {
     assert_eq!(mins, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
 }
 
-/// A sender that asks to come back at an instant the test sets, the first `n` times.
+/// A sender that asks to come back at the instant the test sets, or delivers when none is.
 struct AsksToWait {
     until: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
