@@ -218,6 +218,35 @@ pub(super) fn secret_list(
 ) -> Vec<Secret> {
     let files = t.str_list(cx, file_key);
     let env = t.str(cx, env_key);
+    let keys = (file_key, env_key);
+    secrets_of(cx, files, env, keys, base, secrets, max)
+}
+
+/// One secret, from a file or an environment variable.
+pub(super) fn secret(
+    cx: &mut Cx,
+    t: &mut Tbl,
+    file_key: &'static str,
+    env_key: &'static str,
+    base: &Path,
+    secrets: &mut Vec<(At<String>, Secret)>,
+) -> Option<Secret> {
+    let file = t.str(cx, file_key).map(|f| vec![f]);
+    let env = t.str(cx, env_key);
+    let keys = (file_key, env_key);
+    secrets_of(cx, file, env, keys, base, secrets, 1).pop()
+}
+
+/// The secrets named by `files` or `env` (not both), each recorded in `secrets` for `check`.
+fn secrets_of(
+    cx: &mut Cx,
+    files: Option<Vec<At<String>>>,
+    env: Option<At<String>>,
+    (file_key, env_key): (&str, &str),
+    base: &Path,
+    secrets: &mut Vec<(At<String>, Secret)>,
+    max: usize,
+) -> Vec<Secret> {
     match (files, env) {
         (Some(_), Some(e)) => {
             cx.error(
@@ -249,38 +278,6 @@ pub(super) fn secret_list(
             vec![s]
         }
         (None, None) => Vec::new(),
-    }
-}
-
-pub(super) fn secret(
-    cx: &mut Cx,
-    t: &mut Tbl,
-    file_key: &'static str,
-    env_key: &'static str,
-    base: &Path,
-    secrets: &mut Vec<(At<String>, Secret)>,
-) -> Option<Secret> {
-    let file = t.str(cx, file_key);
-    let env = t.str(cx, env_key);
-    match (file, env) {
-        (Some(_), Some(e)) => {
-            cx.error(
-                e.span,
-                format!("give either `{file_key}` or `{env_key}`, not both"),
-            );
-            None
-        }
-        (Some(f), None) => {
-            let s = Secret::File(rel(base, &f.v));
-            secrets.push((f, s.clone()));
-            Some(s)
-        }
-        (None, Some(e)) => {
-            let s = Secret::Env(e.v.clone());
-            secrets.push((e, s.clone()));
-            Some(s)
-        }
-        (None, None) => None,
     }
 }
 

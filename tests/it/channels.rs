@@ -51,6 +51,21 @@ fn rows_of<'a>(rows: &'a [Row], channel: &str) -> Vec<&'a Row> {
     rows.iter().filter(|r| r.channel == channel).collect()
 }
 
+/// Waits until the `n` rows of `channel` are each sent or failed; returns them by unit.
+fn settled(d: &mut Daemon, channel: &str, n: usize) -> BTreeMap<String, Row> {
+    let rows = d.wait_rows(&format!("{n} {channel} messages sent or failed"), |rows| {
+        let of = rows_of(rows, channel);
+        of.len() == n
+            && of
+                .iter()
+                .all(|r| r.status == "sent" || r.status == "failed")
+    });
+    rows_of(&rows, channel)
+        .into_iter()
+        .map(|r| (r.unit().to_string(), r.clone()))
+        .collect()
+}
+
 /// The webhook-id of a row: its Message-ID without the angle brackets.
 fn webhook_id(row: &Row) -> String {
     row.message_id
@@ -290,17 +305,7 @@ fn webhook_answers_are_retried_or_failed_as_they_deserve() {
         .rule(tuyen_truyen(&ids))
         .channels(&hooks);
     let mut d = Setup::new(&cfg).speed(SPEED).start();
-    let rows = d.wait_rows("every webhook sent or failed", |rows| {
-        let hooks = rows_of(rows, "webhook");
-        hooks.len() == 6
-            && hooks
-                .iter()
-                .all(|r| r.status == "sent" || r.status == "failed")
-    });
-    let by_unit: BTreeMap<&str, &Row> = rows_of(&rows, "webhook")
-        .into_iter()
-        .map(|r| (r.unit(), r))
-        .collect();
+    let by_unit = settled(&mut d, "webhook", 6);
     let requests = hooks.hooks();
     let to = |u: &str| -> Vec<&Req> {
         requests
@@ -309,7 +314,7 @@ fn webhook_answers_are_retried_or_failed_as_they_deserve() {
             .collect()
     };
     for u in ["yt", "th", "hcc"] {
-        let r = by_unit[u];
+        let r = &by_unit[u];
         assert_eq!((r.status.as_str(), r.attempts), ("sent", 2), "{u}: {r:#?}");
         let got = to(u);
         assert_eq!(got.len(), 2, "{u}");
@@ -331,7 +336,7 @@ fn webhook_answers_are_retried_or_failed_as_they_deserve() {
         &["429", "slow down"],
     );
     let failed = |u: &str| {
-        let r = by_unit[u];
+        let r = &by_unit[u];
         assert_eq!(
             (r.status.as_str(), r.attempts),
             ("failed", 1),
@@ -346,7 +351,7 @@ fn webhook_answers_are_retried_or_failed_as_they_deserve() {
         &failed("lanh-dao"),
         &["302", "https://elsewhere.example.vn/…", "not followed"],
     );
-    for r in &rows {
+    for r in by_unit.values() {
         assert_lacks(
             r.last_error.as_deref().unwrap_or(""),
             "127.0.0.1",
@@ -469,17 +474,7 @@ fn telegram_answers_are_retried_or_failed_with_what_to_do() {
         .rule(tuyen_truyen(&ids).reference(&long))
         .channels(&hooks);
     let mut d = Setup::new(&cfg).speed(SPEED).start();
-    let rows = d.wait_rows("every Telegram message sent or failed", |rows| {
-        let tg = rows_of(rows, "telegram");
-        tg.len() == 5
-            && tg
-                .iter()
-                .all(|r| r.status == "sent" || r.status == "failed")
-    });
-    let by_unit: BTreeMap<&str, &Row> = rows_of(&rows, "telegram")
-        .into_iter()
-        .map(|r| (r.unit(), r))
-        .collect();
+    let by_unit = settled(&mut d, "telegram", 5);
     let sends = hooks.telegram_sends();
     let to = |chat: &str| -> Vec<&Req> {
         sends
@@ -501,7 +496,7 @@ fn telegram_answers_are_retried_or_failed_with_what_to_do() {
         "retry_after 240 s: waited {waited} s"
     );
     let failed = |u: &str| {
-        let r = by_unit[u];
+        let r = &by_unit[u];
         assert_eq!(
             (r.status.as_str(), r.attempts),
             ("failed", 1),
