@@ -19,3 +19,4 @@ mod plan;
 mod smtp;
 mod stand_in;
 mod support;
+mod zalo_stand_in;

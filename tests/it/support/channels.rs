@@ -29,7 +29,7 @@ use super::{REPO, TempDir, http};
 
 /// The interpreter: `NHACVIEC_TEST_PYTHON` if set, else `python3` (the server uses the
 /// standard library only).
-fn python() -> PathBuf {
+pub(super) fn python() -> PathBuf {
     std::env::var_os("NHACVIEC_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("python3"))

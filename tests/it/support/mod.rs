@@ -24,6 +24,7 @@ pub mod http;
 pub mod mime;
 pub mod process;
 pub mod smtp;
+pub mod zalo;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
