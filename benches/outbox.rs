@@ -218,7 +218,7 @@ fn run(mode: Mode, dir: &Path, port: u16) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let templates = Templates::load(None).0.ok_or("templates")?;
-        let applied = Applied::new((*cfg).clone(), templates).map_err(|_| "mailer")?;
+        let applied = Applied::new((*cfg).clone(), templates, None).map_err(|_| "mailer")?;
         let current = Arc::new(Current::new(applied));
         let outbox = Outbox::new(store.clone(), clock.clone(), current, key);
         let started = Instant::now();

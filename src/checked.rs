@@ -48,6 +48,20 @@ pub fn load(path: &Path, today: NaiveDate) -> Checked {
     };
     let (templates, problems) = Templates::load(cfg.templates_dir.as_deref());
     diagnostics.extend(problems);
+    // Each ZNS template's parameters, rendered on sample data as the email templates are.
+    if let (Some(t), Some(_)) = (&templates, &cfg.channels.zalo) {
+        for &kind in config::ZALO_KINDS {
+            let ctx = crate::deliver::templates::sample_of(kind);
+            if let Err(e) = crate::deliver::zalo::payload(&cfg, t, kind, &ctx) {
+                diagnostics.push(Diagnostic {
+                    severity: Severity::Error,
+                    file: path.to_path_buf(),
+                    position: None,
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
     Checked {
         ready: templates.map(|t| (cfg, t)),
         diagnostics,

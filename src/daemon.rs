@@ -159,7 +159,7 @@ impl Daemon {
             None => None,
         };
         let ack_limit = Arc::new(web::guard::RateLimit::new(cfg.server.ack_per_minute));
-        let current = Arc::new(Current::new(Applied::new(cfg, templates)?));
+        let current = Arc::new(Current::new(Applied::new(cfg, templates, Some(&store))?));
         let engine = Arc::new(
             Engine::new(store.clone(), clock.clone(), current.clone(), key.clone())
                 .watch(path.to_path_buf()),

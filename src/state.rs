@@ -173,6 +173,8 @@ words! {
         Webhook = "webhook",
         /// A Telegram chat.
         Telegram = "telegram",
+        /// A Zalo Notification Service template message to a mobile number.
+        Zalo = "zalo",
     }
 }
 

@@ -2,10 +2,11 @@
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::PreviewFormat;
 use crate::config::diag::hint;
@@ -19,6 +20,7 @@ use crate::deliver::{sender_for, telegram, webhook};
 use crate::plan::{self, Period};
 use crate::present;
 use crate::state::{Channel, TemplateKind};
+use crate::store::Store;
 use crate::token::{self, TokenKey};
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -38,6 +40,9 @@ fn check_address(channel: Channel, to: &str) -> Result<()> {
             Some(why) => bail!("webhook `{to}` {why}"),
             None => Ok(()),
         },
+        Channel::Zalo if crate::config::normalise_phone(to).is_none() => bail!(
+            "`{to}` is not a Vietnamese mobile number: write the 10 digits, starting 03, 05, 07, 08 or 09"
+        ),
         _ => Ok(()),
     }
 }
@@ -52,11 +57,21 @@ pub(super) fn send_test(
     now: DateTime<Utc>,
 ) -> Result<ExitCode> {
     check_address(channel, to)?;
+    let normalised = crate::config::normalise_phone(to);
+    let to = match (channel, &normalised) {
+        (Channel::Zalo, Some(n)) => n.as_str(),
+        _ => to,
+    };
     let key = format!("test/{}", now.timestamp_millis());
     let id = message_id(&key, "send-test", channel, to, &email::from_domain(cfg));
     // The pooled SMTP transport must live and die inside the runtime.
     let (result, describe) = runtime()?.block_on(async {
-        let Some(sender) = sender_for(cfg, channel)? else {
+        // Zalo's tokens are in the database.
+        let store = match channel {
+            Channel::Zalo => Some(Arc::new(Store::open(&cfg.storage.path, now)?)),
+            _ => None,
+        };
+        let Some(sender) = sender_for(cfg, channel, store.as_ref())? else {
             bail!(
                 "the config has no `[channels.{channel}]`: set it up (docs/channels.md) before sending on {channel}"
             );
@@ -68,7 +83,17 @@ pub(super) fn send_test(
             "transport": describe,
             "ack_button": false,
         });
-        let rendered = templates.render_for(channel, TemplateKind::Test, &ctx)?;
+        let mut rendered = templates.render_for(channel, TemplateKind::Test, &ctx)?;
+        if channel == Channel::Zalo {
+            // No ZNS template is approved for a test: the `before` one, on sample data.
+            let sample = crate::deliver::templates::sample(TemplateKind::Before);
+            rendered.zalo = Some(crate::deliver::zalo::payload(
+                cfg,
+                templates,
+                TemplateKind::Before,
+                &sample,
+            )?);
+        }
         let out = Outgoing {
             channel,
             key: &key,
@@ -89,7 +114,7 @@ pub(super) fn send_test(
         _ => (format!("{channel} message"), "id"),
     };
     match result {
-        Ok(()) => {
+        Ok(_) => {
             println!("sent a test {what} to {to} via {describe}; {id_name} {id}");
             Ok(ExitCode::SUCCESS)
         }
@@ -214,7 +239,10 @@ pub(super) fn preview(
     let button = telegram::button_url_ok(&cfg.organization.public_url);
     ctx["ack_button"] = json!(button);
     let kind = context::template_kind(step, to);
-    let rendered = templates.render_for(channel, kind, &ctx)?;
+    let mut rendered = templates.render_for(channel, kind, &ctx)?;
+    if channel == Channel::Zalo {
+        rendered.zalo = Some(crate::deliver::zalo::payload(cfg, templates, kind, &ctx)?);
+    }
     let to_addr = cfg.units[recipient_unit]
         .addresses()
         .into_iter()
@@ -248,6 +276,16 @@ pub(super) fn preview(
                 "{}\n",
                 serde_json::to_string_pretty(&webhook::event(&out))?
             ));
+        }
+        Channel::Zalo => {
+            let p = rendered.zalo.as_ref().map_or(Value::Null, Clone::clone);
+            let body = json!({
+                "phone": to_addr,
+                "template_id": p["template_id"],
+                "template_data": p["template_data"],
+                "tracking_id": crate::deliver::zalo::tracking_id(&id),
+            });
+            return Ok(format!("{}\n", serde_json::to_string_pretty(&body)?));
         }
         Channel::Email => {}
     }

@@ -14,6 +14,7 @@ mod resolve;
 mod rules;
 mod schedule;
 mod sections;
+mod zalo;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use chrono_tz::Tz;
 use crate::calendar::Calendar;
 pub use diag::{Diagnostic, Severity};
 pub use rules::{is_chat_id, is_loopback, webhook_shown, webhook_url_problem};
+pub use zalo::{ZALO_KINDS, normalise_phone};
 
 /// The default location of the config file.
 pub const DEFAULT_PATH: &str = "/etc/nhacviec/nhacviec.toml";
@@ -240,6 +242,40 @@ pub struct Channels {
     pub telegram: Option<Telegram>,
     /// `[channels.webhook]`.
     pub webhook: Option<Webhook>,
+    /// `[channels.zalo]`.
+    pub zalo: Option<Zalo>,
+}
+
+/// `[channels.zalo]`: the Official Account's app and its ZNS templates.
+#[derive(Debug, Clone)]
+pub struct Zalo {
+    /// The app's id (Zalo for Developers).
+    pub app_id: String,
+    /// The app's secret key.
+    pub secret_key: Secret,
+    /// The first refresh token, read once: the database then holds the live one.
+    pub refresh_token_file: PathBuf,
+    /// The ZNS API base.
+    pub api_url: String,
+    /// The OAuth base.
+    pub oauth_url: String,
+    /// Send in development mode (only to the OA's own admins).
+    pub development: bool,
+    /// Send rate limit.
+    pub max_per_minute: u32,
+    /// The approved template of each kind sent on Zalo.
+    pub templates: std::collections::BTreeMap<crate::state::TemplateKind, ZaloTemplate>,
+}
+
+/// One approved ZNS template and what fills its parameters.
+#[derive(Debug, Clone)]
+pub struct ZaloTemplate {
+    /// The template's id in Zalo's console.
+    pub id: String,
+    /// Each parameter's value: a minijinja template over the message's data.
+    pub data: Vec<(String, String)>,
+    /// The length limits set in the console, in characters.
+    pub max_len: std::collections::BTreeMap<String, usize>,
 }
 
 /// `[channels.telegram]`.
@@ -391,6 +427,8 @@ pub struct Unit {
     pub telegram: Option<String>,
     /// Webhook URLs.
     pub webhook: Vec<String>,
+    /// Mobile numbers on Zalo, `84…`.
+    pub zalo: Vec<String>,
 }
 
 impl Config {
@@ -404,8 +442,9 @@ impl Config {
             .map(|a| (crate::state::Channel::Email, a.as_str()))
             .collect();
         for &u in &self.organization.admin_units {
+            // The admins' notices have no ZNS template: not on Zalo.
             for a in self.units[u].addresses() {
-                if !out.contains(&a) {
+                if a.0 != crate::state::Channel::Zalo && !out.contains(&a) {
                     out.push(a);
                 }
             }
@@ -430,6 +469,7 @@ impl Unit {
                 .map(|t| (Channel::Telegram, t.as_str())),
         );
         out.extend(self.webhook.iter().map(|w| (Channel::Webhook, w.as_str())));
+        out.extend(self.zalo.iter().map(|z| (Channel::Zalo, z.as_str())));
         out
     }
 }

@@ -219,6 +219,10 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
             }
             tg.finish(cx);
         }
+        if let Some(mut z) = t.table(cx, "zalo") {
+            channels.zalo = super::zalo::read_zalo(cx, &mut z, base, &mut secrets);
+            z.finish(cx);
+        }
         if let Some(mut wh) = t.table(cx, "webhook") {
             let secrets = secret_list(
                 cx,

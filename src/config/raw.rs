@@ -47,6 +47,7 @@ pub(super) struct RawUnit {
     pub(super) escalate_to: Vec<At<String>>,
     pub(super) telegram: Option<At<String>>,
     pub(super) webhook: Vec<At<String>>,
+    pub(super) zalo: Vec<At<String>>,
     pub(super) span: std::ops::Range<usize>,
 }
 

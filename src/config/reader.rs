@@ -50,7 +50,7 @@ impl Cx<'_> {
     }
 }
 
-type Val<'i> = Spanned<DeValue<'i>>;
+pub type Val<'i> = Spanned<DeValue<'i>>;
 
 /// A TOML table being read: remembers which keys the schema asked for.
 pub struct Tbl<'a, 'i> {
@@ -272,6 +272,19 @@ impl<'a, 'i> Tbl<'a, 'i> {
             }
         }
         out
+    }
+
+    /// A table of named values (`data = { ten_don_vi = "…" }`): each name with its value, in
+    /// file order; the values are not checked here.
+    pub fn entries(&mut self, cx: &mut Cx, key: &'static str) -> Vec<(At<String>, &'a Val<'i>)> {
+        let Some(outer) = self.table(cx, key) else {
+            return Vec::new();
+        };
+        outer
+            .table
+            .iter()
+            .map(|(k, v)| (At::new(k.get_ref().to_string(), k.span()), v))
+            .collect()
     }
 
     /// An array of tables (`[[unit]]`).

@@ -325,11 +325,11 @@ fn resolve_unit(cx: &mut Cx, names: &Names, raw: &Raw, u: &RawUnit) -> Unit {
             format!("unit `{}` escalates to itself", u.id.v),
         );
     }
-    if !u.email_given && u.telegram.is_none() && u.webhook.is_empty() {
+    if !u.email_given && u.telegram.is_none() && u.webhook.is_empty() && u.zalo.is_empty() {
         cx.error(
             u.span.clone(),
             format!(
-                "unit `{}` has no way to reach it: give it an `email` (or `telegram`, `webhook`)",
+                "unit `{}` has no way to reach it: give it an `email` (or `telegram`, `webhook`, `zalo`)",
                 u.id.v
             ),
         );
@@ -339,6 +339,15 @@ fn resolve_unit(cx: &mut Cx, names: &Names, raw: &Raw, u: &RawUnit) -> Unit {
             tg.span.clone(),
             format!(
                 "unit `{}` has `telegram` but `[channels.telegram]` (the bot token) is not configured",
+                u.id.v
+            ),
+        );
+    }
+    if let (Some(z), None) = (u.zalo.first(), &raw.channels.zalo) {
+        cx.error(
+            z.span.clone(),
+            format!(
+                "unit `{}` has `zalo` but `[channels.zalo]` (the Official Account's app and its ZNS templates) is not configured",
                 u.id.v
             ),
         );
@@ -359,6 +368,7 @@ fn resolve_unit(cx: &mut Cx, names: &Names, raw: &Raw, u: &RawUnit) -> Unit {
         escalate_to,
         telegram: u.telegram.as_ref().map(|t| t.v.clone()),
         webhook: u.webhook.iter().map(|w| w.v.clone()).collect(),
+        zalo: u.zalo.iter().map(|z| z.v.clone()).collect(),
     }
 }
 

@@ -208,6 +208,7 @@ pub(super) fn read_unit(cx: &mut Cx, t: &mut Tbl) -> Option<RawUnit> {
         escalate_to,
         telegram,
         webhook,
+        zalo: super::zalo::read_phones(cx, t),
         span: t.span.clone(),
     })
 }

@@ -83,8 +83,15 @@ pub fn message_id(
     format!("<{name}.{step}.r{tag}@{domain}>")
 }
 
+/// What the other side said of a message it took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Receipt {
+    /// Its id there (Zalo's `msg_id`, Telegram's `message_id`), kept on the row.
+    pub remote_id: Option<String>,
+}
+
 /// A send in progress.
-pub type Sending<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
+pub type Sending<'a> = Pin<Box<dyn Future<Output = Result<Receipt, SendError>> + Send + 'a>>;
 
 /// A channel's sender.
 pub trait Sender: Send + Sync {

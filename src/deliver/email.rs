@@ -19,7 +19,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
 
-use super::channel::{Outgoing, SendError, Sender, Sending};
+use super::channel::{Outgoing, Receipt, SendError, Sender, Sending};
 use super::smtp;
 use crate::config::{Config, Security, Transport};
 
@@ -219,7 +219,7 @@ impl Sender for Mailer {
     fn send<'a>(&'a self, out: &'a Outgoing<'a>) -> Sending<'a> {
         Box::pin(async move {
             let msg = self.envelope.build(out)?;
-            self.send_message(&msg).await
+            self.send_message(&msg).await.map(|()| Receipt::default())
         })
     }
 

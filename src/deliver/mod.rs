@@ -20,12 +20,14 @@ pub mod smtp;
 pub mod telegram;
 pub mod templates;
 pub mod webhook;
+pub mod zalo;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::config::Config;
 use crate::state::Channel;
+use crate::store::Store;
 use channel::Sender;
 use templates::Templates;
 
@@ -49,10 +51,14 @@ impl Applied {
     /// The config and templates `check` accepted, with their senders. Reads the SMTP password
     /// and CA file now, so a problem with them is reported at start or reload, not at the
     /// first send.
-    pub fn new(config: Config, templates: Templates) -> anyhow::Result<Applied> {
+    pub fn new(
+        config: Config,
+        templates: Templates,
+        store: Option<&Arc<Store>>,
+    ) -> anyhow::Result<Applied> {
         let mut senders: HashMap<Channel, Arc<dyn Sender>> = HashMap::new();
         for &channel in Channel::ALL {
-            if let Some(s) = sender_for(&config, channel)? {
+            if let Some(s) = sender_for(&config, channel, store)? {
                 senders.insert(channel, s);
             }
         }
@@ -85,9 +91,14 @@ impl Applied {
 }
 
 /// The sender of `channel` under `cfg`, or `None` when the config does not set the channel
-/// up. Reads its secrets now: a missing or malformed one is an error naming where it is,
-/// never its value.
-pub fn sender_for(cfg: &Config, channel: Channel) -> anyhow::Result<Option<Arc<dyn Sender>>> {
+/// up (or, for Zalo, whose tokens live in the database, when there is no `store`). Reads
+/// its secrets now: a missing or malformed one is an error naming where it is, never its
+/// value.
+pub fn sender_for(
+    cfg: &Config,
+    channel: Channel,
+    store: Option<&Arc<Store>>,
+) -> anyhow::Result<Option<Arc<dyn Sender>>> {
     Ok(match channel {
         Channel::Email => Some(Arc::new(email::Mailer::new(cfg)?)),
         Channel::Telegram => match &cfg.channels.telegram {
@@ -96,6 +107,12 @@ pub fn sender_for(cfg: &Config, channel: Channel) -> anyhow::Result<Option<Arc<d
         },
         Channel::Webhook => match &cfg.channels.webhook {
             Some(wh) => Some(Arc::new(webhook::WebhookSender::new(wh)?)),
+            None => None,
+        },
+        Channel::Zalo => match store {
+            Some(store) => {
+                zalo::ZaloSender::new(cfg, store.clone())?.map(|s| Arc::new(s) as Arc<dyn Sender>)
+            }
             None => None,
         },
     })

@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::channel::{Outgoing, SendError};
+use super::channel::{Outgoing, Receipt, SendError};
 use super::limit::Limiter;
 use super::{Applied, Current, context, telegram};
 use crate::clock::Clock;
@@ -104,6 +104,7 @@ fn interval(cfg: &Config, channel: Channel) -> StdDuration {
             .webhook
             .as_ref()
             .map_or(0, |w| w.max_per_minute),
+        Channel::Zalo => cfg.channels.zalo.as_ref().map_or(0, |z| z.max_per_minute),
     };
     if per_minute == 0 {
         StdDuration::ZERO
@@ -303,7 +304,7 @@ async fn attempt(
     key: TokenKey,
     m: Message,
     now: DateTime<Utc>,
-) -> (Option<String>, Result<(), SendError>) {
+) -> (Option<String>, Result<Receipt, SendError>) {
     let cfg = &applied.config;
     let Some(sender) = applied.sender(m.channel) else {
         let e = format!(
@@ -322,6 +323,13 @@ async fn attempt(
         );
     }
     let rendered = match applied.templates.render_for(m.channel, kind, &ctx) {
+        Ok(mut r) if m.channel == Channel::Zalo => {
+            match super::zalo::payload(cfg, &applied.templates, kind, &ctx) {
+                Ok(p) => r.zalo = Some(p),
+                Err(e) => return (None, Err(SendError::Permanent(e.to_string()))),
+            }
+            r
+        }
         Ok(r) => r,
         Err(e) => return (None, Err(SendError::Permanent(e.to_string()))),
     };
@@ -390,8 +398,8 @@ async fn deliver(
     let (obligation, step, channel) = (&m.obligation, &m.step, m.channel);
     let first_attempt = m.first_attempt_at.unwrap_or(now);
     Ok(match result {
-        Ok(()) => {
-            store.mark_sent(m.id, now, subject)?;
+        Ok(receipt) => {
+            store.mark_sent(m.id, now, subject, receipt.remote_id.as_deref())?;
             tracing::info!(%obligation, %step, %channel, attempts = m.attempts, "message sent");
             Delivered::Sent
         }

@@ -21,7 +21,7 @@ use std::time::Duration as StdDuration;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use super::channel::{Outgoing, SendError, Sender, Sending};
+use super::channel::{Outgoing, Receipt, SendError, Sender, Sending};
 use super::http;
 use super::limit::Limiter;
 use super::templates::{RenderError, Templates};
@@ -332,7 +332,7 @@ impl TelegramSender {
         Ok(body)
     }
 
-    async fn post(&self, out: &Outgoing<'_>) -> Result<(), SendError> {
+    async fn post(&self, out: &Outgoing<'_>) -> Result<Receipt, SendError> {
         let body = Self::body(out)?;
         self.chat(out.to).await.wait().await;
         let url = format!("{}/bot{}/sendMessage", self.api_url, self.token);
@@ -362,7 +362,8 @@ impl TelegramSender {
         };
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status.is_success() && answer.get("ok") == Some(&json!(true)) {
-            return Ok(());
+            let id = answer.pointer("/result/message_id").map(|v| v.to_string());
+            return Ok(Receipt { remote_id: id });
         }
         if status.is_success() {
             return Err(SendError::Transient(format!(

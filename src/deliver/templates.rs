@@ -75,6 +75,8 @@ pub struct Rendered {
     pub html: String,
     /// The Telegram message (HTML subset), when rendered for Telegram.
     pub telegram: Option<String>,
+    /// The ZNS template id and parameters, when rendered for Zalo.
+    pub zalo: Option<Value>,
 }
 
 /// Why a message could not be rendered.
@@ -151,21 +153,7 @@ impl Templates {
     pub fn check(&self) -> Vec<Diagnostic> {
         let mut diags = Diagnostics::default();
         for &kind in TemplateKind::ALL {
-            let ctx = match kind {
-                TemplateKind::Test => sample_test(),
-                TemplateKind::Digest => sample_digest(),
-                TemplateKind::ConfigError => sample_config_error(),
-                TemplateKind::Resolved => {
-                    // As sent: the data of the escalated notice, without an ack link.
-                    let mut c = sample(TemplateKind::Escalated);
-                    c["done_at"] = json!("09:15 thứ Năm 09/10/2025");
-                    if let Some(m) = c.as_object_mut() {
-                        m.remove("ack_url");
-                    }
-                    c
-                }
-                _ => sample(kind),
-            };
+            let ctx = sample_of(kind);
             let mut chat = ctx.clone();
             chat["ack_button"] = json!(false);
             for (part, ctx) in [
@@ -207,6 +195,17 @@ impl Templates {
         })
     }
 
+    /// Renders a template given as text (a ZNS parameter's value) with `ctx`, as the
+    /// templates are: strict about undefined variables, no escaping (the text is not HTML).
+    pub fn render_str(&self, source: &str, ctx: &Value) -> Result<String, RenderError> {
+        self.env
+            .render_str(source, minijinja::value::Serde(ctx))
+            .map_err(|e| RenderError {
+                name: "(a ZNS parameter)".into(),
+                detail: describe(&e),
+            })
+    }
+
     /// Renders a message of `kind` with `ctx` for `channel`: the email parts (a webhook
     /// carries them too), and for Telegram its message, fitted to Telegram's length limit.
     pub fn render_for(
@@ -234,6 +233,7 @@ impl Templates {
             text: part("txt")?,
             html: part("html")?,
             telegram: None,
+            zalo: None,
         })
     }
 }
@@ -310,6 +310,25 @@ pub fn sample(kind: TemplateKind) -> Value {
         "working_days_late": if kind == "after" || kind == "escalated" { json!(3) } else { Value::Null },
         "ack_url": "http://127.0.0.1:8080/a/0123456789abcdef0123456789abcdef",
     })
+}
+
+/// Sample data for a message of `kind`, as [`Templates::check`] renders it.
+pub fn sample_of(kind: TemplateKind) -> Value {
+    match kind {
+        TemplateKind::Test => sample_test(),
+        TemplateKind::Digest => sample_digest(),
+        TemplateKind::ConfigError => sample_config_error(),
+        TemplateKind::Resolved => {
+            // As sent: the data of the escalated notice, without an ack link.
+            let mut c = sample(TemplateKind::Escalated);
+            c["done_at"] = json!("09:15 thứ Năm 09/10/2025");
+            if let Some(m) = c.as_object_mut() {
+                m.remove("ack_url");
+            }
+            c
+        }
+        _ => sample(kind),
+    }
 }
 
 /// Sample data for the daily digest.

@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 
-use super::channel::{Outgoing, SendError, Sender, Sending};
+use super::channel::{Outgoing, Receipt, SendError, Sender, Sending};
 use super::http;
 use crate::config::Webhook;
 use crate::config::{decode_webhook_secret as decode_secret, webhook_shown, webhook_url_problem};
@@ -173,7 +173,7 @@ impl WebhookSender {
         })
     }
 
-    async fn post(&self, out: &Outgoing<'_>) -> Result<(), SendError> {
+    async fn post(&self, out: &Outgoing<'_>) -> Result<Receipt, SendError> {
         if let Some(why) = webhook_url_problem(out.to) {
             return Err(SendError::Permanent(format!(
                 "the webhook URL {why}; fix `webhook` of the unit"
@@ -197,7 +197,7 @@ impl WebhookSender {
             .map_err(|e| http::network_error("the webhook receiver", self.timeout, e))?;
         let status = resp.status();
         if status.is_success() {
-            return Ok(());
+            return Ok(Receipt::default());
         }
         let code = status.as_u16();
         let header = |name: &str| {

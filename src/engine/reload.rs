@@ -101,7 +101,7 @@ impl Engine {
             sha256_hex(errors.join("\n").as_bytes())
         });
         let applied = match checked.ready {
-            Some((cfg, templates)) => Applied::new(cfg, templates)
+            Some((cfg, templates)) => Applied::new(cfg, templates, Some(&self.store))
                 .map_err(|e| vec![format!("{}: error: {e:#}", path.display())]),
             None => Err(checked
                 .diagnostics

@@ -18,7 +18,9 @@ fn temp_dir(name: &str) -> TempDir {
 fn current(cfg: crate::config::Config) -> Arc<Current> {
     let (templates, diags) = Templates::load(cfg.templates_dir.as_deref());
     assert!(diags.is_empty(), "{diags:#?}");
-    Arc::new(Current::new(Applied::new(cfg, templates.unwrap()).unwrap()))
+    Arc::new(Current::new(
+        Applied::new(cfg, templates.unwrap(), None).unwrap(),
+    ))
 }
 
 /// The ward's units (`vp` escalates to the leadership); `vp` owes the 6-month and the

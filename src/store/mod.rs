@@ -18,6 +18,7 @@
 mod obligations;
 mod outbox;
 mod schema;
+mod zalo;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -30,6 +31,7 @@ pub use obligations::{
     AckOutcome, NewAck, Obligation, ObligationRecord, OccurrenceRecord, StepRows,
 };
 pub use outbox::{ChannelCount, Health, Message, OutboxCounts};
+pub use zalo::ZaloTokens;
 
 /// Why the store failed. The message says what to do where something can be done.
 #[derive(Debug, thiserror::Error)]

@@ -318,13 +318,19 @@ impl Store {
         Ok(out)
     }
 
-    /// Records a delivery.
-    pub fn mark_sent(&self, id: i64, now: DateTime<Utc>, subject: Option<&str>) -> Result<()> {
+    /// Records a delivery, with the message's id at the other side if it gave one.
+    pub fn mark_sent(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        subject: Option<&str>,
+        remote_id: Option<&str>,
+    ) -> Result<()> {
         self.conn().execute(
             "UPDATE messages SET status = 'sent', sent_at = ?2, next_attempt_at = NULL,
-                    subject = COALESCE(?3, subject)
+                    subject = COALESCE(?3, subject), remote_id = ?4
               WHERE id = ?1",
-            params![id, ms(now), subject],
+            params![id, ms(now), subject, remote_id],
         )?;
         Ok(())
     }

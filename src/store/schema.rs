@@ -93,9 +93,26 @@ CREATE TABLE acks (
 /// ngày 15/10" rather than "trước ngày 16/10"); empty in rows recorded before it.
 const V2: &str = "ALTER TABLE occurrences ADD COLUMN due_day TEXT;";
 
+/// Zalo: the Official Account's tokens (one row: the live access token and its expiry, the
+/// single-use refresh token and when it was issued, and why the channel is locked out if it
+/// is), and each message's id at the other side (Zalo's `msg_id`, Telegram's
+/// `message_id`). The tokens live in this table only: no other column holds a secret.
+const V3: &str = r#"
+CREATE TABLE zalo_tokens (
+    id                INTEGER PRIMARY KEY CHECK (id = 1),
+    access_token      TEXT,
+    access_expires_at INTEGER,
+    refresh_token     TEXT NOT NULL,
+    refresh_issued_at INTEGER NOT NULL,
+    locked            TEXT,
+    updated_at        INTEGER NOT NULL
+) STRICT;
+ALTER TABLE messages ADD COLUMN remote_id TEXT;
+"#;
+
 /// All migrations, oldest first.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3)])
 }
 
 #[cfg(test)]

@@ -193,7 +193,7 @@ fn claim_retry_fail_send_and_recover() {
     );
 
     store
-        .mark_sent(claimed[0].id, t0(), Some("Tiêu đề"))
+        .mark_sent(claimed[0].id, t0(), Some("Tiêu đề"), None)
         .unwrap();
     let retry_at = t0() + Duration::minutes(1);
     store
@@ -540,7 +540,9 @@ fn an_escalation_in_flight_at_done_gets_its_done_notice() {
         .unwrap();
     let claimed = store.claim_due(t0(), 10).unwrap();
     assert_eq!(claimed.len(), 2);
-    store.mark_sent(claimed[0].id, t0(), None).unwrap();
+    store
+        .mark_sent(claimed[0].id, t0(), None, Some("42"))
+        .unwrap();
     let mut told = Vec::new();
     store
         .ack(

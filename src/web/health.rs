@@ -32,6 +32,7 @@ fn about(m: &Message) -> String {
         Channel::Email => m.recipient.clone(),
         Channel::Webhook => format!("webhook {}", crate::config::webhook_shown(&m.recipient)),
         Channel::Telegram => format!("telegram {}", m.recipient),
+        Channel::Zalo => format!("zalo {}", m.recipient),
     };
     format!("{} {} to {to}", m.obligation, m.step)
 }

@@ -277,7 +277,7 @@ fn rule_owed_by_nobody() {
 fn unit_with_no_way_to_reach_it() {
     broken("unreachable-unit")
         .stderr(&lines(&[
-            "nhacviec.toml:20:1: error: unit `vhxh` has no way to reach it: give it an `email` (or `telegram`, `webhook`)",
+            "nhacviec.toml:20:1: error: unit `vhxh` has no way to reach it: give it an `email` (or `telegram`, `webhook`, `zalo`)",
             "nhacviec.toml: 1 error; the config was not applied",
         ]))
         .run();
@@ -324,7 +324,7 @@ fn several_problems_reported_at_once_in_file_order() {
         .stderr(&lines(&[
             "nhacviec.toml:6:12: error: unknown time zone `Asia/Ho_Chi_Min`; did you mean `Asia/Ho_Chi_Minh`? (an IANA name; Vietnam is `Asia/Ho_Chi_Minh`)",
             "nhacviec.toml:17:18: error: bad offset `7x`: write a number and a unit: d (calendar days), wd (working days), h (hours) or m (minutes), e.g. \"3wd\"",
-            "nhacviec.toml:29:1: error: unit `vp` has no way to reach it: give it an `email` (or `telegram`, `webhook`)",
+            "nhacviec.toml:29:1: error: unit `vp` has no way to reach it: give it an `email` (or `telegram`, `webhook`, `zalo`)",
             "nhacviec.toml:30:6: error: duplicate unit id `vp` (first defined on line 20)",
             "nhacviec.toml:37:1: error: unknown key `refrence` in `[[rule]]`; did you mean `reference`?",
             "nhacviec.toml:40:10: error: unknown unit or group `vhx`; did you mean `vhxh`?",

@@ -19,4 +19,5 @@ mod plan;
 mod smtp;
 mod stand_in;
 mod support;
+mod zalo;
 mod zalo_stand_in;

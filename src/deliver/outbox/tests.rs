@@ -6,7 +6,7 @@ use chrono::TimeZone;
 
 use super::*;
 use crate::clock::ManualClock;
-use crate::deliver::channel::{Sender, Sending};
+use crate::deliver::channel::{Receipt, Sender, Sending};
 use crate::deliver::enqueue;
 use crate::deliver::templates::Templates;
 use crate::plan::{self, Period};
@@ -63,7 +63,7 @@ fn fixture_with(mail_dir: &str, senders: impl FnOnce(Applied) -> Applied) -> Fix
     let key = TokenKey::from_bytes([7; 32]);
     let (templates, diags) = Templates::load(None);
     assert!(diags.is_empty());
-    let applied = senders(Applied::new(cfg, templates.unwrap()).unwrap());
+    let applied = senders(Applied::new(cfg, templates.unwrap(), None).unwrap());
     let current = Arc::new(Current::new(applied));
     let outbox = Outbox::new(store.clone(), clock.clone(), current.clone(), key.clone());
     Fixture {
@@ -390,7 +390,7 @@ impl Sender for AsksToWait {
         Box::pin(async move {
             match until {
                 Some(at) => Err(SendError::RetryAt("429 Too Many Requests".into(), at)),
-                None => Ok(()),
+                None => Ok(Receipt::default()),
             }
         })
     }

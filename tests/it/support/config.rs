@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use super::channels::HookServer;
 use super::smtp::SmtpServer;
+use super::zalo::ZaloServer;
 
 pub const ORG: &str = "Ủy ban nhân dân phường Thử nghiệm";
 pub const FROM_NAME: &str = "Nhắc việc UBND phường Thử nghiệm";
@@ -53,6 +54,15 @@ pub fn address(id: &str) -> String {
 /// The webhook signing secret of [`Cfg::channels`] (32 bytes of 0x2a).
 pub const WEBHOOK_SECRET: &str = "whsec_KioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
 
+/// The ZNS template id of each kind [`Cfg::zalo`] sets up.
+pub const ZALO_TEMPLATES: &[(&str, &str)] = &[
+    ("before", "301001"),
+    ("due", "301002"),
+    ("after", "301003"),
+    ("escalated", "301004"),
+    ("resolved", "301005"),
+];
+
 /// A `[[unit]]`.
 #[derive(Debug, Clone)]
 pub struct Unit {
@@ -62,6 +72,7 @@ pub struct Unit {
     escalate_to: Vec<String>,
     telegram: Option<String>,
     webhook: Vec<String>,
+    zalo: Vec<String>,
 }
 
 /// A known unit with its one address.
@@ -73,6 +84,7 @@ pub fn unit(id: &str) -> Unit {
         escalate_to: Vec::new(),
         telegram: None,
         webhook: Vec::new(),
+        zalo: Vec::new(),
     }
 }
 
@@ -100,6 +112,12 @@ impl Unit {
         self
     }
 
+    /// Its Zalo numbers too, as people write them.
+    pub fn zalo(mut self, phones: &[&str]) -> Unit {
+        self.zalo = phones.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
     /// Units its overdue notices escalate to.
     pub fn escalates_to(mut self, ids: &[&str]) -> Unit {
         self.escalate_to = ids.iter().map(|a| a.to_string()).collect();
@@ -121,6 +139,9 @@ impl Unit {
         }
         if !self.webhook.is_empty() {
             let _ = writeln!(s, "webhook = {}", toml_list(&self.webhook));
+        }
+        if !self.zalo.is_empty() {
+            let _ = writeln!(s, "zalo = {}", toml_list(&self.zalo));
         }
         s
     }
@@ -431,6 +452,32 @@ impl Cfg {
         self.files.push((
             "secrets/webhook-secret".into(),
             format!("{WEBHOOK_SECRET}\n"),
+        ));
+        self
+    }
+
+    /// Zalo through `server` (ZNS and OAuth both), its app's secret key and first refresh
+    /// token in `secrets/`, a ZNS template for each kind ([`ZALO_TEMPLATES`]), no rate limit.
+    pub fn zalo(mut self, server: &ZaloServer) -> Cfg {
+        let _ = write!(
+            self.extra,
+            "\n[channels.zalo]\napp_id = \"{}\"\nsecret_key_file = \"secrets/zalo-secret\"\nrefresh_token_file = \"secrets/zalo-refresh\"\napi_url = \"{base}\"\noauth_url = \"{base}\"\nmax_per_minute = 100000\n",
+            server.app_id(),
+            base = server.base()
+        );
+        for (kind, id) in ZALO_TEMPLATES {
+            let _ = write!(
+                self.extra,
+                "\n[channels.zalo.templates.{kind}]\nid = \"{id}\"\ndata = {{ ten_don_vi = \"{{{{ unit.name }}}}\", noi_dung = \"{{{{ rule.title }}}}\", han = \"{{{{ last_day.date }}}}\", ma = \"{{{{ period.id }}}}\" }}\nmax_len = {{ noi_dung = 30 }}\n"
+            );
+        }
+        self.files.push((
+            "secrets/zalo-secret".into(),
+            format!("{}\n", server.secret_key()),
+        ));
+        self.files.push((
+            "secrets/zalo-refresh".into(),
+            format!("{}\n", server.initial_refresh_token()),
         ));
         self
     }

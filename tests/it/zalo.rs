@@ -1,0 +1,263 @@
+//! Zalo, sent for real by the real binary to the stand-in of `tests/zalo/server.py`: Zalo's
+//! token service (single-use refresh tokens, access tokens that expire) and ZNS (a daily
+//! quota, numbers with no Zalo account), recording every request.
+
+use serde_json::json;
+
+use crate::support::config::{
+    Cfg, TUYEN_TRUYEN, name, policy, tuyen_truyen, tuyen_truyen_key, unit,
+};
+use crate::support::daemon::{Daemon, Setup};
+use crate::support::db::Row;
+use crate::support::zalo::{ZaloOpts, ZaloServer};
+use crate::support::{assert_contains, assert_lacks};
+
+fn zalo_rows(rows: &[Row]) -> Vec<&Row> {
+    rows.iter().filter(|r| r.channel == "zalo").collect()
+}
+
+/// The stored tokens: (access, refresh, locked).
+fn tokens(d: &Daemon) -> (Option<String>, String, Option<String>) {
+    d.db()
+        .query_row(
+            "SELECT access_token, refresh_token, locked FROM zalo_tokens WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+}
+
+/// No token nor the app's secret key in the log, the outbox rows, `/healthz` or `/metrics`
+/// (the token table is the one place they are kept).
+fn assert_no_secret(d: &Daemon, z: &ZaloServer) {
+    let mut written = d.logs();
+    for r in d.rows() {
+        written.push_str(&format!("{r:?}"));
+    }
+    written.push_str(&d.get("/healthz", &[]).raw);
+    written.push_str(&d.get("/metrics", &[]).raw);
+    let state = z.state();
+    let mut secrets = vec![
+        z.secret_key().to_string(),
+        z.initial_refresh_token().to_string(),
+    ];
+    secrets.extend(
+        state["used_refresh_tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string()),
+    );
+    if let Some(t) = state["refresh_token"].as_str() {
+        secrets.push(t.to_string());
+    }
+    if let (Some(a), _, _) = tokens(d) {
+        secrets.push(a);
+    }
+    for s in secrets {
+        assert_lacks(&written, &s, "a Zalo secret leaked");
+    }
+}
+
+/// A unit with email and a Zalo number gets the reminder on both: on Zalo, the `before`
+/// template with its parameters filled (and cut to their `max_len`), to the number as Zalo
+/// wants it, after one renewal of the first refresh token, whose successor is stored.
+#[test]
+fn a_reminder_arrives_on_zalo_with_its_template_and_data() {
+    let z = ZaloServer::start(ZaloOpts::default());
+    let cfg = Cfg::new()
+        .units([unit("vp").zalo(&["0912 345 678"])])
+        .rule(tuyen_truyen(&["vp"]))
+        .zalo(&z);
+    let mut d = Setup::new(&cfg).start();
+    let rows = d.wait_sent(2);
+    let row = zalo_rows(&rows)[0];
+    assert_eq!(row.recipient, "84912345678");
+    assert_eq!(z.refreshes().len(), 1, "the first refresh token spent once");
+    let sends = z.sends();
+    assert_eq!(sends.len(), 1);
+    let body = &sends[0].json;
+    assert_eq!(body["phone"], "84912345678");
+    assert_eq!(body["template_id"], "301001");
+    let title: String = TUYEN_TRUYEN.chars().take(29).collect();
+    assert_eq!(
+        body["template_data"],
+        json!({
+            "ten_don_vi": name("vp"),
+            "noi_dung": format!("{title}…"),
+            "han": "15/10/2025",
+            "ma": "2025-10-15",
+        })
+    );
+    assert!(body.get("mode").is_none());
+    let tracking = body["tracking_id"].as_str().unwrap();
+    assert!(
+        tracking.starts_with("nv") && tracking.len() == 26,
+        "{tracking}"
+    );
+    assert_eq!(sends[0].error(), Some(0));
+    // The new refresh token is the stored one, and the stand-in's only valid one.
+    let (access, refresh, locked) = tokens(&d);
+    assert!(access.is_some());
+    assert_eq!(Some(refresh.as_str()), z.state()["refresh_token"].as_str());
+    assert_eq!(locked, None);
+    let remote: Option<String> = d
+        .db()
+        .query_row(
+            "SELECT remote_id FROM messages WHERE channel = 'zalo'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        remote.is_some_and(|id| !id.is_empty()),
+        "Zalo's msg_id is kept"
+    );
+    assert_eq!(row.obligation, tuyen_truyen_key("vp"));
+    assert_no_secret(&d, &z);
+}
+
+/// An access token Zalo calls invalid (expired before its time) is renewed once and the
+/// message sent with the new one.
+#[test]
+fn an_expired_access_token_is_renewed_once_and_the_message_sent() {
+    let z = ZaloServer::start(ZaloOpts::default());
+    let cfg = Cfg::new()
+        .units([unit("vp").zalo(&["0912345678"])])
+        .rule(tuyen_truyen(&["vp"]).policy(policy(&["5d", "1d"], &[])))
+        .zalo(&z);
+    let mut d = Setup::new(&cfg).start();
+    d.wait_sent(2);
+    z.control(json!({"expire_access": true}));
+    d.stop();
+    d.restart_at("2025-10-14T07:59:58+07:00", 1);
+    let rows = d.wait_rows("before-1d sent on Zalo", |rows| {
+        zalo_rows(rows)
+            .iter()
+            .any(|r| r.step == "before-1d" && r.status == "sent")
+    });
+    let row = zalo_rows(&rows)
+        .into_iter()
+        .find(|r| r.step == "before-1d")
+        .unwrap()
+        .clone();
+    assert_eq!(row.attempts, 1, "one attempt: renewed inside it");
+    assert_eq!(z.refreshes().len(), 2, "the bootstrap and one renewal");
+    let sends = z.sends();
+    let errors: Vec<Option<i64>> = sends.iter().map(|s| s.error()).collect();
+    assert_eq!(errors, [Some(0), Some(-124), Some(0)]);
+    assert_ne!(
+        sends[1].header("access_token"),
+        sends[2].header("access_token"),
+        "the second try with the new token"
+    );
+    assert_no_secret(&d, &z);
+}
+
+/// A number with no Zalo account fails for good, saying so, while the same unit's email
+/// goes out.
+#[test]
+fn a_number_without_zalo_fails_for_good_while_the_email_goes() {
+    let z = ZaloServer::start(ZaloOpts::default());
+    z.control(json!({"no_account": ["84987654321"]}));
+    let cfg = Cfg::new()
+        .units([unit("vp").zalo(&["0987 654 321"])])
+        .rule(tuyen_truyen(&["vp"]))
+        .zalo(&z);
+    let mut d = Setup::new(&cfg).start();
+    let rows = d.wait_rows("the email sent, the Zalo message failed", |rows| {
+        rows.iter()
+            .any(|r| r.channel == "email" && r.status == "sent")
+            && zalo_rows(rows).iter().any(|r| r.status == "failed")
+    });
+    let zr = zalo_rows(&rows)[0];
+    assert_eq!(zr.attempts, 1);
+    assert_contains(
+        zr.last_error.as_deref().unwrap_or(""),
+        &[
+            "84987654321 has no Zalo account",
+            "other channels are unaffected",
+        ],
+    );
+}
+
+/// The OA's daily quota used up: the message waits for the next day (on the test clock)
+/// and leaves then.
+#[test]
+fn out_of_quota_waits_for_the_next_day() {
+    let z = ZaloServer::start(ZaloOpts {
+        quota: Some(1),
+        ..ZaloOpts::default()
+    });
+    let cfg = Cfg::new()
+        .units([
+            unit("vp").zalo(&["0912345678"]),
+            unit("kt").zalo(&["0912345679"]),
+        ])
+        .rule(tuyen_truyen(&["vp", "kt"]))
+        .zalo(&z);
+    let mut d = Setup::new(&cfg).start();
+    let rows = d.wait_rows("one sent on Zalo, one waiting", |rows| {
+        let zr = zalo_rows(rows);
+        zr.iter().filter(|r| r.status == "sent").count() == 1
+            && zr.iter().any(|r| r.status == "pending" && r.attempts == 1)
+    });
+    let waiting = zalo_rows(&rows)
+        .into_iter()
+        .find(|r| r.status == "pending")
+        .unwrap()
+        .clone();
+    assert_contains(
+        waiting.last_error.as_deref().unwrap_or(""),
+        &["daily quota is used up", "after midnight"],
+    );
+    let next = crate::support::db::at_ms(waiting.next_attempt_at.unwrap());
+    assert_eq!(
+        next,
+        crate::support::vn("2025-10-14 00:01:00"),
+        "a minute after local midnight"
+    );
+    d.stop();
+    z.control(json!({"reset_day": true}));
+    d.restart_at("2025-10-14T00:00:58+07:00", 1);
+    d.wait_rows("the held message sent the next day", |rows| {
+        zalo_rows(rows).iter().all(|r| r.status == "sent")
+    });
+    assert_eq!(z.sends().len(), 3, "sent, refused, sent");
+}
+
+/// A refresh token Zalo no longer takes locks the channel: the message fails with what the
+/// admin must do, and the next one fails at once, without spending anything more.
+#[test]
+fn a_refused_refresh_token_locks_the_channel() {
+    let z = ZaloServer::start(ZaloOpts::default());
+    z.control(json!({"revoke_refresh": true}));
+    let cfg = Cfg::new()
+        .units([
+            unit("vp").zalo(&["0912345678"]),
+            unit("kt").zalo(&["0912345679"]),
+        ])
+        .rule(tuyen_truyen(&["vp", "kt"]))
+        .zalo(&z);
+    let mut d = Setup::new(&cfg).start();
+    let rows = d.wait_rows("both Zalo messages failed", |rows| {
+        let zr = zalo_rows(rows);
+        zr.len() == 2 && zr.iter().all(|r| r.status == "failed")
+    });
+    for r in zalo_rows(&rows) {
+        assert_contains(
+            r.last_error.as_deref().unwrap_or(""),
+            &[
+                "refused the OA's refresh token",
+                "nhacviec zalo token --import",
+            ],
+        );
+    }
+    assert_eq!(
+        z.refreshes().len(),
+        1,
+        "one refresh call, then the channel is locked"
+    );
+    assert!(tokens(&d).2.is_some(), "locked in the database");
+    assert_no_secret(&d, &z);
+}
