@@ -159,6 +159,8 @@ words! {
         Digest = "digest",
         /// To the admins: a new config was not applied.
         ConfigError = "config_error",
+        /// To the admins: a channel stopped until they act (Zalo's refresh token refused).
+        ChannelLocked = "channel_locked",
         /// `nhacviec send-test`.
         Test = "test",
     }

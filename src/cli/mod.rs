@@ -23,6 +23,7 @@ mod daemon;
 mod mail;
 mod show;
 mod state;
+mod zalo;
 
 use show::{calendar_table, plan_json, plan_table};
 
@@ -147,6 +148,11 @@ pub enum Command {
         #[arg(long, allow_hyphen_values = true)]
         to: String,
     },
+    /// The Zalo Official Account's tokens.
+    Zalo {
+        #[command(subcommand)]
+        command: ZaloCommand,
+    },
     /// Render a reminder to stdout as it would be sent.
     Preview {
         /// The obligation, RULE/PERIOD/UNIT (e.g. bao-cao-9-thang/2025-9M/vp).
@@ -166,6 +172,19 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = PreviewFormat::Text)]
         format: PreviewFormat,
     },
+}
+
+/// `nhacviec zalo …`.
+#[derive(Debug, Subcommand)]
+pub enum ZaloCommand {
+    /// Replace the stored refresh token with a new one (after a lock-out).
+    Token {
+        /// A file holding the new refresh token alone.
+        #[arg(long)]
+        import: std::path::PathBuf,
+    },
+    /// How old the tokens are, the last quota, the messages sent today.
+    Status,
 }
 
 /// A `--channel` value.
@@ -235,6 +254,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let text = state::status(&cfg, format, now)?;
             emit(&text)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Zalo { command } => {
+            let cfg = load_or_explain(&cli.config, now)?;
+            match command {
+                ZaloCommand::Token { import } => zalo::import(&cfg, &import, now),
+                ZaloCommand::Status => zalo::status(&cfg, now),
+            }
         }
         Command::SendTest { channel, to } => {
             let (cfg, templates) = load_checked_or_explain(&cli.config, now)?;

@@ -11,7 +11,7 @@ use super::channel::message_id;
 use super::email;
 use crate::config::Config;
 use crate::present;
-use crate::state::TemplateKind;
+use crate::state::{Channel, TemplateKind};
 use crate::store::{AckOutcome, Message, NewAck, Store, StoreError};
 
 /// How the admins are addressed.
@@ -91,6 +91,46 @@ pub fn config_rejected(
                 TemplateKind::ConfigError,
                 ctx.clone(),
                 message_id(&key, "notice", channel, a, &domain),
+                now,
+            )
+        })
+        .collect()
+}
+
+/// One message to each admin address (not on Zalo: no ZNS template is approved for it) that
+/// `channel` stopped until they act: Zalo refused the Official Account's refresh token.
+/// One notice per day and channel.
+pub fn channel_locked(
+    cfg: &Config,
+    channel: Channel,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Vec<Message> {
+    let tz = cfg.organization.timezone;
+    let key = format!(
+        "admin/{channel}-locked/{}",
+        now.with_timezone(&tz).date_naive()
+    );
+    let domain = email::from_domain(cfg);
+    let ctx = json!({
+        "org": {"name": cfg.organization.name, "public_url": cfg.organization.public_url},
+        "at": present::moment_words(now.with_timezone(&tz)),
+        "channel": channel,
+        "app_id": cfg.channels.zalo.as_ref().map(|z| z.app_id.clone()),
+        "reason": reason,
+        "recipient": {"name": ADMIN_NAME},
+    });
+    cfg.admin_addresses()
+        .into_iter()
+        .map(|(ch, a)| {
+            Message::new(
+                key.clone(),
+                "notice".into(),
+                ch,
+                a.to_string(),
+                TemplateKind::ChannelLocked,
+                ctx.clone(),
+                message_id(&key, "notice", ch, a, &domain),
                 now,
             )
         })

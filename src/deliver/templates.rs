@@ -58,6 +58,10 @@ pub const BUILTIN: &[(&str, &str)] = builtin![
     "config_error.txt.j2",
     "config_error.html.j2",
     "config_error.telegram.j2",
+    "channel_locked.subject.j2",
+    "channel_locked.txt.j2",
+    "channel_locked.html.j2",
+    "channel_locked.telegram.j2",
     "resolved.subject.j2",
     "resolved.txt.j2",
     "resolved.html.j2",
@@ -318,6 +322,13 @@ pub fn sample_of(kind: TemplateKind) -> Value {
         TemplateKind::Test => sample_test(),
         TemplateKind::Digest => sample_digest(),
         TemplateKind::ConfigError => sample_config_error(),
+        TemplateKind::ChannelLocked => json!({
+            "org": {"name": "Ủy ban nhân dân phường Mẫu", "public_url": "http://127.0.0.1:8080"},
+            "at": "08:00 thứ Hai 06/10/2025",
+            "channel": "zalo",
+            "app_id": "1234567890",
+            "reason": "-14014: Invalid refresh token",
+        }),
         TemplateKind::Resolved => {
             // As sent: the data of the escalated notice, without an ack link.
             let mut c = sample(TemplateKind::Escalated);

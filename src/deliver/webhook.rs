@@ -36,6 +36,7 @@ pub fn event_type(kind: TemplateKind) -> &'static str {
         TemplateKind::Resolved => "obligation.resolved",
         TemplateKind::Digest => "digest",
         TemplateKind::ConfigError => "config.rejected",
+        TemplateKind::ChannelLocked => "channel.locked",
         TemplateKind::Test => "test",
     }
 }
@@ -108,6 +109,10 @@ pub fn event(out: &Outgoing<'_>) -> Value {
         TemplateKind::ConfigError => json!({
             "path": at(ctx, "/path"),
             "errors": at(ctx, "/errors"),
+        }),
+        TemplateKind::ChannelLocked => json!({
+            "channel": at(ctx, "/channel"),
+            "reason": at(ctx, "/reason"),
         }),
         TemplateKind::Test => json!({}),
     };

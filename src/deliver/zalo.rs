@@ -134,6 +134,8 @@ pub fn payload(
 pub struct ZaloSender {
     client: reqwest::Client,
     cfg: Zalo,
+    /// The whole config: whom to tell when the channel stops.
+    config: Config,
     secret_key: String,
     tz: chrono_tz::Tz,
     store: Arc<Store>,
@@ -148,6 +150,9 @@ impl std::fmt::Debug for ZaloSender {
             .finish_non_exhaustive()
     }
 }
+
+/// The `meta` key of the last quota Zalo reported: `{"daily", "remaining", "at"}`.
+pub const QUOTA_META: &str = "zalo_quota";
 
 /// How long before its expiry an access token is renewed.
 const RENEW_BEFORE: Duration = Duration::minutes(10);
@@ -165,6 +170,7 @@ impl ZaloSender {
         Ok(Some(ZaloSender {
             client: http::client(http::TIMEOUT)?,
             cfg: z.clone(),
+            config: cfg.clone(),
             secret_key,
             tz: cfg.organization.timezone,
             store,
@@ -273,6 +279,16 @@ impl ZaloSender {
                     .zalo_lock(&why, now)
                     .map_err(|e| Self::store_error(&e))?;
                 tracing::error!("{why}");
+                // The admins hear of it by their other channels, once a day at most.
+                let notices = super::notices::channel_locked(
+                    &self.config,
+                    crate::state::Channel::Zalo,
+                    &format!("{code}: {said}"),
+                    now,
+                );
+                if let Err(e) = self.store.enqueue_other(now, &notices) {
+                    tracing::error!(error = %e, "cannot enqueue the admins' notice of the Zalo lock-out");
+                }
                 Err(SendError::Permanent(why))
             }
             _ if status.is_server_error() || code == 0 => Err(SendError::Transient(format!(
@@ -301,6 +317,7 @@ impl ZaloSender {
         &self,
         access: &str,
         body: &Value,
+        now: DateTime<Utc>,
     ) -> Result<Result<Receipt, (ZaloError, String)>, SendError> {
         let url = format!("{}/message/template", self.cfg.api_url);
         let resp = self
@@ -334,7 +351,17 @@ impl ZaloSender {
                 .pointer("/data/msg_id")
                 .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
             if let Some(q) = answer.pointer("/data/quota") {
-                tracing::info!(daily = %q["dailyQuota"], remaining = %q["remainingQuota"], "Zalo quota");
+                let num = |v: &Value| {
+                    v.as_str()
+                        .and_then(|s| s.parse::<i64>().ok())
+                        .or_else(|| v.as_i64())
+                };
+                let seen = json!({
+                    "daily": num(&q["dailyQuota"]),
+                    "remaining": num(&q["remainingQuota"]),
+                    "at": now.to_rfc3339(),
+                });
+                let _ = self.store.set_meta(QUOTA_META, &seen.to_string());
             }
             return Ok(Ok(Receipt { remote_id: id }));
         }
@@ -368,11 +395,11 @@ impl ZaloSender {
             body["mode"] = json!("development");
         }
         let mut access = self.access_token(out.date, None).await?;
-        let mut answer = self.call(&access, &body).await?;
+        let mut answer = self.call(&access, &body, out.date).await?;
         if let Err((ZaloError::AccessToken, _)) = &answer {
             // Refused before its time (revoked, or renewed elsewhere): renew, try once more.
             access = self.access_token(out.date, Some(&access)).await?;
-            answer = self.call(&access, &body).await?;
+            answer = self.call(&access, &body, out.date).await?;
         }
         let (kind, said) = match answer {
             Ok(receipt) => return Ok(receipt),

@@ -379,6 +379,16 @@ impl Store {
         opt_ms(v)
     }
 
+    /// How many messages of `channel` were delivered since `since`.
+    pub fn sent_since(&self, channel: Channel, since: DateTime<Utc>) -> Result<u64> {
+        let n: i64 = self.reader().query_row(
+            "SELECT COUNT(*) FROM messages WHERE channel = ?1 AND status = 'sent' AND sent_at >= ?2",
+            params![channel, ms(since)],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Messages per status.
     pub fn outbox_counts(&self) -> Result<OutboxCounts> {
         let mut c = OutboxCounts::default();

@@ -141,9 +141,15 @@ pub(super) async fn healthz(State(s): State<AppState>) -> Response {
 /// `GET /metrics`: Prometheus text format.
 pub(super) async fn metrics(State(s): State<AppState>) -> Response {
     let counts = s
-        .db(|store| Ok((store.counts_by_channel()?, store.ack_counts()?)))
+        .db(|store| {
+            Ok((
+                store.counts_by_channel()?,
+                store.ack_counts()?,
+                store.meta(crate::deliver::zalo::QUOTA_META)?,
+            ))
+        })
         .await;
-    let Ok((by_channel, acks)) = counts else {
+    let Ok((by_channel, acks, quota)) = counts else {
         return (StatusCode::SERVICE_UNAVAILABLE, "database error\n").into_response();
     };
     let mut out = String::new();
@@ -193,6 +199,25 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
     for action in AckAction::ALL {
         let n = acks.get(action).copied().unwrap_or(0);
         let _ = writeln!(out, "nhacviec_acks_total{{action=\"{action}\"}} {n}");
+    }
+    // The last quota Zalo reported (ZNS answers carry it).
+    if let Some(q) = quota.and_then(|q| serde_json::from_str::<serde_json::Value>(&q).ok()) {
+        for (name, key, help) in [
+            (
+                "nhacviec_zalo_quota_daily",
+                "daily",
+                "The Zalo OA's daily ZNS quota, as last reported.",
+            ),
+            (
+                "nhacviec_zalo_quota_remaining",
+                "remaining",
+                "ZNS messages left today, as last reported.",
+            ),
+        ] {
+            if let Some(n) = q[key].as_i64() {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {n}");
+            }
+        }
     }
     if let Some(t) = s.status.last_wake() {
         let _ = writeln!(

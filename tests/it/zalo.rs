@@ -114,6 +114,28 @@ fn a_reminder_arrives_on_zalo_with_its_template_and_data() {
         "Zalo's msg_id is kept"
     );
     assert_eq!(row.obligation, tuyen_truyen_key("vp"));
+    // The quota Zalo reported, in /metrics and `zalo status`.
+    let metrics = d.get("/metrics", &[]).raw;
+    assert_contains(
+        &metrics,
+        &[
+            "nhacviec_zalo_quota_daily 1000",
+            "nhacviec_zalo_quota_remaining 999",
+            "nhacviec_messages_sent_total{channel=\"zalo\"} 1",
+        ],
+    );
+    let out = d.cli(&["zalo", "status"]);
+    assert_eq!(out.status, 0, "{out:?}");
+    assert_contains(
+        &out.stdout,
+        &[
+            "refresh token: issued ",
+            "access token: valid until ",
+            "state: sending",
+            "quota: 999 of 1000 left",
+            "sent on Zalo today: 1",
+        ],
+    );
     assert_no_secret(&d, &z);
 }
 
@@ -227,7 +249,9 @@ fn out_of_quota_waits_for_the_next_day() {
 }
 
 /// A refresh token Zalo no longer takes locks the channel: the message fails with what the
-/// admin must do, and the next one fails at once, without spending anything more.
+/// admin must do, the next one fails at once, without spending anything more, and the
+/// admins are told once by email. `nhacviec zalo token --import` then unlocks it, and the
+/// next step leaves on Zalo with the new token.
 #[test]
 fn a_refused_refresh_token_locks_the_channel() {
     let z = ZaloServer::start(ZaloOpts::default());
@@ -237,13 +261,35 @@ fn a_refused_refresh_token_locks_the_channel() {
             unit("vp").zalo(&["0912345678"]),
             unit("kt").zalo(&["0912345679"]),
         ])
-        .rule(tuyen_truyen(&["vp", "kt"]))
+        .rule(tuyen_truyen(&["vp", "kt"]).policy(policy(&["5d", "1d"], &[])))
+        .admins(&[crate::support::config::ADMIN])
         .zalo(&z);
     let mut d = Setup::new(&cfg).start();
-    let rows = d.wait_rows("both Zalo messages failed", |rows| {
+    let rows = d.wait_rows("both Zalo messages failed, the admin told", |rows| {
         let zr = zalo_rows(rows);
-        zr.len() == 2 && zr.iter().all(|r| r.status == "failed")
+        zr.len() == 2
+            && zr.iter().all(|r| r.status == "failed")
+            && rows
+                .iter()
+                .any(|r| r.template == "channel_locked" && r.status == "sent")
     });
+    let told: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.template == "channel_locked")
+        .collect();
+    assert_eq!(told.len(), 1, "{told:#?}");
+    assert_eq!(
+        (told[0].channel.as_str(), told[0].recipient.as_str()),
+        ("email", crate::support::config::ADMIN)
+    );
+    let mail = crate::ack::mails(&d)
+        .into_iter()
+        .find(|m| m.subject().contains("Kênh Zalo đã dừng"))
+        .expect("the admin's email");
+    assert_contains(
+        &mail.text("text/plain"),
+        &["nhacviec zalo token --import", z.app_id()],
+    );
     for r in zalo_rows(&rows) {
         assert_contains(
             r.last_error.as_deref().unwrap_or(""),
@@ -259,5 +305,123 @@ fn a_refused_refresh_token_locks_the_channel() {
         "one refresh call, then the channel is locked"
     );
     assert!(tokens(&d).2.is_some(), "locked in the database");
+    assert_no_secret(&d, &z);
+
+    // A new refresh token, imported: the next step leaves on Zalo.
+    z.control(json!({"refresh_token": "TEST-refresh-new-0001"}));
+    crate::support::write(&d.path("new-token"), "TEST-refresh-new-0001\n");
+    let out = d.cli(&["zalo", "token", "--import", "new-token"]);
+    assert_eq!(out.status, 0, "{out:?}");
+    assert_contains(&out.stdout, &["the Zalo channel is unlocked"]);
+    assert_lacks(
+        &out.stdout,
+        "TEST-refresh-new-0001",
+        "the import shows no token",
+    );
+    assert_eq!(tokens(&d).2, None, "unlocked");
+    d.stop();
+    d.restart_at("2025-10-14T07:59:58+07:00", 1);
+    d.wait_rows("before-1d sent on Zalo to both", |rows| {
+        zalo_rows(rows)
+            .iter()
+            .filter(|r| r.step == "before-1d" && r.status == "sent")
+            .count()
+            == 2
+    });
+    assert_eq!(
+        z.refreshes().len(),
+        2,
+        "the refused one, then one with the new token"
+    );
+}
+
+/// Four senders needing a new access token at once make one renewal: at the first start
+/// (the first refresh token), and again when Zalo calls the access token invalid for all
+/// four. The token service answers slowly (a second), so they really are waiting together.
+#[test]
+fn four_senders_needing_a_token_at_once_make_one_renewal() {
+    let z = ZaloServer::start(ZaloOpts::default());
+    z.control(json!({"delay_refresh": 1}));
+    let ids = ["vp", "kt", "hcc", "yt"];
+    let phones = ["0912000001", "0912000002", "0912000003", "0912000004"];
+    let cfg = Cfg::new()
+        .units(ids.iter().zip(phones).map(|(u, p)| unit(u).zalo(&[p])))
+        .rule(tuyen_truyen(&ids).policy(policy(&["5d", "1d"], &[])))
+        .zalo(&z);
+    let mut d = Setup::new(&cfg).start();
+    d.wait_rows("four sent on Zalo", |rows| {
+        zalo_rows(rows)
+            .iter()
+            .filter(|r| r.status == "sent")
+            .count()
+            == 4
+    });
+    assert_eq!(z.refreshes().len(), 1, "one renewal for four senders");
+    z.control(json!({"expire_access": true}));
+    d.stop();
+    d.restart_at("2025-10-14T07:59:58+07:00", 1);
+    d.wait_rows("the next four sent on Zalo", |rows| {
+        zalo_rows(rows)
+            .iter()
+            .filter(|r| r.step == "before-1d" && r.status == "sent")
+            .count()
+            == 4
+    });
+    assert_eq!(
+        z.refreshes().len(),
+        2,
+        "one more renewal for the four refused"
+    );
+    let refused = z.sends().iter().filter(|s| s.error() == Some(-124)).count();
+    assert!((1..=4).contains(&refused), "{refused}");
+    assert_no_secret(&d, &z);
+}
+
+/// SIGKILL after Zalo answered a renewal (the send that follows hangs): the new refresh
+/// token was stored before anything else, so after a restart the message leaves with the
+/// new access token, and the stored refresh token is the one Zalo still takes.
+#[test]
+fn sigkill_after_a_renewal_keeps_the_new_refresh_token() {
+    let z = ZaloServer::start(ZaloOpts::default());
+    let cfg = Cfg::new()
+        .units([unit("vp").zalo(&["0912345678"])])
+        .rule(tuyen_truyen(&["vp"]).policy(policy(&["5d", "1d"], &[])))
+        .zalo(&z);
+    let mut d = Setup::new(&cfg).start();
+    d.wait_sent(2);
+    d.stop();
+    // The next send: "invalid token" (a renewal follows), then the retry hangs.
+    z.script(
+        "/message/template",
+        json!([
+            {"status": 200, "body": {"error": -124, "message": "Access token is invalid"}},
+            {"action": "stall", "seconds": 30},
+        ]),
+        None,
+    );
+    d.restart_at("2025-10-14T07:59:58+07:00", 1);
+    d.wait("the renewal answered and the retry hanging", |_| {
+        (z.refreshes().len() == 2 && z.sends().len() == 3).then_some(())
+    });
+    d.kill();
+    let (_, stored, _) = tokens(&d);
+    assert_eq!(
+        Some(stored.as_str()),
+        z.state()["refresh_token"].as_str(),
+        "the new refresh token was stored before the send"
+    );
+    d.restart_at("2025-10-14T08:05:00+07:00", 1);
+    d.wait_rows("before-1d sent after the restart", |rows| {
+        zalo_rows(rows)
+            .iter()
+            .any(|r| r.step == "before-1d" && r.status == "sent")
+    });
+    assert_eq!(
+        z.refreshes().len(),
+        2,
+        "no renewal needed after the restart"
+    );
+    let last = z.sends().last().cloned().unwrap();
+    assert_eq!(last.error(), Some(0));
     assert_no_secret(&d, &z);
 }
