@@ -49,10 +49,12 @@ pub fn load(path: &Path, today: NaiveDate) -> Checked {
     let (templates, problems) = Templates::load(cfg.templates_dir.as_deref());
     diagnostics.extend(problems);
     // Each ZNS template's parameters, rendered on sample data as the email templates are.
+    let mut zalo_ok = true;
     if let (Some(t), Some(_)) = (&templates, &cfg.channels.zalo) {
         for &kind in config::ZALO_KINDS {
             let ctx = crate::deliver::templates::sample_of(kind);
             if let Err(e) = crate::deliver::zalo::payload(&cfg, t, kind, &ctx) {
+                zalo_ok = false;
                 diagnostics.push(Diagnostic {
                     severity: Severity::Error,
                     file: path.to_path_buf(),
@@ -63,7 +65,7 @@ pub fn load(path: &Path, today: NaiveDate) -> Checked {
         }
     }
     Checked {
-        ready: templates.map(|t| (cfg, t)),
+        ready: templates.filter(|_| zalo_ok).map(|t| (cfg, t)),
         diagnostics,
     }
 }

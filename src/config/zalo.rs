@@ -91,7 +91,19 @@ pub(super) fn read_zalo(
         z.missing(cx, "secret_key_file");
     }
     let refresh_token_file = match z.str(cx, "refresh_token_file") {
-        Some(f) => Some(rel(base, &f.v)),
+        Some(f) => {
+            let path = rel(base, &f.v);
+            if !path.is_file() {
+                cx.warning(
+                    f.span,
+                    format!(
+                        "`refresh_token_file` {} does not exist: fine once the database holds the tokens (after the first message on Zalo); before that, put the OA's refresh token in it",
+                        path.display()
+                    ),
+                );
+            }
+            Some(path)
+        }
         None => {
             z.missing(cx, "refresh_token_file");
             None

@@ -102,7 +102,17 @@ pub trait Sender: Send + Sync {
 
     /// What it sends through, for the log: "SMTP mail.example.invalid:587 (STARTTLS)".
     fn describe(&self) -> &str;
+
+    /// Keeps the channel able to send, at each wake of the engine (Zalo renews its refresh
+    /// token before it lapses); nothing for most channels.
+    fn maintain(&self, now: DateTime<Utc>) -> Upkeep<'_> {
+        let _ = now;
+        Box::pin(async { Ok(()) })
+    }
 }
+
+/// A [`Sender::maintain`] in progress.
+pub type Upkeep<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
 
 #[cfg(test)]
 mod tests {

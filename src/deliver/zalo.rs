@@ -20,7 +20,7 @@ use chrono::{DateTime, Duration, NaiveTime, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::channel::{Outgoing, Receipt, SendError, Sender, Sending};
+use super::channel::{Outgoing, Receipt, SendError, Sender, Sending, Upkeep};
 use super::http;
 use super::templates::{RenderError, Templates};
 use crate::config::{Config, Zalo};
@@ -153,6 +153,10 @@ impl std::fmt::Debug for ZaloSender {
 
 /// The `meta` key of the last quota Zalo reported: `{"daily", "remaining", "at"}`.
 pub const QUOTA_META: &str = "zalo_quota";
+
+/// A refresh token this old is renewed even when nothing is sent (they live about three
+/// months).
+pub const KEEP_ALIVE: Duration = Duration::days(30);
 
 /// How long before its expiry an access token is renewed.
 const RENEW_BEFORE: Duration = Duration::minutes(10);
@@ -446,6 +450,28 @@ fn form_escape(s: &str) -> String {
 impl Sender for ZaloSender {
     fn send<'a>(&'a self, out: &'a Outgoing<'a>) -> Sending<'a> {
         Box::pin(self.post(out))
+    }
+
+    /// Renews the tokens when the refresh token is [`KEEP_ALIVE`] old, so that it never
+    /// lapses (they live about three months) while nothing is sent on Zalo.
+    fn maintain(&self, now: DateTime<Utc>) -> Upkeep<'_> {
+        Box::pin(async move {
+            let _one = self.renewing.lock().await;
+            let tokens = self
+                .store
+                .zalo_tokens()
+                .map_err(|e| Self::store_error(&e))?;
+            match tokens {
+                Some(t) if t.locked.is_none() && now - t.refresh_issued_at >= KEEP_ALIVE => {
+                    tracing::info!(
+                        days = (now - t.refresh_issued_at).num_days(),
+                        "renewing the Zalo tokens before the refresh token lapses"
+                    );
+                    self.renew(&t.refresh_token, now).await.map(|_| ())
+                }
+                _ => Ok(()),
+            }
+        })
     }
 
     fn describe(&self) -> &str {

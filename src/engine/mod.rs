@@ -234,6 +234,15 @@ impl Engine {
             tracing::info!(messages = d, "digest enqueued");
         }
         self.outbox.drain().await?;
+        // Each channel's upkeep (Zalo's tokens); a failure is logged and tried next wake.
+        let applied = self.current.get();
+        for &channel in crate::state::Channel::ALL {
+            if let Some(sender) = applied.sender(channel)
+                && let Err(e) = sender.maintain(self.clock.now()).await
+            {
+                tracing::warn!(%channel, error = %e, "channel upkeep failed; tried again at the next wake");
+            }
+        }
         let (next, what) = self.next_wake(self.clock.now())?;
         if self.status.set(now, what.clone()) {
             match &what {

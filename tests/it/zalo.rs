@@ -425,3 +425,34 @@ fn sigkill_after_a_renewal_keeps_the_new_refresh_token() {
     assert_eq!(last.error(), Some(0));
     assert_no_secret(&d, &z);
 }
+
+/// Nothing sent on Zalo for a month: the daemon renews the tokens all the same, so the
+/// refresh token (good for about three months) never lapses.
+#[test]
+fn the_refresh_token_is_renewed_after_a_month_without_sends() {
+    let z = ZaloServer::start(ZaloOpts::default());
+    let cfg = Cfg::new()
+        .units([unit("vp").zalo(&["0912345678"])])
+        .rule(tuyen_truyen(&["vp"]))
+        .zalo(&z);
+    let mut d = Setup::new(&cfg).start();
+    d.wait_sent(2);
+    let (_, first, _) = tokens(&d);
+    d.stop();
+    // Thirty days and an hour later, nothing due.
+    d.restart_at("2025-11-12T10:00:00+07:00", 1);
+    d.wait("the tokens renewed", |d| {
+        (tokens(d).1 != first).then_some(())
+    });
+    assert_eq!(z.refreshes().len(), 2);
+    assert_eq!(z.sends().len(), 1, "nothing more was sent");
+    assert_eq!(
+        Some(tokens(&d).1.as_str()),
+        z.state()["refresh_token"].as_str()
+    );
+    d.wait_log(
+        "renewing the Zalo tokens before the refresh token lapses",
+        1,
+    );
+    assert_no_secret(&d, &z);
+}
