@@ -71,7 +71,16 @@ pub(super) fn send_test(
             Channel::Zalo => Some(Arc::new(Store::open(&cfg.storage.path, now)?)),
             _ => None,
         };
-        let Some(sender) = sender_for(cfg, channel, store.as_ref())? else {
+        let sender = match (channel, &store) {
+            // A command never renews Zalo's tokens: the daemon does.
+            (Channel::Zalo, Some(store)) => {
+                crate::deliver::zalo::ZaloSender::new(cfg, store.clone())?.map(|s| {
+                    Arc::new(s.without_renewal()) as Arc<dyn crate::deliver::channel::Sender>
+                })
+            }
+            _ => sender_for(cfg, channel, store.as_ref())?,
+        };
+        let Some(sender) = sender else {
             bail!(
                 "the config has no `[channels.{channel}]`: set it up (docs/channels.md) before sending on {channel}"
             );

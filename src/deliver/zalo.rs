@@ -141,6 +141,9 @@ pub struct ZaloSender {
     store: Arc<Store>,
     /// One renewal at a time.
     renewing: tokio::sync::Mutex<()>,
+    /// Whether this process may renew the tokens (the daemon); a command does not, as its
+    /// renewal could race the daemon's and spend the single-use refresh token twice.
+    may_renew: bool,
 }
 
 impl std::fmt::Debug for ZaloSender {
@@ -179,7 +182,14 @@ impl ZaloSender {
             tz: cfg.organization.timezone,
             store,
             renewing: tokio::sync::Mutex::new(()),
+            may_renew: true,
         }))
+    }
+
+    /// The same, never renewing the tokens (for a command run beside the daemon).
+    pub fn without_renewal(mut self) -> ZaloSender {
+        self.may_renew = false;
+        self
     }
 
     fn store_error(e: &crate::store::StoreError) -> SendError {
@@ -200,6 +210,11 @@ impl ZaloSender {
             .map_err(|e| Self::store_error(&e))?
         {
             Some(t) => t,
+            None if !self.may_renew => {
+                return Err(SendError::Permanent(
+                    "no Zalo tokens yet: `nhacviec run` takes the first refresh token at its first message on Zalo; start it first".into(),
+                ));
+            }
             None => {
                 let file = &self.cfg.refresh_token_file;
                 let first = std::fs::read_to_string(file).map_err(|e| {
@@ -225,6 +240,11 @@ impl ZaloSender {
             && refused != Some(a.as_str())
         {
             return Ok(a.clone());
+        }
+        if !self.may_renew {
+            return Err(SendError::Permanent(
+                "the Zalo access token is missing or expired, and only `nhacviec run` renews it (a renewal here could race the daemon's and spend the single-use refresh token twice): try again once the daemon has sent on Zalo".into(),
+            ));
         }
         self.renew(&tokens.refresh_token, now).await
     }
@@ -456,6 +476,9 @@ impl Sender for ZaloSender {
     /// lapses (they live about three months) while nothing is sent on Zalo.
     fn maintain(&self, now: DateTime<Utc>) -> Upkeep<'_> {
         Box::pin(async move {
+            if !self.may_renew {
+                return Ok(());
+            }
             let _one = self.renewing.lock().await;
             let tokens = self
                 .store

@@ -456,3 +456,53 @@ fn the_refresh_token_is_renewed_after_a_month_without_sends() {
     );
     assert_no_secret(&d, &z);
 }
+
+/// `send-test` and `preview` on Zalo. A command never renews the tokens (its renewal could
+/// race the daemon's and spend the single-use refresh token twice): before the daemon's
+/// first message, and once the access token is refused, it says so and sends nothing.
+#[test]
+fn send_test_and_preview_on_zalo_never_renew() {
+    let z = ZaloServer::start(ZaloOpts::default());
+    let cfg = Cfg::new()
+        .units([unit("vp").zalo(&["0912 345 678"])])
+        .rule(tuyen_truyen(&["vp"]))
+        .zalo(&z);
+    let mut d = Setup::new(&cfg).prepare();
+    let preview = d.cli(&[
+        "preview",
+        "--obligation",
+        &tuyen_truyen_key("vp"),
+        "--step",
+        "before-5d",
+        "--channel",
+        "zalo",
+    ]);
+    assert_eq!(preview.status, 0, "{preview:?}");
+    let body: serde_json::Value = serde_json::from_str(&preview.stdout).unwrap();
+    assert_eq!(body["phone"], "84912345678");
+    assert_eq!(body["template_id"], "301001");
+    assert_eq!(body["template_data"]["ten_don_vi"], name("vp"));
+    let out = d.cli(&["send-test", "--channel", "zalo", "--to", "0912 345 678"]);
+    assert_eq!(out.status, 1, "{out:?}");
+    assert_contains(&out.stderr, &["no Zalo tokens yet", "start it first"]);
+    assert!(z.requests().is_empty(), "nothing reached Zalo");
+
+    d.restart_at(crate::support::config::FIRST_START, 1);
+    d.wait_sent(2);
+    let out = d.cli(&["send-test", "--channel", "zalo", "--to", "0912 345 678"]);
+    assert_eq!(out.status, 0, "{out:?}");
+    assert_contains(&out.stdout, &["sent a test zalo message to 84912345678"]);
+    assert_eq!(z.sends().len(), 2);
+    assert_eq!(z.sends()[1].json["template_id"], "301001");
+
+    z.control(json!({"expire_access": true}));
+    let out = d.cli(&["send-test", "--channel", "zalo", "--to", "0912 345 678"]);
+    assert_eq!(out.status, 1, "{out:?}");
+    assert_contains(&out.stderr, &["only `nhacviec run` renews it"]);
+    assert_eq!(z.refreshes().len(), 1, "the command renewed nothing");
+    assert_lacks(
+        &out.stderr,
+        z.secret_key(),
+        "no secret in the command's words",
+    );
+}
