@@ -68,6 +68,10 @@ pub(super) fn send_test(
     let (result, describe) = runtime()?.block_on(async {
         // Zalo's tokens are in the database.
         let store = match channel {
+            Channel::Zalo if !cfg.storage.path.is_file() => bail!(
+                "no database at {} yet: `nhacviec run` creates it and takes Zalo's first refresh token; start it first",
+                cfg.storage.path.display()
+            ),
             Channel::Zalo => Some(Arc::new(Store::open(&cfg.storage.path, now)?)),
             _ => None,
         };

@@ -28,14 +28,18 @@ pub const ZALO_KINDS: &[TemplateKind] = &[
 /// A Vietnamese mobile number as Zalo wants it, `84` and nine digits (`0912 345 678` →
 /// `84912345678`), or `None` if it is not one. Mobile numbers start 03, 05, 07, 08 or 09.
 pub fn normalise_phone(s: &str) -> Option<String> {
+    // Spaces of any kind (a non-breaking one pasted from a spreadsheet), dots, dashes,
+    // brackets: "+84 (0) 912 345 678" is "+840912345678".
     let digits: String = s
         .chars()
-        .filter(|c| !matches!(c, ' ' | '.' | '-' | '(' | ')'))
+        .filter(|c| !(c.is_whitespace() || matches!(c, '.' | '-' | '(' | ')')))
         .collect();
-    let rest = digits
+    let national = digits
         .strip_prefix("+84")
+        .or_else(|| digits.strip_prefix("0084"))
         .or_else(|| digits.strip_prefix("84").filter(|r| r.len() == 9))
-        .or_else(|| digits.strip_prefix('0'))?;
+        .map_or(digits.as_str(), |r| r);
+    let rest = national.strip_prefix('0').unwrap_or(national);
     let ok = rest.len() == 9
         && rest.bytes().all(|b| b.is_ascii_digit())
         && matches!(rest.as_bytes()[0], b'3' | b'5' | b'7' | b'8' | b'9');
@@ -97,7 +101,7 @@ pub(super) fn read_zalo(
                 cx.warning(
                     f.span,
                     format!(
-                        "`refresh_token_file` {} does not exist: fine once the database holds the tokens (after the first message on Zalo); before that, put the OA's refresh token in it",
+                        "`refresh_token_file` {} does not exist: fine once the database holds the tokens (the daemon takes them at its first start); before that, put the OA's refresh token in it",
                         path.display()
                     ),
                 );
@@ -252,6 +256,9 @@ mod tests {
             ("84912345678", Some("84912345678")),
             ("0912.345.678", Some("84912345678")),
             ("035-123-4567", Some("84351234567")),
+            ("+84 (0) 912 345 678", Some("84912345678")),
+            ("0084 912 345 678", Some("84912345678")),
+            ("0912\u{a0}345\u{a0}678", Some("84912345678")),
             ("0212 345 678", None),
             ("091234567", None),
             ("09123456789", None),

@@ -25,7 +25,7 @@ use super::http;
 use super::templates::{RenderError, Templates};
 use crate::config::{Config, Zalo};
 use crate::state::TemplateKind;
-use crate::store::Store;
+use crate::store::{Store, ZaloTokens};
 
 /// What nhacviec does about an error Zalo answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,16 +41,19 @@ pub enum ZaloError {
     /// The refresh token is invalid or expired: the channel stops until an admin issues a
     /// new one.
     RefreshToken,
-    /// Too many requests: retry with the backoff.
+    /// Too many requests, or "try again later": retry with the backoff.
     RateLimited,
+    /// The ZNS account's balance is used up: fail, saying to top it up.
+    Balance,
     /// Anything else: fail for good, with Zalo's message.
     Other,
 }
 
 /// Zalo's error codes nhacviec acts on. Sources: Zalo for Developers, the error tables of
 /// the ZNS API and of the Official Account API (developers.zalo.me, "Bảng mã lỗi"), and
-/// integrators' notes. The quota code differs between sources, so a message that speaks of
-/// quota counts as one too ([`classify`]).
+/// integrators' notes. The daily-quota code differs between sources, so a message that
+/// speaks of a daily quota counts as one too ([`classify`]); -115 "out of quota" is the
+/// account's balance, not the day's quota.
 pub const CODES: &[(i64, ZaloError, &str)] = &[
     (
         -124,
@@ -73,6 +76,16 @@ pub const CODES: &[(i64, ZaloError, &str)] = &[
     ),
     (-14020, ZaloError::RefreshToken, "refresh token expired"),
     (-32, ZaloError::RateLimited, "rate limited"),
+    (
+        -100,
+        ZaloError::RateLimited,
+        "unknown error, try again later",
+    ),
+    (
+        -115,
+        ZaloError::Balance,
+        "out of quota: the ZNS account's balance is used up",
+    ),
 ];
 
 /// What an error code (and its message) means for nhacviec.
@@ -81,7 +94,7 @@ pub fn classify(code: i64, message: &str) -> ZaloError {
         return *e;
     }
     let m = message.to_lowercase();
-    if m.contains("quota") {
+    if m.contains("daily quota") || m.contains("daily limit") {
         ZaloError::Quota
     } else if m.contains("rate limit") || m.contains("too many") {
         ZaloError::RateLimited
@@ -141,6 +154,8 @@ pub struct ZaloSender {
     store: Arc<Store>,
     /// One renewal at a time.
     renewing: tokio::sync::Mutex<()>,
+    /// When the upkeep's last renewal failed.
+    upkeep_failed: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// Whether this process may renew the tokens (the daemon); a command does not, as its
     /// renewal could race the daemon's and spend the single-use refresh token twice.
     may_renew: bool,
@@ -160,6 +175,12 @@ pub const QUOTA_META: &str = "zalo_quota";
 /// A refresh token this old is renewed even when nothing is sent (they live about three
 /// months).
 pub const KEEP_ALIVE: Duration = Duration::days(30);
+
+/// How long a stopped channel holds a message before trying it again.
+const LOCKED_RETRY: Duration = Duration::hours(1);
+
+/// How long the upkeep leaves the token service alone after a failed renewal.
+const UPKEEP_BACKOFF: Duration = Duration::minutes(10);
 
 /// How long before its expiry an access token is renewed.
 const RENEW_BEFORE: Duration = Duration::minutes(10);
@@ -182,6 +203,7 @@ impl ZaloSender {
             tz: cfg.organization.timezone,
             store,
             renewing: tokio::sync::Mutex::new(()),
+            upkeep_failed: std::sync::Mutex::new(None),
             may_renew: true,
         }))
     }
@@ -194,6 +216,37 @@ impl ZaloSender {
 
     fn store_error(e: &crate::store::StoreError) -> SendError {
         SendError::Transient(format!("the Zalo tokens cannot be read or written: {e}"))
+    }
+
+    /// The channel is stopped until an admin imports a new refresh token: the message waits
+    /// (an hour at a time, within the usual 48 hours) rather than failing at once.
+    fn stopped(why: &str, now: DateTime<Utc>) -> SendError {
+        SendError::RetryAt(format!("Zalo is stopped: {why}"), now + LOCKED_RETRY)
+    }
+
+    /// The first refresh token, from `refresh_token_file`, stored (once).
+    fn bootstrap(&self, now: DateTime<Utc>) -> Result<ZaloTokens, SendError> {
+        let file = &self.cfg.refresh_token_file;
+        let first = std::fs::read_to_string(file).map_err(|e| {
+            SendError::Transient(format!(
+                "no Zalo refresh token yet, and {} cannot be read ({e}): put the OA's refresh token there (docs/channels.md)",
+                file.display()
+            ))
+        })?;
+        let first = first.trim();
+        if first.is_empty() || first.chars().any(char::is_whitespace) {
+            return Err(SendError::Transient(format!(
+                "{} must hold the OA's refresh token alone, on one line",
+                file.display()
+            )));
+        }
+        self.store
+            .zalo_bootstrap(first, now)
+            .map_err(|e| Self::store_error(&e))?;
+        self.store
+            .zalo_tokens()
+            .map_err(|e| Self::store_error(&e))?
+            .ok_or_else(|| SendError::Transient("the Zalo tokens vanished".into()))
     }
 
     /// A usable access token as of `now`: the stored one, or a new one when it is missing,
@@ -215,25 +268,10 @@ impl ZaloSender {
                     "no Zalo tokens yet: `nhacviec run` takes the first refresh token at its first message on Zalo; start it first".into(),
                 ));
             }
-            None => {
-                let file = &self.cfg.refresh_token_file;
-                let first = std::fs::read_to_string(file).map_err(|e| {
-                    SendError::Transient(format!(
-                        "no Zalo refresh token yet, and {} cannot be read ({e}): put the OA's refresh token there (docs/channels.md)",
-                        file.display()
-                    ))
-                })?;
-                self.store
-                    .zalo_bootstrap(first.trim(), now)
-                    .map_err(|e| Self::store_error(&e))?;
-                self.store
-                    .zalo_tokens()
-                    .map_err(|e| Self::store_error(&e))?
-                    .ok_or_else(|| SendError::Transient("the Zalo tokens vanished".into()))?
-            }
+            None => self.bootstrap(now)?,
         };
         if let Some(why) = tokens.locked {
-            return Err(SendError::Permanent(why));
+            return Err(Self::stopped(&why, now));
         }
         if let (Some(a), Some(exp)) = (&tokens.access_token, tokens.access_expires_at)
             && exp - RENEW_BEFORE > now
@@ -249,84 +287,57 @@ impl ZaloSender {
         self.renew(&tokens.refresh_token, now).await
     }
 
-    /// Spends the refresh token for a new pair; stores the pair before returning it.
+    /// Spends the refresh token for a new pair and returns the access token. The call and
+    /// the commit of its answer run as a task of their own, which nothing cancels (not a
+    /// shutdown, not a sibling's failure): once Zalo has answered, the new pair is stored.
     async fn renew(&self, refresh_token: &str, now: DateTime<Utc>) -> Result<String, SendError> {
-        let url = format!("{}/v4/oa/access_token", self.cfg.oauth_url);
-        let form = format!(
-            "refresh_token={}&app_id={}&grant_type=refresh_token",
-            form_escape(refresh_token),
-            form_escape(&self.cfg.app_id)
-        );
-        let resp = self
-            .client
-            .post(url)
-            .header("secret_key", &self.secret_key)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form)
-            .send()
+        let job = Renewal {
+            client: self.client.clone(),
+            url: format!("{}/v4/oa/access_token", self.cfg.oauth_url),
+            secret_key: self.secret_key.clone(),
+            app_id: self.cfg.app_id.clone(),
+            refresh_token: refresh_token.to_string(),
+            store: self.store.clone(),
+            now,
+        };
+        let outcome = tokio::spawn(job.run())
             .await
-            .map_err(|e| http::network_error("Zalo's token service", http::TIMEOUT, e))?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let access = answer.get("access_token").and_then(Value::as_str);
-        let refresh = answer.get("refresh_token").and_then(Value::as_str);
-        if let (Some(access), Some(refresh)) = (access, refresh) {
-            let secs = match answer.get("expires_in") {
-                Some(Value::String(s)) => s.parse::<i64>().unwrap_or(3600),
-                Some(v) => v.as_i64().unwrap_or(3600),
-                None => 3600,
-            };
-            // Committed before anything else: the old refresh token is spent.
-            self.store
-                .zalo_store_pair(access, now + Duration::seconds(secs), refresh, now)
-                .map_err(|e| Self::store_error(&e))?;
-            tracing::info!(expires_in = secs, "Zalo access token renewed");
-            return Ok(access.to_string());
-        }
-        let code = answer.get("error").and_then(Value::as_i64).unwrap_or(0);
-        let said = self.redact(
-            &answer
-                .get("error_description")
-                .or_else(|| answer.get("error_name"))
-                .or_else(|| answer.get("message"))
-                .and_then(Value::as_str)
-                .map_or_else(|| http::excerpt(&text), str::to_string),
-        );
-        match classify(code, &said) {
-            ZaloError::RefreshToken => {
+            .map_err(|e| SendError::Transient(format!("the Zalo token renewal stopped ({e})")))?;
+        match outcome {
+            Renewed::Access(a) => Ok(a),
+            Renewed::Failed(e) => Err(SendError::Transient(self.redact(&e, None))),
+            Renewed::Refused { code, said } => {
+                let said = self.redact(&said, None);
                 let why = format!(
-                    "Zalo refused the OA's refresh token ({code}: {said}): nothing is sent on Zalo until an admin issues a new one: log in to Zalo for Developers as the OA's admin, get a new refresh token for app {} (\"Lấy Access Token\" / OA authorization), save it in a file and run `nhacviec zalo token --import FILE`",
+                    "Zalo refused the OA's refresh token ({code}: {said}): nothing is sent on Zalo until an admin issues a new one: log in to Zalo for Developers as the OA's admin, authorize app {} again for a new refresh token, save it in a file and run `nhacviec zalo token --import FILE` (if a renewal's answer was lost earlier, Zalo may have spent the token then)",
                     self.cfg.app_id
                 );
                 self.store
-                    .zalo_lock(&why, now)
+                    .zalo_lock(&why, refresh_token, now)
                     .map_err(|e| Self::store_error(&e))?;
                 tracing::error!("{why}");
-                // The admins hear of it by their other channels, once a day at most.
-                let notices = super::notices::channel_locked(
-                    &self.config,
-                    crate::state::Channel::Zalo,
-                    &format!("{code}: {said}"),
-                    now,
-                );
-                if let Err(e) = self.store.enqueue_other(now, &notices) {
-                    tracing::error!(error = %e, "cannot enqueue the admins' notice of the Zalo lock-out");
-                }
-                Err(SendError::Permanent(why))
+                self.tell_admins(&format!("{code}: {said}"), now);
+                Err(Self::stopped(&why, now))
             }
-            _ if status.is_server_error() || code == 0 => Err(SendError::Transient(format!(
-                "Zalo's token service answered {status}: {said}"
-            ))),
-            _ => Err(SendError::Transient(format!(
-                "Zalo's token service refused the renewal ({code}: {said}); check `channels.zalo.app_id` and the secret key"
-            ))),
         }
     }
 
-    /// `text` without the app's secret key or any stored token.
-    fn redact(&self, text: &str) -> String {
+    /// The admins' notice that the channel is stopped (at most one a day).
+    fn tell_admins(&self, reason: &str, now: DateTime<Utc>) {
+        let notices =
+            super::notices::channel_locked(&self.config, crate::state::Channel::Zalo, reason, now);
+        if let Err(e) = self.store.enqueue_other(now, &notices) {
+            tracing::error!(error = %e, "cannot enqueue the admins' notice of the Zalo lock-out");
+        }
+    }
+
+    /// `text` without the app's secret key, any stored token, or `also` (the token just
+    /// sent, which another sender may have replaced since).
+    fn redact(&self, text: &str, also: Option<&str>) -> String {
         let mut out = text.replace(&self.secret_key, "<secret key>");
+        if let Some(a) = also.filter(|a| !a.is_empty()) {
+            out = out.replace(a, "<access token>");
+        }
         if let Ok(Some(t)) = self.store.zalo_tokens() {
             out = out.replace(&t.refresh_token, "<refresh token>");
             if let Some(a) = &t.access_token {
@@ -354,8 +365,13 @@ impl ZaloSender {
             .await
             .map_err(|e| http::network_error("Zalo's ZNS service", http::TIMEOUT, e))?;
         let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let text = match resp.text().await {
-            Ok(t) => self.redact(&t),
+            Ok(t) => self.redact(&t, Some(access)),
             Err(e) => {
                 return Err(SendError::Transient(format!(
                     "Zalo answered {status} but the answer was cut off ({}); the message may arrive twice",
@@ -369,7 +385,17 @@ impl ZaloSender {
                 http::excerpt(&text)
             ))
         })?;
-        let code = answer.get("error").and_then(Value::as_i64).unwrap_or(-1);
+        let Some(code) = answer.get("error").and_then(Value::as_i64) else {
+            // Not Zalo's answer (a gateway's 429 or 5xx): worth retrying.
+            let e = format!(
+                "Zalo answered {status} without its error code ({})",
+                http::excerpt(&text)
+            );
+            return Err(match http::retry_after(retry_after.as_deref(), now) {
+                Some(at) if status.as_u16() == 429 => SendError::RetryAt(e, at),
+                _ => SendError::Transient(e),
+            });
+        };
         if code == 0 {
             let id = answer
                 .pointer("/data/msg_id")
@@ -447,11 +473,142 @@ impl ZaloSender {
                 self.after_midnight(out.date),
             ),
             ZaloError::RefreshToken => SendError::Permanent(format!("Zalo: {said}")),
-            ZaloError::RateLimited => {
-                SendError::Transient(format!("Zalo is limiting the OA ({said})"))
-            }
+            ZaloError::RateLimited => SendError::Transient(format!(
+                "Zalo is limiting the OA, or asks to try later ({said})"
+            )),
+            ZaloError::Balance => SendError::Permanent(format!(
+                "Zalo: the ZNS account's balance is used up ({said}); top it up in the ZNS console"
+            )),
             ZaloError::Other => SendError::Permanent(format!("Zalo refused the message ({said})")),
         })
+    }
+}
+
+/// What a renewal came to.
+enum Renewed {
+    /// The new access token (the pair is stored).
+    Access(String),
+    /// Zalo refused the refresh token: `code` and its words.
+    Refused { code: i64, said: String },
+    /// Anything else, worth retrying (the text quotes no token).
+    Failed(String),
+}
+
+/// One renewal: the call to Zalo's token service and the commit of its answer.
+struct Renewal {
+    client: reqwest::Client,
+    url: String,
+    secret_key: String,
+    app_id: String,
+    refresh_token: String,
+    store: Arc<Store>,
+    now: DateTime<Utc>,
+}
+
+impl Renewal {
+    async fn run(self) -> Renewed {
+        let form = format!(
+            "refresh_token={}&app_id={}&grant_type=refresh_token",
+            form_escape(&self.refresh_token),
+            form_escape(&self.app_id)
+        );
+        let sent = self
+            .client
+            .post(&self.url)
+            .header("secret_key", &self.secret_key)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                let unknown = if e.is_timeout() {
+                    "; Zalo may have taken the refresh token without our hearing it"
+                } else {
+                    ""
+                };
+                return Renewed::Failed(format!(
+                    "{}{unknown}",
+                    http::network_error("Zalo's token service", http::TIMEOUT, e)
+                ));
+            }
+        };
+        let status = resp.status();
+        let text = match resp.text().await {
+            Ok(t) => t,
+            Err(_) => {
+                return Renewed::Failed(format!(
+                    "Zalo's token service answered {status} but the answer was lost: if Zalo spent the refresh token, the next renewal is refused and the channel stops"
+                ));
+            }
+        };
+        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let token = |k: &str| {
+            answer
+                .get(k)
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+        };
+        if let Some(refresh) = token("refresh_token") {
+            let secs = match answer.get("expires_in") {
+                Some(Value::String(s)) => s.parse::<i64>().unwrap_or(3600),
+                Some(v) => v.as_i64().unwrap_or(3600),
+                None => 3600,
+            };
+            let access = token("access_token");
+            // The old refresh token is spent: the new one is stored before anything else,
+            // waiting out a database another process holds.
+            let mut tries = 0;
+            loop {
+                let stored = match access {
+                    Some(a) => self.store.zalo_store_pair(
+                        a,
+                        self.now + Duration::seconds(secs),
+                        refresh,
+                        self.now,
+                    ),
+                    None => self.store.zalo_import(refresh, self.now),
+                };
+                match stored {
+                    Ok(()) => break,
+                    Err(e) if tries < 10 => {
+                        tries += 1;
+                        tracing::warn!(error = %e, "cannot store the new Zalo tokens yet; trying again");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the new Zalo tokens could not be stored: the channel will stop at the next renewal");
+                        return Renewed::Failed(format!(
+                            "the new Zalo tokens could not be stored ({e})"
+                        ));
+                    }
+                }
+            }
+            tracing::info!(expires_in = secs, "Zalo tokens renewed");
+            return match access {
+                Some(a) => Renewed::Access(a.to_string()),
+                None => Renewed::Failed(
+                    "Zalo's token service answered a refresh token without an access token (stored; renewed again next time)".into(),
+                ),
+            };
+        }
+        // Its own words only: the body is never quoted (it could hold a token).
+        let code = answer.get("error").and_then(Value::as_i64).unwrap_or(0);
+        let said = ["error_description", "error_name", "message"]
+            .iter()
+            .find_map(|k| answer.get(*k).and_then(Value::as_str))
+            .unwrap_or("an answer with neither tokens nor an error")
+            .to_string();
+        match classify(code, &said) {
+            ZaloError::RefreshToken => Renewed::Refused { code, said },
+            _ if status.is_server_error() || code == 0 => {
+                Renewed::Failed(format!("Zalo's token service answered {status}: {said}"))
+            }
+            _ => Renewed::Failed(format!(
+                "Zalo's token service refused the renewal ({code}: {said}); check `channels.zalo.app_id` and the secret key"
+            )),
+        }
     }
 }
 
@@ -472,28 +629,48 @@ impl Sender for ZaloSender {
         Box::pin(self.post(out))
     }
 
-    /// Renews the tokens when the refresh token is [`KEEP_ALIVE`] old, so that it never
-    /// lapses (they live about three months) while nothing is sent on Zalo.
+    /// At the daemon's first wake, takes the first refresh token and renews it (so a
+    /// token that waits for a rare obligation cannot lapse unread); then renews the tokens
+    /// when the refresh token is [`KEEP_ALIVE`] old, so it never lapses while nothing is sent;
+    /// while the channel is stopped, reminds the admins (once a day). A failed renewal is
+    /// not tried again by the upkeep for [`UPKEEP_BACKOFF`].
     fn maintain(&self, now: DateTime<Utc>) -> Upkeep<'_> {
         Box::pin(async move {
             if !self.may_renew {
                 return Ok(());
             }
             let _one = self.renewing.lock().await;
-            let tokens = self
+            if let Ok(last) = self.upkeep_failed.lock()
+                && last.is_some_and(|t| now - t < UPKEEP_BACKOFF)
+            {
+                return Ok(());
+            }
+            let stored = self
                 .store
                 .zalo_tokens()
                 .map_err(|e| Self::store_error(&e))?;
-            match tokens {
-                Some(t) if t.locked.is_none() && now - t.refresh_issued_at >= KEEP_ALIVE => {
+            let result = match stored {
+                None => match self.bootstrap(now) {
+                    Ok(t) => self.renew(&t.refresh_token, now).await.map(|_| ()),
+                    Err(e) => Err(e),
+                },
+                Some(t) if t.locked.is_some() => {
+                    self.tell_admins(t.locked.as_deref().unwrap_or_default(), now);
+                    Ok(())
+                }
+                Some(t) if now - t.refresh_issued_at >= KEEP_ALIVE => {
                     tracing::info!(
                         days = (now - t.refresh_issued_at).num_days(),
                         "renewing the Zalo tokens before the refresh token lapses"
                     );
                     self.renew(&t.refresh_token, now).await.map(|_| ())
                 }
-                _ => Ok(()),
+                Some(_) => Ok(()),
+            };
+            if let Ok(mut last) = self.upkeep_failed.lock() {
+                *last = result.is_err().then_some(now);
             }
+            result
         })
     }
 
@@ -512,10 +689,16 @@ mod tests {
         assert_eq!(classify(-118, ""), ZaloError::NoAccount);
         assert_eq!(classify(-14020, ""), ZaloError::RefreshToken);
         assert_eq!(
-            classify(-9999, "Out of quota"),
+            classify(-9999, "Daily quota exceeded"),
             ZaloError::Quota,
             "by its message"
         );
+        assert_eq!(
+            classify(-115, "Out of quota"),
+            ZaloError::Balance,
+            "the account's balance, not the day's quota"
+        );
+        assert_eq!(classify(-9999, "Out of quota"), ZaloError::Other);
         assert_eq!(classify(-9999, "Something else"), ZaloError::Other);
         assert_eq!(tracking_id("<a@b>"), tracking_id("<a@b>"));
         assert_eq!(tracking_id("<a@b>").len(), 26);

@@ -100,13 +100,15 @@ impl Store {
         Ok(())
     }
 
-    /// Locks the channel: Zalo refused the refresh token (`why` says how to issue a new one).
-    pub fn zalo_lock(&self, why: &str, now: DateTime<Utc>) -> Result<()> {
-        self.conn().execute(
-            "UPDATE zalo_tokens SET locked = ?1, access_token = NULL, updated_at = ?2 WHERE id = 1",
-            params![why, ms(now)],
+    /// Locks the channel: Zalo refused the refresh token `refused` (`why` says how to issue
+    /// a new one). Nothing happens if another token has replaced it meanwhile (an import).
+    pub fn zalo_lock(&self, why: &str, refused: &str, now: DateTime<Utc>) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE zalo_tokens SET locked = ?1, access_token = NULL, updated_at = ?2
+              WHERE id = 1 AND refresh_token = ?3",
+            params![why, ms(now), refused],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
     /// Replaces the refresh token with one an admin issued (after a lock-out), unlocking the
@@ -153,7 +155,11 @@ mod tests {
         assert_eq!(t.access_expires_at, Some(t1 + Duration::hours(25)));
         assert_eq!(t.refresh_issued_at, t1);
         assert!(!format!("{t:?}").contains("r2"), "Debug shows no token");
-        store.zalo_lock("issue a new one", t1).unwrap();
+        assert!(
+            !store.zalo_lock("stale", "r1", t1).unwrap(),
+            "not the stored token"
+        );
+        assert!(store.zalo_lock("issue a new one", "r2", t1).unwrap());
         let t = store.zalo_tokens().unwrap().unwrap();
         assert_eq!(t.locked.as_deref(), Some("issue a new one"));
         assert_eq!(t.access_token, None);

@@ -536,7 +536,7 @@ fn zalo_templates_and_numbers() {
             "nhacviec.toml:8:1: error: no `[channels.zalo.templates.after]`: every reminder kind needs its approved ZNS template (its id and parameters)",
             "nhacviec.toml:8:1: error: no `[channels.zalo.templates.escalated]`: every reminder kind needs its approved ZNS template (its id and parameters)",
             "nhacviec.toml:8:1: error: no `[channels.zalo.templates.resolved]`: every reminder kind needs its approved ZNS template (its id and parameters)",
-            "nhacviec.toml:11:22: warning: `refresh_token_file` secrets/zalo-refresh does not exist: fine once the database holds the tokens (after the first message on Zalo); before that, put the OA's refresh token in it",
+            "nhacviec.toml:11:22: warning: `refresh_token_file` secrets/zalo-refresh does not exist: fine once the database holds the tokens (the daemon takes them at its first start); before that, put the OA's refresh token in it",
             "nhacviec.toml:15:23: error: `khong_co` is not one of this template's `data` parameters",
             "nhacviec.toml:18:16: error: parameter `ten`: unexpected `}`, expected end of variable block",
             "nhacviec.toml:19:26: error: `digest` is not a kind Zalo messages are sent for: before, due, after, escalated, resolved",

@@ -27,12 +27,21 @@ fn tokens(d: &Daemon) -> (Option<String>, String, Option<String>) {
         .unwrap()
 }
 
-/// No token nor the app's secret key in the log, the outbox rows, `/healthz` or `/metrics`
-/// (the token table is the one place they are kept).
+/// No token nor the app's secret key in the log, any outbox column, `meta`, `/healthz` or
+/// `/metrics` (the token table is the one place they are kept): every token the daemon ever
+/// sent Zalo or was given by it, and the stand-in's current one.
 fn assert_no_secret(d: &Daemon, z: &ZaloServer) {
     let mut written = d.logs();
-    for r in d.rows() {
-        written.push_str(&format!("{r:?}"));
+    let conn = d.db();
+    for sql in [
+        "SELECT obligation || step || recipient || context || message_id || COALESCE(subject, '') || COALESCE(last_error, '') || COALESCE(remote_id, '') FROM messages",
+        "SELECT key || value FROM meta",
+    ] {
+        let mut st = conn.prepare(sql).unwrap();
+        let rows = st.query_map([], |r| r.get::<_, String>(0)).unwrap();
+        for r in rows {
+            written.push_str(&r.unwrap());
+        }
     }
     written.push_str(&d.get("/healthz", &[]).raw);
     written.push_str(&d.get("/metrics", &[]).raw);
@@ -41,15 +50,16 @@ fn assert_no_secret(d: &Daemon, z: &ZaloServer) {
         z.secret_key().to_string(),
         z.initial_refresh_token().to_string(),
     ];
-    secrets.extend(
-        state["used_refresh_tokens"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_str().unwrap().to_string()),
-    );
+    for t in state["used_refresh_tokens"].as_array().unwrap() {
+        secrets.push(t.as_str().unwrap().to_string());
+    }
     if let Some(t) = state["refresh_token"].as_str() {
         secrets.push(t.to_string());
+    }
+    for s in z.sends() {
+        if let Some(a) = s.header("access_token") {
+            secrets.push(a.to_string());
+        }
     }
     if let (Some(a), _, _) = tokens(d) {
         secrets.push(a);
@@ -248,10 +258,10 @@ fn out_of_quota_waits_for_the_next_day() {
     assert_eq!(z.sends().len(), 3, "sent, refused, sent");
 }
 
-/// A refresh token Zalo no longer takes locks the channel: the message fails with what the
-/// admin must do, the next one fails at once, without spending anything more, and the
-/// admins are told once by email. `nhacviec zalo token --import` then unlocks it, and the
-/// next step leaves on Zalo with the new token.
+/// A refresh token Zalo no longer takes stops the channel: the messages wait (an hour at a
+/// time) with what the admin must do, nothing more is spent, and the admins are told once
+/// by email. `nhacviec zalo token --import` then unlocks it: the held messages and the next
+/// step leave on Zalo with the new token.
 #[test]
 fn a_refused_refresh_token_locks_the_channel() {
     let z = ZaloServer::start(ZaloOpts::default());
@@ -265,10 +275,10 @@ fn a_refused_refresh_token_locks_the_channel() {
         .admins(&[crate::support::config::ADMIN])
         .zalo(&z);
     let mut d = Setup::new(&cfg).start();
-    let rows = d.wait_rows("both Zalo messages failed, the admin told", |rows| {
+    let rows = d.wait_rows("both Zalo messages held, the admin told", |rows| {
         let zr = zalo_rows(rows);
         zr.len() == 2
-            && zr.iter().all(|r| r.status == "failed")
+            && zr.iter().all(|r| r.status == "pending" && r.attempts == 1)
             && rows
                 .iter()
                 .any(|r| r.template == "channel_locked" && r.status == "sent")
@@ -294,9 +304,17 @@ fn a_refused_refresh_token_locks_the_channel() {
         assert_contains(
             r.last_error.as_deref().unwrap_or(""),
             &[
+                "Zalo is stopped",
                 "refused the OA's refresh token",
                 "nhacviec zalo token --import",
             ],
+        );
+        // Held an hour from the attempt (a few seconds after the 09:00 start), not failed.
+        let held = crate::support::db::at_ms(r.next_attempt_at.unwrap())
+            - crate::support::vn("2025-10-13 10:00:00");
+        assert!(
+            (0..60_000).contains(&held.num_milliseconds()),
+            "held an hour: {held}"
         );
     }
     assert_eq!(
@@ -321,13 +339,15 @@ fn a_refused_refresh_token_locks_the_channel() {
     assert_eq!(tokens(&d).2, None, "unlocked");
     d.stop();
     d.restart_at("2025-10-14T07:59:58+07:00", 1);
-    d.wait_rows("before-1d sent on Zalo to both", |rows| {
-        zalo_rows(rows)
-            .iter()
-            .filter(|r| r.step == "before-1d" && r.status == "sent")
-            .count()
-            == 2
+    d.wait_rows("the held reminders and before-1d sent on Zalo", |rows| {
+        let zr = zalo_rows(rows);
+        zr.len() == 4 && zr.iter().all(|r| r.status == "sent")
     });
+    assert_eq!(
+        z.sends().len(),
+        4,
+        "nothing was lost while the channel was stopped"
+    );
     assert_eq!(
         z.refreshes().len(),
         2,
@@ -484,7 +504,7 @@ fn send_test_and_preview_on_zalo_never_renew() {
     assert_eq!(body["template_data"]["ten_don_vi"], name("vp"));
     let out = d.cli(&["send-test", "--channel", "zalo", "--to", "0912 345 678"]);
     assert_eq!(out.status, 1, "{out:?}");
-    assert_contains(&out.stderr, &["no Zalo tokens yet", "start it first"]);
+    assert_contains(&out.stderr, &["no database at", "start it first"]);
     assert!(z.requests().is_empty(), "nothing reached Zalo");
 
     d.restart_at(crate::support::config::FIRST_START, 1);
