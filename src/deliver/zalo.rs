@@ -177,10 +177,10 @@ pub const QUOTA_META: &str = "zalo_quota";
 pub const KEEP_ALIVE: Duration = Duration::days(30);
 
 /// How long a stopped channel holds a message before trying it again.
-const LOCKED_RETRY: Duration = Duration::hours(1);
+pub const LOCKED_RETRY: Duration = Duration::hours(1);
 
 /// How long the upkeep leaves the token service alone after a failed renewal.
-const UPKEEP_BACKOFF: Duration = Duration::minutes(10);
+pub const UPKEEP_BACKOFF: Duration = Duration::minutes(10);
 
 /// How long before its expiry an access token is renewed.
 const RENEW_BEFORE: Duration = Duration::minutes(10);
