@@ -62,8 +62,7 @@ pub fn done_notices(
 }
 
 /// One message to each admin address (on every channel of an admin unit) about a config
-/// version that failed to load (`hash` names the
-/// version: one notice per broken version).
+/// version that failed to load (`hash` names the version: one notice per broken version).
 pub fn config_rejected(
     cfg: &Config,
     path: &Path,
@@ -72,7 +71,6 @@ pub fn config_rejected(
     now: DateTime<Utc>,
 ) -> Vec<Message> {
     let key = format!("admin/config-error/{}", &hash[..hash.len().min(16)]);
-    let domain = email::from_domain(cfg);
     let ctx = json!({
         "org": {"name": cfg.organization.name, "public_url": cfg.organization.public_url},
         "path": path.display().to_string(),
@@ -80,21 +78,7 @@ pub fn config_rejected(
         "errors": errors,
         "recipient": {"name": ADMIN_NAME},
     });
-    cfg.admin_addresses()
-        .into_iter()
-        .map(|(channel, a)| {
-            Message::new(
-                key.clone(),
-                "notice".into(),
-                channel,
-                a.to_string(),
-                TemplateKind::ConfigError,
-                ctx.clone(),
-                message_id(&key, "notice", channel, a, &domain),
-                now,
-            )
-        })
-        .collect()
+    to_admins(cfg, &key, TemplateKind::ConfigError, &ctx, now)
 }
 
 /// One message to each admin address (not on Zalo: no ZNS template is approved for it) that
@@ -111,7 +95,6 @@ pub fn channel_locked(
         "admin/{channel}-locked/{}",
         now.with_timezone(&tz).date_naive()
     );
-    let domain = email::from_domain(cfg);
     let ctx = json!({
         "org": {"name": cfg.organization.name, "public_url": cfg.organization.public_url},
         "at": present::moment_words(now.with_timezone(&tz)),
@@ -120,17 +103,29 @@ pub fn channel_locked(
         "reason": reason,
         "recipient": {"name": ADMIN_NAME},
     });
+    to_admins(cfg, &key, TemplateKind::ChannelLocked, &ctx, now)
+}
+
+/// One `notice` message of `template` with `ctx` under `key` to each admin address.
+fn to_admins(
+    cfg: &Config,
+    key: &str,
+    template: TemplateKind,
+    ctx: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Vec<Message> {
+    let domain = email::from_domain(cfg);
     cfg.admin_addresses()
         .into_iter()
-        .map(|(ch, a)| {
+        .map(|(channel, a)| {
             Message::new(
-                key.clone(),
+                key.to_string(),
                 "notice".into(),
-                ch,
+                channel,
                 a.to_string(),
-                TemplateKind::ChannelLocked,
+                template,
                 ctx.clone(),
-                message_id(&key, "notice", ch, a, &domain),
+                message_id(key, "notice", channel, a, &domain),
                 now,
             )
         })
