@@ -6,18 +6,15 @@ the daemon's Telegram api_url and webhook URLs at it, and reads back what arrive
 
     server.py --dir OUT [--port 0] [--token TOKEN] [--watch-stdin]
 
-It binds 127.0.0.1 only, on --port (0: a free one), prints exactly one line `READY <port>`
-on stdout once it accepts connections, and runs until SIGTERM or SIGINT (or, with
---watch-stdin, until its stdin closes: the harness holds that pipe, so the server never
-outlives the test process), then exits 0. It speaks HTTP/1.1 with keep-alive (every
-answer has a Content-Length), one thread per connection, so a stalled request never holds
-up another. It prints nothing else on stdout, and never the token anywhere (no access log).
+What it shares with tests/zalo/server.py is in tests/standin.py, whose docstring is the
+reference for it: the options but --token, `READY <port>`, stopping, HTTP/1.1 with
+keep-alive, the control routes, the scripted answers and requests.jsonl. This server
+never prints the token anywhere (no access log; a traceback on stderr shows <TOKEN>).
 
 Routes:
   POST|GET /bot<TOKEN>/<method>   the Telegram Bot API (below).
-  POST /_script                   scripts the answers to some requests (below); 200 `{}`.
-  POST /_reset                    forgets every script; 200 `{}`.
-  GET  /_requests                 the JSON array of every request recorded so far.
+  POST /_script, POST /_reset, GET /_requests
+                                  tests/standin.py's control routes (scripts: below).
   POST anything else              the webhook receiver (/hook/<name>, and every other path
                                   not under /bot or /_): 200, body `ok`. Another method
                                   there gets 405.
@@ -62,53 +59,34 @@ an integer when numeric>},"text":<the text once parsed>, "entities":[..] when th
 any (type, offset and length in UTF-16 code units, url for text_link, language for pre),
 "reply_markup":<as sent> when sent}}, N counting 1, 2, ... over the server's life.
 
-Scripted answers: POST /_script with
+Scripted answers: POST /_script, as tests/standin.py says, with
     {"key": KEY, "responses": [R, R, ...], "then": R or null}
 KEY is a request path without its query string ("/hook/a", or even "/bot<TOKEN>/sendMessage":
 checked first, before anything else), or "chat:<chat_id>" (a sendMessage to that chat,
 "chat:-1001234567890" or "chat:@channel", checked only once the token and the message have
-passed, so an invalid message still gets its 400 and consumes nothing). Each matching
-request takes the next R off the list; once it is empty, `then`, when given, answers every
-later matching request; otherwise the route's own answer. A new script for a KEY replaces
-the old one. R is one of:
-    {"status": 429, "headers": {"Retry-After": "2"}, "body": "text" or any JSON value}
-        that status and headers, and the body: a string as text/plain, any other JSON
-        value as application/json (a Content-Type among the headers wins); no body: empty.
+passed, so an invalid message still gets its 400 and consumes nothing). R is one of
+tests/standin.py's ({"status": ..}, {"action": "hangup"}, {"action": "stall", ..}) or
     {"telegram": {"error_code": 429, "description": "Too Many Requests: retry after 3",
                   "parameters": {"retry_after": 3}}, "headers": {...}}
         a Telegram error: HTTP status error_code, body {"ok":false,"error_code":..,
         "description":.., "parameters":.. when given}; headers optional.
-    {"action": "hangup"}
-        reads the request, then closes the connection without a byte of answer.
-    {"action": "stall", "seconds": 30}
-        reads the request, waits that long (or until the server stops), then closes the
-        connection without answering.
-A malformed script gets 400 with the reason as text.
 
-What it writes into OUT:
-  requests.jsonl  one JSON object per line, for every request not under /_, written and
-                  flushed once the request is read and its answer decided, before the
-                  answer is sent (so a stalled request is there while it stalls):
-                  {"n": 1-based, "at": time.time(), "method", "path" (as received, query
-                  string and token included), "headers": {lower-case name: value, repeats
-                  joined by ", "}, "body": the body as UTF-8 text (invalid bytes replaced),
-                  "json": the body parsed as JSON or null, "answer": {"status": code} or
-                  {"action": "hangup"} or {"action": "stall"}}.
-The same objects, in memory, are what GET /_requests returns.
+What it writes into OUT: requests.jsonl, as tests/standin.py says (the same objects are
+what GET /_requests returns), with "path" as received, the token included, no fields of
+its own, and "answer" {"status": code} (a Telegram error's error_code) or {"action":
+"hangup"} or {"action": "stall"}.
 """
 
-import argparse
-import http.server
 import json
 import re
-import signal
-import socketserver
 import sys
-import threading
 import time
-import traceback
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
+
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests/, for standin
+
+import standin  # noqa: E402
 
 MAX_LENGTH = 4096
 
@@ -450,64 +428,29 @@ def send_message(params):
     return chat, result
 
 
-def check_response(r, where):
-    """A script's response R, checked; raises ValueError saying what is wrong."""
-    if not isinstance(r, dict):
-        raise ValueError(f"{where}: a response is an object, not {json.dumps(r)}")
-    if "action" in r:
-        if r["action"] == "hangup":
-            return r
-        if r["action"] == "stall":
-            if not isinstance(r.get("seconds"), (int, float)) or r["seconds"] < 0:
-                raise ValueError(f'{where}: "stall" needs "seconds", a number >= 0')
-            return r
-        raise ValueError(f'{where}: "action" is "hangup" or "stall", not {json.dumps(r["action"])}')
-    headers = r.get("headers", {})
-    if not isinstance(headers, dict) or not all(isinstance(v, (str, int)) for v in headers.values()):
-        raise ValueError(f'{where}: "headers" is an object of strings')
-    if "telegram" in r:
-        t = r["telegram"]
-        if not isinstance(t, dict) or not isinstance(t.get("error_code"), int):
-            raise ValueError(f'{where}: "telegram" needs an integer "error_code"')
-        if not isinstance(t.get("description"), str):
-            raise ValueError(f'{where}: "telegram" needs a "description" string')
-        if not 100 <= t["error_code"] <= 599:
-            raise ValueError(f'{where}: "error_code" is an HTTP status')
-        return r
-    if not isinstance(r.get("status"), int) or not 100 <= r["status"] <= 599:
-        raise ValueError(f'{where}: a response has "status" (an HTTP status), "telegram" or "action"')
-    return r
+
+def check_telegram(t, where):
+    """A scripted R's "telegram", checked; raises ValueError saying what is wrong."""
+    if not isinstance(t, dict) or not isinstance(t.get("error_code"), int):
+        raise ValueError(f'{where}: "telegram" needs an integer "error_code"')
+    if not isinstance(t.get("description"), str):
+        raise ValueError(f'{where}: "telegram" needs a "description" string')
+    if not 100 <= t["error_code"] <= 599:
+        raise ValueError(f'{where}: "error_code" is an HTTP status')
 
 
-class State:
+class State(standin.State):
     """What every connection's thread shares; each part behind the one lock."""
 
+    mask = "<TOKEN>"
+
     def __init__(self, args):
+        super().__init__(args)
         self.token = args.token
-        self.out = Path(args.dir)
-        self.lock = threading.Lock()
-        self.scripts = {}  # key -> {"responses": [R, ...], "then": R or None}
-        self.requests = []
         self.message_id = 0
-        self.stop = threading.Event()
-        self.log = open(self.out / "requests.jsonl", "a", encoding="utf-8")
 
-    def take(self, key):
-        """The next scripted response for this key, or None."""
-        with self.lock:
-            script = self.scripts.get(key)
-            if script is None:
-                return None
-            if script["responses"]:
-                return script["responses"].pop(0)
-            return script["then"]
-
-    def record(self, entry):
-        with self.lock:
-            entry["n"] = len(self.requests) + 1
-            self.requests.append(entry)
-            self.log.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            self.log.flush()
+    def secrets(self):
+        return [self.token] if self.token else []
 
     def next_message_id(self):
         with self.lock:
@@ -515,50 +458,10 @@ class State:
             return self.message_id
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "nhacviec-stand-in"
-    sys_version = ""
+class Handler(standin.Handler):
+    response_kinds = {"telegram": check_telegram}
 
-    def log_message(self, format, *args):
-        pass  # no access log: it would print the token
-
-    def do_GET(self):
-        self.handle_any()
-
-    def do_POST(self):
-        self.handle_any()
-
-    def do_PUT(self):
-        self.handle_any()
-
-    def do_DELETE(self):
-        self.handle_any()
-
-    def do_PATCH(self):
-        self.handle_any()
-
-    def read_body(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def handle_any(self):
-        state = self.server.state
-        raw = self.read_body()
-        path = urlsplit(self.path).path
-        if path.startswith("/_"):
-            self.control(state, path, raw)
-            return
+    def serve(self, state, path, raw):
         answer = state.take(path)
         if answer is None:
             if path.startswith("/bot"):
@@ -567,33 +470,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 answer = {"status": 200, "body": "ok"}
             else:
                 answer = {"status": 405, "headers": {"Allow": "POST"}, "body": "POST only"}
-        body = raw.decode("utf-8", "replace")
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None
+        body, parsed = standin.decode(raw)
         if "action" in answer:
             recorded = {"action": answer["action"]}
         else:
             recorded = {"status": answer["telegram"]["error_code"] if "telegram" in answer else answer["status"]}
-        state.record({
-            "n": 0,
-            "at": time.time(),
-            "method": self.command,
-            "path": self.path,
-            "headers": self.header_map(),
-            "body": body,
-            "json": parsed,
-            "answer": recorded,
-        })
+        self.record(state, body, parsed, recorded)
         self.respond(state, answer)
-
-    def header_map(self):
-        headers = {}
-        for name, value in self.headers.items():
-            name = name.lower()
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        return headers
 
     def telegram(self, state, path, raw):
         """The answer R of the Bot API to this request (before any chat script)."""
@@ -634,133 +517,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise bad_request(f"the stand-in takes JSON or a form, not {ctype or 'no Content-Type'}")
         return params
 
-    def control(self, state, path, raw):
-        if path == "/_requests" and self.command == "GET":
-            with state.lock:
-                body = json.dumps(state.requests, ensure_ascii=False)
-            self.send(200, {"Content-Type": "application/json"}, body.encode("utf-8"))
-        elif path == "/_reset" and self.command == "POST":
-            with state.lock:
-                state.scripts.clear()
-            self.send(200, {"Content-Type": "application/json"}, b"{}")
-        elif path == "/_script" and self.command == "POST":
-            try:
-                script = json.loads(raw.decode("utf-8"))
-                if not isinstance(script, dict) or not isinstance(script.get("key"), str):
-                    raise ValueError('a script is {"key": KEY, "responses": [R, ...], "then": R or null}')
-                key = script["key"]
-                responses = script.get("responses", [])
-                if not isinstance(responses, list):
-                    raise ValueError('"responses" is a list')
-                responses = [check_response(r, f"responses[{i}]") for i, r in enumerate(responses)]
-                then = script.get("then")
-                if then is not None:
-                    check_response(then, "then")
-                unknown = set(script) - {"key", "responses", "then"}
-                if unknown:
-                    raise ValueError(f"unknown fields {sorted(unknown)}")
-            except ValueError as e:
-                self.send(400, {"Content-Type": "text/plain; charset=utf-8"}, str(e).encode("utf-8"))
-                return
-            with state.lock:
-                state.scripts[key] = {"responses": responses, "then": then}
-            self.send(200, {"Content-Type": "application/json"}, b"{}")
-        else:
-            self.send(404, {"Content-Type": "text/plain; charset=utf-8"}, b"no such control route")
-
-    def respond(self, state, answer):
-        action = answer.get("action")
-        if action == "hangup":
-            self.close_connection = True
-            return
-        if action == "stall":
-            state.stop.wait(answer["seconds"])
-            self.close_connection = True
-            return
-        headers = {"Content-Type": "application/json"}
-        if "telegram" in answer:
-            t = answer["telegram"]
-            status = t["error_code"]
-            error = {"ok": False, "error_code": status, "description": t["description"]}
-            if t.get("parameters") is not None:
-                error["parameters"] = t["parameters"]
-            body = json.dumps(error, ensure_ascii=False).encode("utf-8")
-        else:
-            status = answer["status"]
-            value = answer.get("body")
-            if value is None:
-                body = b""
-                headers = {}
-            elif isinstance(value, str):
-                body = value.encode("utf-8")
-                headers = {"Content-Type": "text/plain; charset=utf-8"}
-            else:
-                body = json.dumps(value, ensure_ascii=False).encode("utf-8")
-        for name, value in answer.get("headers", {}).items():
-            headers = {k: v for k, v in headers.items() if k.lower() != name.lower()}
-            headers[name] = str(value)
-        self.send(status, headers, body)
-
-    def send(self, status, headers, body):
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-        self.wfile.flush()
-
-
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # a stalled request must not hold up the exit
-
-    def server_bind(self):
-        # Not HTTPServer's, which asks socket.getfqdn() and may wait on DNS.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def handle_error(self, request, client_address):
-        kind = sys.exc_info()[0]
-        if kind is not None and issubclass(kind, (ConnectionError, TimeoutError)):
-            return  # the client went away: its business
-        text = traceback.format_exc()
-        if self.state.token:
-            text = text.replace(self.state.token, "<TOKEN>")
-        sys.stderr.write(f"error on a request from {client_address}:\n{text}")
-        sys.stderr.flush()
+    def render(self, answer):
+        if "telegram" not in answer:
+            return super().render(answer)
+        t = answer["telegram"]
+        status = t["error_code"]
+        error = {"ok": False, "error_code": status, "description": t["description"]}
+        if t.get("parameters") is not None:
+            error["parameters"] = t["parameters"]
+        return status, dict(standin.JSON), json.dumps(error, ensure_ascii=False).encode("utf-8")
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dir", required=True, help="where requests.jsonl goes")
-    p.add_argument("--port", type=int, default=0)
+    p = standin.parser(__doc__)
     p.add_argument("--token", help="the bot token the Bot API accepts (default: any)")
-    p.add_argument("--watch-stdin", action="store_true", help="also stop when stdin closes")
-    args = p.parse_args()
-    Path(args.dir).mkdir(parents=True, exist_ok=True)
-    state = State(args)
-    server = Server(("127.0.0.1", args.port), Handler)
-    server.state = state
-
-    def stop(*_):
-        state.stop.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if args.watch_stdin:
-        def watch():
-            sys.stdin.buffer.read()
-            stop()
-
-        threading.Thread(target=watch, daemon=True).start()
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-    print(f"READY {server.server_address[1]}", flush=True)
-    while not state.stop.wait(0.2):
-        pass
-    server.shutdown()
-    server.server_close()
+    standin.add_watch_stdin(p)
+    standin.run(p.parse_args(), State, Handler)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,11 @@ daemon's Zalo api_url and oauth_url both at it, and reads back what arrived.
     server.py --dir OUT [--port 0] [--watch-stdin] --app-id ID --secret-key KEY
               --refresh-token TOKEN [--access-ttl SECONDS] [--quota N]
 
-It binds 127.0.0.1 only, on --port (0: a free one), prints exactly one line `READY <port>`
-on stdout once it accepts connections, and runs until SIGTERM or SIGINT (or, with
---watch-stdin, until its stdin closes: the harness holds that pipe, so the server never
-outlives the test process), then exits 0. It speaks HTTP/1.1 with keep-alive (every
-answer has a Content-Length), one thread per connection, so a stalled request never holds
-up another. It prints nothing else on stdout, and never a token or the secret key anywhere
-(no access log; a traceback on stderr has them hidden).
+What it shares with tests/channels/server.py is in tests/standin.py, whose docstring is
+the reference for it: --dir, --port and --watch-stdin, `READY <port>`, stopping, HTTP/1.1
+with keep-alive, the control routes /_script, /_reset and /_requests, the scripted answers
+and requests.jsonl. This server never prints a token or the secret key anywhere (no access
+log; a traceback on stderr has them hidden).
 
 State, shared by every connection behind one lock: the one valid refresh token (at first
 --refresh-token), whether it is marked expired, the refresh tokens already used, the
@@ -83,58 +81,38 @@ Routes. Zalo answers its errors with HTTP 200 and a JSON body, and so does the s
       Several at once apply in that order. 200 `{}`; a malformed one 400 with the reason.
   GET  /_state               {"refresh_token": the valid one or null, "used_refresh_tokens":
                              [..] in the order used, "sent_today": n, "quota": n}.
-  POST /_script              scripts the answers to some requests (below); 200 `{}`.
-  POST /_reset               forgets every script; 200 `{}`.
-  GET  /_requests            the JSON array of every request recorded so far.
+  POST /_script, POST /_reset, GET /_requests
+                             tests/standin.py's control routes (scripts: below).
   Another method on a route above gets 405; any other path 404 (under /_ as well).
 
-Scripted answers: POST /_script with
+Scripted answers: POST /_script, as tests/standin.py says, with
     {"key": KEY, "responses": [R, R, ...], "then": R or null}
 KEY is a request path without its query string ("/message/template",
 "/v4/oa/access_token"), checked first, before anything else (a scripted answer changes no
-state). Each matching request takes the next R off the list; once it is empty, `then`,
-when given, answers every later matching request; otherwise the route's own answer. A new
-script for a KEY replaces the old one. R is one of:
-    {"status": 502, "headers": {"Retry-After": "2"}, "body": "text" or any JSON value}
-        that status and headers, and the body: a string as text/plain, any other JSON
-        value as application/json (a Content-Type among the headers wins); no body: empty.
-        A Zalo error is {"status": 200, "body": {"error": -124, "message": ".."}}.
-    {"action": "hangup"}
-        reads the request, then closes the connection without a byte of answer.
-    {"action": "stall", "seconds": 30}
-        reads the request, waits that long (or until the server stops), then closes the
-        connection without answering.
-A malformed script gets 400 with the reason as text.
+state). R is one of tests/standin.py's: {"status": .., "headers": .., "body": ..} (a Zalo
+error is {"status": 200, "body": {"error": -124, "message": ".."}}), {"action": "hangup"}
+or {"action": "stall", "seconds": ..}.
 
-What it writes into OUT:
-  requests.jsonl  one JSON object per line, for every request not under /_, written and
-                  flushed once the request is read and its answer decided, before the
-                  answer is sent (so a stalled or delayed request is there meanwhile):
-                  {"n": 1-based, "at": time.time(), "method", "path" (as received, query
-                  string included), "headers": {lower-case name: value, repeats joined by
-                  ", "}, "body": the body as UTF-8 text (invalid bytes replaced), "json":
-                  the body parsed as JSON or null, "form": the body parsed as a form
-                  ({name: value}, the last of repeats) when its Content-Type is
-                  application/x-www-form-urlencoded, else null, "answer": {"status":
-                  code, "error": the Zalo error code (0 for success) when the route
-                  answered} or {"status": code} (scripted) or {"action": "hangup"} or
-                  {"action": "stall"}}.
-The same objects, in memory, are what GET /_requests returns.
+What it writes into OUT: requests.jsonl, as tests/standin.py says (the same objects are
+what GET /_requests returns; a request the token endpoint delays is there meanwhile), with
+"path" as received, query string included, a field of its own, "form": the body parsed as
+a form ({name: value}, the last of repeats) when its Content-Type is
+application/x-www-form-urlencoded, else null, and "answer": {"status": code, "error": the
+Zalo error code (0 for success) when the route answered} or {"status": code} (scripted) or
+{"action": "hangup"} or {"action": "stall"}.
 """
 
-import argparse
-import http.server
 import json
 import re
 import secrets
-import signal
-import socketserver
 import sys
-import threading
 import time
-import traceback
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
+
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests/, for standin
+
+import standin  # noqa: E402
 
 TOKEN_PATH = "/v4/oa/access_token"
 SEND_PATH = "/message/template"
@@ -147,26 +125,6 @@ def oauth_error(code, name, description):
 
 def zns_error(code, message):
     return {"error": code, "message": message}
-
-
-def check_response(r, where):
-    """A script's response R, checked; raises ValueError saying what is wrong."""
-    if not isinstance(r, dict):
-        raise ValueError(f"{where}: a response is an object, not {json.dumps(r)}")
-    if "action" in r:
-        if r["action"] == "hangup":
-            return r
-        if r["action"] == "stall":
-            if not isinstance(r.get("seconds"), (int, float)) or r["seconds"] < 0:
-                raise ValueError(f'{where}: "stall" needs "seconds", a number >= 0')
-            return r
-        raise ValueError(f'{where}: "action" is "hangup" or "stall", not {json.dumps(r["action"])}')
-    headers = r.get("headers", {})
-    if not isinstance(headers, dict) or not all(isinstance(v, (str, int)) for v in headers.values()):
-        raise ValueError(f'{where}: "headers" is an object of strings')
-    if not isinstance(r.get("status"), int) or not 100 <= r["status"] <= 599:
-        raise ValueError(f'{where}: a response has "status" (an HTTP status) or "action"')
-    return r
 
 
 def is_number(value, minimum=0):
@@ -212,15 +170,14 @@ def check_control(c):
     return c
 
 
-class State:
+class State(standin.State):
     """What every connection's thread shares; each part behind the one lock."""
 
     def __init__(self, args):
+        super().__init__(args)
         self.app_id = args.app_id
         self.secret_key = args.secret_key
         self.access_ttl = args.access_ttl
-        self.out = Path(args.dir)
-        self.lock = threading.Lock()
         self.refresh_token = args.refresh_token  # the one valid, or None
         self.refresh_expired = False
         self.used_refresh = []
@@ -230,33 +187,12 @@ class State:
         self.no_account = set()
         self.templates = {}  # id -> {param: max length}
         self.delay_refresh = 0
-        self.scripts = {}  # key -> {"responses": [R, ...], "then": R or None}
-        self.requests = []
-        self.stop = threading.Event()
-        self.log = open(self.out / "requests.jsonl", "a", encoding="utf-8")
 
     def secrets(self):
         """Every token and key there is, for hiding them in a traceback."""
         with self.lock:
             known = [self.secret_key, self.refresh_token, *self.used_refresh, *self.access]
         return sorted((s for s in known if s), key=len, reverse=True)
-
-    def take(self, key):
-        """The next scripted response for this key, or None."""
-        with self.lock:
-            script = self.scripts.get(key)
-            if script is None:
-                return None
-            if script["responses"]:
-                return script["responses"].pop(0)
-            return script["then"]
-
-    def record(self, entry):
-        with self.lock:
-            entry["n"] = len(self.requests) + 1
-            self.requests.append(entry)
-            self.log.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            self.log.flush()
 
     def refresh(self, secret_key, form):
         """The token endpoint's answer (a JSON object) to this form."""
@@ -353,55 +289,9 @@ class State:
             }
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "nhacviec-stand-in"
-    sys_version = ""
-
-    def log_message(self, format, *args):
-        pass  # no access log
-
-    def do_GET(self):
-        self.handle_any()
-
-    def do_POST(self):
-        self.handle_any()
-
-    def do_PUT(self):
-        self.handle_any()
-
-    def do_DELETE(self):
-        self.handle_any()
-
-    def do_PATCH(self):
-        self.handle_any()
-
-    def read_body(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def handle_any(self):
-        state = self.server.state
-        raw = self.read_body()
-        path = urlsplit(self.path).path
-        if path.startswith("/_"):
-            self.control(state, path, raw)
-            return
-        body = raw.decode("utf-8", "replace")
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None
+class Handler(standin.Handler):
+    def serve(self, state, path, raw):
+        body, parsed = standin.decode(raw)
         ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
         form = dict(parse_qsl(body, keep_blank_values=True)) if ctype == "application/x-www-form-urlencoded" else None
         delay = 0
@@ -425,162 +315,37 @@ class Handler(http.server.BaseHTTPRequestHandler):
             recorded = {"status": answer["status"], "error": answer["body"].get("error", 0)}
         else:
             recorded = {"status": answer["status"]}
-        state.record({
-            "n": 0,
-            "at": time.time(),
-            "method": self.command,
-            "path": self.path,
-            "headers": self.header_map(),
-            "body": body,
-            "json": parsed,
-            "form": form,
-            "answer": recorded,
-        })
+        self.record(state, body, parsed, recorded, form=form)
         if delay:
             state.stop.wait(delay)
         self.respond(state, answer)
 
-    def header_map(self):
-        headers = {}
-        for name, value in self.headers.items():
-            name = name.lower()
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        return headers
-
-    def control(self, state, path, raw):
-        if path == "/_requests" and self.command == "GET":
-            with state.lock:
-                body = json.dumps(state.requests, ensure_ascii=False)
-            self.send(200, {"Content-Type": "application/json"}, body.encode("utf-8"))
-        elif path == "/_state" and self.command == "GET":
+    def own_control(self, state, path, raw):
+        if path == "/_state" and self.command == "GET":
             body = json.dumps(state.snapshot(), ensure_ascii=False)
-            self.send(200, {"Content-Type": "application/json"}, body.encode("utf-8"))
-        elif path == "/_reset" and self.command == "POST":
-            with state.lock:
-                state.scripts.clear()
-            self.send(200, {"Content-Type": "application/json"}, b"{}")
+            self.send(200, standin.JSON, body.encode("utf-8"))
         elif path == "/_zalo" and self.command == "POST":
             try:
                 c = check_control(json.loads(raw.decode("utf-8")))
             except ValueError as e:
-                self.send(400, {"Content-Type": "text/plain; charset=utf-8"}, str(e).encode("utf-8"))
-                return
+                self.send(400, standin.TEXT, str(e).encode("utf-8"))
+                return True
             state.control(c)
-            self.send(200, {"Content-Type": "application/json"}, b"{}")
-        elif path == "/_script" and self.command == "POST":
-            try:
-                script = json.loads(raw.decode("utf-8"))
-                if not isinstance(script, dict) or not isinstance(script.get("key"), str):
-                    raise ValueError('a script is {"key": KEY, "responses": [R, ...], "then": R or null}')
-                key = script["key"]
-                responses = script.get("responses", [])
-                if not isinstance(responses, list):
-                    raise ValueError('"responses" is a list')
-                responses = [check_response(r, f"responses[{i}]") for i, r in enumerate(responses)]
-                then = script.get("then")
-                if then is not None:
-                    check_response(then, "then")
-                unknown = set(script) - {"key", "responses", "then"}
-                if unknown:
-                    raise ValueError(f"unknown fields {sorted(unknown)}")
-            except ValueError as e:
-                self.send(400, {"Content-Type": "text/plain; charset=utf-8"}, str(e).encode("utf-8"))
-                return
-            with state.lock:
-                state.scripts[key] = {"responses": responses, "then": then}
-            self.send(200, {"Content-Type": "application/json"}, b"{}")
+            self.send(200, standin.JSON, b"{}")
         else:
-            self.send(404, {"Content-Type": "text/plain; charset=utf-8"}, b"no such control route")
-
-    def respond(self, state, answer):
-        action = answer.get("action")
-        if action == "hangup":
-            self.close_connection = True
-            return
-        if action == "stall":
-            state.stop.wait(answer["seconds"])
-            self.close_connection = True
-            return
-        headers = {"Content-Type": "application/json"}
-        status = answer["status"]
-        value = answer.get("body")
-        if value is None:
-            body = b""
-            headers = {}
-        elif isinstance(value, str):
-            body = value.encode("utf-8")
-            headers = {"Content-Type": "text/plain; charset=utf-8"}
-        else:
-            body = json.dumps(value, ensure_ascii=False).encode("utf-8")
-        for name, value in answer.get("headers", {}).items():
-            headers = {k: v for k, v in headers.items() if k.lower() != name.lower()}
-            headers[name] = str(value)
-        self.send(status, headers, body)
-
-    def send(self, status, headers, body):
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-        self.wfile.flush()
-
-
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # a stalled request must not hold up the exit
-
-    def server_bind(self):
-        # Not HTTPServer's, which asks socket.getfqdn() and may wait on DNS.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def handle_error(self, request, client_address):
-        kind = sys.exc_info()[0]
-        if kind is not None and issubclass(kind, (ConnectionError, TimeoutError)):
-            return  # the client went away: its business
-        text = traceback.format_exc()
-        for secret in self.state.secrets():
-            text = text.replace(secret, "<SECRET>")
-        sys.stderr.write(f"error on a request from {client_address}:\n{text}")
-        sys.stderr.flush()
+            return False
+        return True
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dir", required=True, help="where requests.jsonl goes")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--watch-stdin", action="store_true", help="also stop when stdin closes")
+    p = standin.parser(__doc__)
+    standin.add_watch_stdin(p)
     p.add_argument("--app-id", required=True, help="the app_id the token endpoint takes")
     p.add_argument("--secret-key", required=True, help="the secret_key header it takes")
     p.add_argument("--refresh-token", required=True, help="the first valid refresh token")
     p.add_argument("--access-ttl", type=int, default=90000, help="an access token's life, seconds")
     p.add_argument("--quota", type=int, default=1000, help="the daily quota of ZNS messages")
-    args = p.parse_args()
-    Path(args.dir).mkdir(parents=True, exist_ok=True)
-    state = State(args)
-    server = Server(("127.0.0.1", args.port), Handler)
-    server.state = state
-
-    def stop(*_):
-        state.stop.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if args.watch_stdin:
-        def watch():
-            sys.stdin.buffer.read()
-            stop()
-
-        threading.Thread(target=watch, daemon=True).start()
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-    print(f"READY {server.server_address[1]}", flush=True)
-    while not state.stop.wait(0.2):
-        pass
-    server.shutdown()
-    server.server_close()
+    standin.run(p.parse_args(), State, Handler)
 
 
 if __name__ == "__main__":

@@ -14,34 +14,24 @@
 //! stdin closes) and removes the directory; a server that does not exit cleanly fails the
 //! test. `tests/channels/server.py`'s docstring is the reference for what it answers.
 //!
+//! What it shares with [`super::zalo`] is [`super::recorded`].
+//!
 //! `tests/it/stand_in.rs` holds the harness's own tests of it.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::process::ServerProcess;
-use super::{REPO, TempDir, http};
-
-/// The interpreter: `NHACVIEC_TEST_PYTHON` if set, else `python3` (the server uses the
-/// standard library only).
-pub(super) fn python() -> PathBuf {
-    std::env::var_os("NHACVIEC_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("python3"))
-}
+use super::TempDir;
+use super::recorded::RecordingServer;
 
 /// A running `tests/channels/server.py`; stopped, and its directory removed, when dropped.
 pub struct HookServer {
-    port: u16,
     token: String,
-    /// Where it writes `requests.jsonl`.
-    dir: PathBuf,
-    process: ServerProcess,
+    server: RecordingServer,
     /// Declared last, so removed after the server has stopped.
     _tmp: TempDir,
 }
@@ -56,19 +46,15 @@ impl HookServer {
         let token = format!("123456:TEST-token-{hex}");
 
         let tmp = TempDir::new();
-        let dir = tmp.path.join("out");
-        let stderr = tmp.path.join("server.stderr");
-        let mut cmd = Command::new(python());
-        cmd.arg(Path::new(REPO).join("tests/channels/server.py"))
-            .arg("--dir")
-            .arg(&dir)
-            .args(["--port", "0", "--watch-stdin", "--token", &token]);
-        let process = ServerProcess::start("the channels stand-in", cmd, stderr);
+        let server = RecordingServer::start(
+            "the channels stand-in",
+            "tests/channels/server.py",
+            &tmp,
+            ["--token", &token],
+        );
         HookServer {
-            port: process.port,
             token,
-            dir,
-            process,
+            server,
             _tmp: tmp,
         }
     }
@@ -80,13 +66,13 @@ impl HookServer {
 
     /// The port it listens on, on 127.0.0.1.
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port
     }
 
     /// `http://127.0.0.1:PORT`: the Telegram `api_url` (requests go to
     /// `{base}/bot{token}/sendMessage`).
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.server.port)
     }
 
     /// `http://127.0.0.1:PORT/hook/NAME`: a webhook URL, answered 200 `ok` unless scripted.
@@ -101,7 +87,7 @@ impl HookServer {
 
     /// Where it writes `requests.jsonl`.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.server.dir
     }
 
     /// Scripts the answers to the requests matching `key`: a path without its query
@@ -113,64 +99,23 @@ impl HookServer {
     /// {"retry_after": 3}}}`, `{"action": "hangup"}` or `{"action": "stall", "seconds":
     /// 1.5}`. Replaces any script of the same key; panics if the server refuses it.
     pub fn script(&self, key: &str, responses: Value, then: Option<Value>) {
-        let body = json!({"key": key, "responses": responses, "then": then});
-        self.control("/_script", &body.to_string());
+        self.server.script(key, responses, then);
     }
 
     /// Forgets every script.
     pub fn reset(&self) {
-        self.control("/_reset", "");
-    }
-
-    fn control(&self, path: &str, body: &str) {
-        let got = http::request(
-            self.port,
-            "POST",
-            path,
-            &[("Content-Type", "application/json")],
-            body.as_bytes(),
-        )
-        .unwrap_or_else(|e| panic!("POST {path} to the channels stand-in: {e}"));
-        assert_eq!(
-            (got.status, got.raw.as_str()),
-            (200, "{}"),
-            "POST {path} {body}"
-        );
+        self.server.reset();
     }
 
     /// The requests recorded so far (every one but `/_…`), in the order they came.
     pub fn requests(&self) -> Vec<Req> {
-        let Ok(text) = std::fs::read_to_string(self.dir.join("requests.jsonl")) else {
-            return Vec::new();
-        };
-        // Only whole lines: the last may be being written.
-        text.split_inclusive('\n')
-            .filter(|l| l.ends_with('\n'))
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
+        self.server.requests()
     }
 
     /// Waits until at least `n` requests have been recorded, and returns all there are;
     /// panics, showing those, after `timeout`.
     pub fn wait_requests(&self, n: usize, timeout: Duration) -> Vec<Req> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let got = self.requests();
-            if got.len() >= n {
-                return got;
-            }
-            if Instant::now() >= deadline {
-                let seen: Vec<String> = got.iter().map(Req::summary).collect();
-                panic!(
-                    "waited {timeout:?} for {n} request(s) at the channels stand-in, {} came:\n{}\
-                     \n--- its stderr\n{}",
-                    got.len(),
-                    seen.join("\n"),
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.server.wait_requests(n, timeout, Req::summary)
     }
 
     /// The `sendMessage` requests recorded so far (whatever their token or answer).
@@ -191,7 +136,7 @@ impl HookServer {
 
     /// What the server wrote to stderr so far (a Python traceback, with the token hidden).
     pub fn stderr(&self) -> String {
-        self.process.stderr()
+        self.server.stderr()
     }
 }
 

@@ -23,6 +23,7 @@ pub mod db;
 pub mod http;
 pub mod mime;
 pub mod process;
+mod recorded;
 pub mod smtp;
 pub mod zalo;
 

@@ -1,5 +1,5 @@
 //! A test server in Python, as the harness runs each of them (`tests/smtp/server.py`,
-//! `tests/channels/server.py`): started with its stdin held, so it never outlives the test
+//! `tests/channels/server.py`, `tests/zalo/server.py`): started with its stdin held, so it never outlives the test
 //! process; ready once it prints `READY <port>`; stopped by closing that stdin, and a
 //! server that does not exit cleanly fails the test.
 

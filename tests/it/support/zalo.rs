@@ -19,20 +19,21 @@
 //! server that does not exit cleanly fails the test. `tests/zalo/server.py`'s docstring is
 //! the reference for what it answers.
 //!
+//! What it shares with [`super::channels`] is [`super::recorded`].
+//!
 //! `tests/it/zalo_stand_in.rs` holds the harness's own tests of it.
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::channels::Req;
-use super::process::ServerProcess;
-use super::{REPO, TempDir, http};
+use super::recorded::RecordingServer;
+use super::{TempDir, http};
 
 /// The token endpoint's path (Zalo OAuth v4 for Official Accounts).
 pub const TOKEN_PATH: &str = "/v4/oa/access_token";
@@ -51,13 +52,10 @@ pub struct ZaloOpts {
 
 /// A running `tests/zalo/server.py`; stopped, and its directory removed, when dropped.
 pub struct ZaloServer {
-    port: u16,
     app_id: String,
     secret_key: String,
     refresh_token: String,
-    /// Where it writes `requests.jsonl`.
-    dir: PathBuf,
-    process: ServerProcess,
+    server: RecordingServer,
     /// Declared last, so removed after the server has stopped.
     _tmp: TempDir,
 }
@@ -82,30 +80,28 @@ impl ZaloServer {
         let secret_key = format!("TEST-secret-{}", random_hex(10));
         let refresh_token = format!("TEST-refresh-{}", random_hex(16));
 
-        let tmp = TempDir::new();
-        let dir = tmp.path.join("out");
-        let stderr = tmp.path.join("server.stderr");
-        let mut cmd = Command::new(super::channels::python());
-        cmd.arg(Path::new(REPO).join("tests/zalo/server.py"))
-            .arg("--dir")
-            .arg(&dir)
-            .args(["--port", "0", "--watch-stdin"])
-            .args(["--app-id", &app_id, "--secret-key", &secret_key])
-            .args(["--refresh-token", &refresh_token]);
+        let mut args = vec![
+            "--app-id".to_string(),
+            app_id.clone(),
+            "--secret-key".to_string(),
+            secret_key.clone(),
+            "--refresh-token".to_string(),
+            refresh_token.clone(),
+        ];
         if let Some(ttl) = opts.access_ttl {
-            cmd.args(["--access-ttl", &ttl.to_string()]);
+            args.extend(["--access-ttl".to_string(), ttl.to_string()]);
         }
         if let Some(quota) = opts.quota {
-            cmd.args(["--quota", &quota.to_string()]);
+            args.extend(["--quota".to_string(), quota.to_string()]);
         }
-        let process = ServerProcess::start("the Zalo stand-in", cmd, stderr);
+        let tmp = TempDir::new();
+        let server =
+            RecordingServer::start("the Zalo stand-in", "tests/zalo/server.py", &tmp, args);
         ZaloServer {
-            port: process.port,
             app_id,
             secret_key,
             refresh_token,
-            dir,
-            process,
+            server,
             _tmp: tmp,
         }
     }
@@ -127,17 +123,17 @@ impl ZaloServer {
 
     /// The port it listens on, on 127.0.0.1.
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port
     }
 
     /// `http://127.0.0.1:PORT`: both the Zalo `api_url` and its `oauth_url`.
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.server.port)
     }
 
     /// Where it writes `requests.jsonl`.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.server.dir
     }
 
     /// Changes its state: `body` is a JSON object of any of `{"expire_access": true}`,
@@ -146,7 +142,7 @@ impl ZaloServer {
     /// `{"templates": {"ID": {"max_len": {"param": N}}}}`, `{"delay_refresh": seconds}`
     /// (see `tests/zalo/server.py`). Panics if the server refuses it.
     pub fn control(&self, body: Value) {
-        self.post_control("/_zalo", &body.to_string());
+        self.server.post_control("/_zalo", &body.to_string());
     }
 
     /// Scripts the answers to the requests to a path (without its query string:
@@ -158,35 +154,18 @@ impl ZaloServer {
     /// "stall", "seconds": 1.5}`. Replaces any script of the same key; panics if the server
     /// refuses it.
     pub fn script(&self, key: &str, responses: Value, then: Option<Value>) {
-        let body = json!({"key": key, "responses": responses, "then": then});
-        self.post_control("/_script", &body.to_string());
+        self.server.script(key, responses, then);
     }
 
     /// Forgets every script.
     pub fn reset(&self) {
-        self.post_control("/_reset", "");
-    }
-
-    fn post_control(&self, path: &str, body: &str) {
-        let got = http::request(
-            self.port,
-            "POST",
-            path,
-            &[("Content-Type", "application/json")],
-            body.as_bytes(),
-        )
-        .unwrap_or_else(|e| panic!("POST {path} to the Zalo stand-in: {e}"));
-        assert_eq!(
-            (got.status, got.raw.as_str()),
-            (200, "{}"),
-            "POST {path} {body}"
-        );
+        self.server.reset();
     }
 
     /// Its state: `{"refresh_token": the valid one or null, "used_refresh_tokens": [..],
     /// "sent_today": n, "quota": n}`.
     pub fn state(&self) -> Value {
-        let got = http::request(self.port, "GET", "/_state", &[], b"")
+        let got = http::request(self.server.port, "GET", "/_state", &[], b"")
             .unwrap_or_else(|e| panic!("GET /_state from the Zalo stand-in: {e}"));
         assert_eq!(got.status, 200, "GET /_state: {}", got.raw);
         got.json()
@@ -194,37 +173,13 @@ impl ZaloServer {
 
     /// The requests recorded so far (every one but `/_…`), in the order they came.
     pub fn requests(&self) -> Vec<ZReq> {
-        let Ok(text) = std::fs::read_to_string(self.dir.join("requests.jsonl")) else {
-            return Vec::new();
-        };
-        // Only whole lines: the last may be being written.
-        text.split_inclusive('\n')
-            .filter(|l| l.ends_with('\n'))
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
+        self.server.requests()
     }
 
     /// Waits until at least `n` requests have been recorded, and returns all there are;
     /// panics, showing those, after `timeout`.
     pub fn wait_requests(&self, n: usize, timeout: Duration) -> Vec<ZReq> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let got = self.requests();
-            if got.len() >= n {
-                return got;
-            }
-            if Instant::now() >= deadline {
-                let seen: Vec<String> = got.iter().map(|r| r.summary()).collect();
-                panic!(
-                    "waited {timeout:?} for {n} request(s) at the Zalo stand-in, {} came:\n{}\
-                     \n--- its stderr\n{}",
-                    got.len(),
-                    seen.join("\n"),
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.server.wait_requests(n, timeout, ZReq::summary)
     }
 
     /// The ZNS sends recorded so far (`POST /message/template`, whatever their answer).
@@ -245,7 +200,7 @@ impl ZaloServer {
 
     /// What the server wrote to stderr so far (a Python traceback, secrets hidden).
     pub fn stderr(&self) -> String {
-        self.process.stderr()
+        self.server.stderr()
     }
 }
 
