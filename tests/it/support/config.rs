@@ -377,12 +377,36 @@ pub struct Cfg {
     pub(crate) extra: String,
 }
 
-/// A port free a moment ago.
+/// A port free a moment ago, for a daemon to listen on, never handed out twice in this run.
+///
+/// It comes from below the kernel's ephemeral range (`ip_local_port_range`, 32768 and up
+/// by default), where the test servers binding port 0 and every outgoing connection take
+/// theirs: a port picked there ("bind port 0, note it, close") could be taken again by one
+/// of them before the daemon binds it, and the daemon would refuse to start (seen in CI
+/// with four test threads).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    // A window of 8000 ports below it, starting where this process's id says, so that two
+    // test runs at once rarely walk the same ports.
+    let window = 8000;
+    let base = low.saturating_sub(window).max(1024);
+    let start = std::process::id() % window;
+    for _ in 0..window {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = base + (start + n) % window;
+        let Ok(port) = u16::try_from(port) else {
+            continue;
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below {low}");
 }
 
 impl Cfg {
