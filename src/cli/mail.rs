@@ -248,10 +248,19 @@ pub(super) fn preview(
             context::ack_url(cfg, "<ma-xac-nhan>")
         }
     };
-    let mut ctx = context::with_ack_url(context::reminder(cfg, &occ, ui, step, to), &url);
+    let kind = context::template_kind(step, to);
+    let mut ctx = context::reminder(cfg, &occ, ui, step, to);
+    ctx = match kind {
+        TemplateKind::Escalated => {
+            let token = url.rsplit('/').next().unwrap_or_default();
+            let mut c = ctx;
+            c["view_url"] = json!(context::view_url(cfg, token));
+            c
+        }
+        _ => context::with_ack_url(ctx, &url),
+    };
     let button = telegram::button_url_ok(&cfg.organization.public_url);
     ctx["ack_button"] = json!(button);
-    let kind = context::template_kind(step, to);
     let mut rendered = templates.render_for(channel, kind, &ctx)?;
     if channel == Channel::Zalo {
         rendered.zalo = Some(crate::deliver::zalo::payload(cfg, templates, kind, &ctx)?);

@@ -147,6 +147,32 @@ pub fn ack_url(cfg: &Config, token: &str) -> String {
     format!("{}/a/{token}", cfg.organization.public_url)
 }
 
+/// The read-only view of an obligation, for the leadership: the SHA-256 of its ack token
+/// (what the database stores), so the link shows the obligation but cannot record an ack,
+/// and the ack token cannot be recovered from it.
+pub fn view_url(cfg: &Config, token: &str) -> String {
+    let hash: String = crate::token::hash(token)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{}/v/{hash}", cfg.organization.public_url)
+}
+
+/// Adds the links a reminder carries, for rendering: the acknowledgement link for the unit,
+/// the read-only view for the leadership's escalated copy (a leader's click must not record
+/// the unit's answer).
+pub fn with_links(cfg: &Config, ctx: Value, template: TemplateKind, token: &str) -> Value {
+    if template == TemplateKind::Escalated {
+        let mut ctx = ctx;
+        if let Some(map) = ctx.as_object_mut() {
+            map.insert("view_url".into(), Value::String(view_url(cfg, token)));
+        }
+        ctx
+    } else {
+        with_ack_url(ctx, &ack_url(cfg, token))
+    }
+}
+
 /// Adds the acknowledgement link to template data, for rendering.
 pub fn with_ack_url(mut ctx: Value, url: &str) -> Value {
     if let Some(map) = ctx.as_object_mut() {

@@ -315,7 +315,7 @@ async fn attempt(
     };
     let (kind, mut ctx) = context::at_send(cfg, m.template, &m.context, now);
     if m.template.step_kind().is_some() {
-        ctx = context::with_ack_url(ctx, &context::ack_url(cfg, &key.token(&m.obligation)));
+        ctx = context::with_links(cfg, ctx, kind, &key.token(&m.obligation));
     }
     if m.channel == Channel::Telegram {
         ctx["ack_button"] = serde_json::json!(

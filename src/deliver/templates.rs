@@ -292,8 +292,9 @@ fn report(diags: &mut Diagnostics, path: &Path, text: &str, e: &minijinja::Error
 
 /// Sample data with every variable a reminder template may use.
 pub fn sample(kind: TemplateKind) -> Value {
+    let escalated = kind == TemplateKind::Escalated;
     let kind = kind.as_str();
-    json!({
+    let mut ctx = json!({
         "org": {"name": "Ủy ban nhân dân phường Mẫu", "public_url": "http://127.0.0.1:8080"},
         "unit": {"id": "vp", "name": "Văn phòng HĐND và UBND phường"},
         "recipient": {"name": if kind == "escalated" { "Lãnh đạo UBND phường" } else { "Văn phòng HĐND và UBND phường" },
@@ -313,7 +314,13 @@ pub fn sample(kind: TemplateKind) -> Value {
         "working_days_left": if kind == "before" { json!(5) } else { Value::Null },
         "working_days_late": if kind == "after" || kind == "escalated" { json!(3) } else { Value::Null },
         "ack_url": "http://127.0.0.1:8080/a/0123456789abcdef0123456789abcdef",
-    })
+        "view_url": "http://127.0.0.1:8080/v/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    });
+    // As sent: the leadership's copy has the read-only view, the unit's the ack link.
+    if let Some(m) = ctx.as_object_mut() {
+        m.remove(if escalated { "ack_url" } else { "view_url" });
+    }
+    ctx
 }
 
 /// Sample data for a message of `kind`, as [`Templates::check`] renders it.
@@ -407,9 +414,16 @@ mod tests {
                     "trước ngày 05/10/2025 (Chủ nhật); hạn làm việc cuối: thứ Sáu 03/10/2025",
                     "Phòng Văn hóa – Xã hội",
                     "Chương trình 05/CTr-UBND",
-                    "http://127.0.0.1:8080/a/0123456789abcdef0123456789abcdef",
                 ] {
                     assert!(text.contains(must), "{kind}: {must:?} missing in\n{text}");
+                }
+                // The unit's copy carries its ack link; the leadership's a read-only view.
+                let ack = "http://127.0.0.1:8080/a/0123456789abcdef0123456789abcdef";
+                let view = "http://127.0.0.1:8080/v/0123456789abcdef";
+                if kind == Escalated {
+                    assert!(text.contains(view) && !text.contains(ack), "{text}");
+                } else {
+                    assert!(text.contains(ack) && !text.contains(view), "{text}");
                 }
             }
             assert!(

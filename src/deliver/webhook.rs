@@ -98,6 +98,7 @@ pub fn event(out: &Outgoing<'_>) -> Value {
             "working_days_late": at(ctx, "/working_days_late"),
             "submit_to": at(ctx, "/submit_to"),
             "ack_url": at(ctx, "/ack_url"),
+            "view_url": at(ctx, "/view_url"),
         }),
         TemplateKind::Digest => json!({
             "date": at(ctx, "/date/iso"),

@@ -1,4 +1,7 @@
 //! `GET /a/{token}` shows an obligation and two buttons; `POST /a/{token}` records the ack.
+//! `GET /v/{hash}` (the SHA-256 of the token, as the leadership's escalated notice links
+//! it) shows the same obligation read-only: no form, and no POST route, so a leader's click
+//! never records the unit's answer.
 //!
 //! GET changes nothing (mail scanners prefetch links). POST is idempotent, rate-limited per
 //! client address, records time, action, address and user agent, wakes the engine, and shows
@@ -34,11 +37,82 @@ async fn lookup(
     if !token::well_formed(token) {
         return Ok(None);
     }
-    let hash = token::hash(token);
+    lookup_hash(s, token::hash(token), now).await
+}
+
+/// The obligation whose token hashes to `hash`, if known and not expired.
+async fn lookup_hash(
+    s: &AppState,
+    hash: [u8; 32],
+    now: DateTime<Utc>,
+) -> Result<Option<Obligation>, Box<Response>> {
     match s.db(move |store| store.obligation_by_token(&hash)).await {
         Ok(Some(ob)) if now <= ob.deadline + TOKEN_LIFETIME => Ok(Some(ob)),
         Ok(_) => Ok(None),
         Err(e) => Err(Box::new(s.busy("ack lookup failed", &e))),
+    }
+}
+
+/// `GET /v/{hash}`: the obligation, read-only, with how to reach the unit.
+pub(super) async fn view(State(s): State<AppState>, Path(hash): Path<String>) -> Response {
+    let now = s.clock.now();
+    let bytes: Option<Vec<u8>> = (hash.len() == 64)
+        .then(|| {
+            (0..32)
+                .map(|i| {
+                    let pair = hash.get(2 * i..2 * i + 2)?;
+                    if pair
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                    {
+                        u8::from_str_radix(pair, 16).ok()
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        })
+        .flatten();
+    let Some(Ok(hash)) = bytes.map(<[u8; 32]>::try_from) else {
+        return s.not_found();
+    };
+    match lookup_hash(&s, hash, now).await {
+        Ok(Some(ob)) => {
+            let cfg = s.current.config();
+            let contacts: Vec<String> = cfg
+                .unit_index(&ob.unit)
+                .map(|u| cfg.units[u].email.clone())
+                .unwrap_or_default();
+            let tz = cfg.organization.timezone;
+            let when = |t: Option<DateTime<Utc>>| {
+                t.map_or(Value::Null, |t| {
+                    json!(present::moment_words(t.with_timezone(&tz)))
+                })
+            };
+            let state = Shown::of(ob.state, now >= ob.deadline);
+            s.render(
+                StatusCode::OK,
+                "view.html.j2",
+                json!({
+                    "title": ob.title,
+                    "period_label": ob.period_label,
+                    "once": ob.once(),
+                    "unit": cfg.unit_name(&ob.unit),
+                    "contacts": contacts,
+                    "deadline_words": present::deadline_words(
+                        ob.deadline.with_timezone(&tz),
+                        ob.due_day,
+                        Some(ob.last_day),
+                    ),
+                    "state": state.as_str(),
+                    "state_label": state.label(),
+                    "seen_at": when(ob.seen_at),
+                    "done_at": when(ob.done_at),
+                }),
+            )
+        }
+        Ok(None) => s.not_found(),
+        Err(r) => *r,
     }
 }
 

@@ -66,6 +66,7 @@ pub fn pages() -> Environment<'static> {
     for (name, text) in [
         ("_layout.html.j2", include_str!("pages/_layout.html.j2")),
         ("ack.html.j2", include_str!("pages/ack.html.j2")),
+        ("view.html.j2", include_str!("pages/view.html.j2")),
         ("not_found.html.j2", include_str!("pages/not_found.html.j2")),
         ("message.html.j2", include_str!("pages/message.html.j2")),
         ("status.html.j2", include_str!("pages/status.html.j2")),
@@ -253,6 +254,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .route("/a/{token}", get(ack::page).post(ack::post))
+        .route("/v/{hash}", get(ack::view))
         .route("/status", get(status::page))
         .route("/status.csv", get(status::csv))
         .route(

@@ -220,6 +220,7 @@ fn three_channels_get_the_step_and_one_ack_stops_them_all() {
             "working_days_late": null,
             "submit_to": name("vhxh"),
             "ack_url": ack_url,
+            "view_url": null,
             "subject": subject,
             "text": text,
             "html": html,

@@ -321,3 +321,72 @@ fn links_done_seen_and_escalation_in_one_daemon() {
         );
     }
 }
+
+/// The leadership's escalated notice does not carry the unit's acknowledgement link: it
+/// links to a read-only view of the obligation (who is late, how to reach them), which no
+/// request can turn into an ack. The view's address is the SHA-256 of the unit's token.
+#[test]
+fn the_escalated_notice_cannot_record_an_ack() {
+    use sha2::Digest as _;
+    let rule = once("dot-xuat", TITLE, "2025-10-15 10:00")
+        .units(&["kt"])
+        .policy(policy(&[], &["1m"]).escalate_from("1m").keep());
+    let cfg = Cfg::new()
+        .units(ack_units())
+        .rule(rule)
+        .server("ack_per_minute = 100");
+    let key = "dot-xuat/2025-10-15/kt";
+    // Started before the deadline (10:00), so the obligation is chased; 30 times faster.
+    let mut d = Setup::new(&cfg)
+        .clock(&clock("2025-10-15 09:59:58"))
+        .speed(30)
+        .start();
+    d.wait_rows("after-1m sent to kt and its leadership", |rows| {
+        rows.iter()
+            .filter(|r| r.step == "after-1m" && r.status == "sent")
+            .count()
+            == 1 + LANH_DAO.len()
+    });
+    let got = mails(&d);
+    let unit = to_address(&got, &address("kt"));
+    let token = message_token(unit[0], &cfg.public_url);
+    let leaders = to_address(&got, LANH_DAO[0]);
+    assert_eq!(leaders.len(), 1);
+    let view_hash: String = sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let view = format!("/v/{view_hash}");
+    for part in ["text/plain", "text/html"] {
+        let body = leaders[0].text(part);
+        assert_contains(&body, &[format!("{}{view}", cfg.public_url)]);
+        assert_lacks(&body, &format!("/a/{token}"), "the unit's ack link");
+        assert_lacks(&body, "/a/", "any ack link");
+    }
+
+    let page = d.get(&view, &[]);
+    assert_eq!(page.status, 200);
+    assert_contains(
+        &page.text,
+        &[TITLE, name("kt"), "Quá hạn", &address("kt"), "chỉ để xem"],
+    );
+    assert_lacks(&page.raw, "<form", "the view has no form");
+    for (method, body) in [("POST", "action=done"), ("PUT", ""), ("DELETE", "")] {
+        let r = d.http(
+            method,
+            &view,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 405, "{method} {view}");
+    }
+    assert_eq!(d.acks(key), Vec::new(), "nothing recorded");
+    assert_eq!(d.state(key).0, "pending");
+    // A forged or truncated view is the same 404 as a forged ack link.
+    assert_eq!(d.get(&format!("/v/{}", "0".repeat(64)), &[]).status, 404);
+    assert_eq!(d.get(&view[..view.len() - 1], &[]).status, 404);
+    // The unit's own link still records.
+    let r = ack(&d, &token, "done");
+    assert_eq!(r.status, 200);
+    assert_eq!(d.state(key).0, "done");
+}
