@@ -138,6 +138,41 @@ pub(super) fn send_test(
     }
 }
 
+/// The planned obligation `RULE/PERIOD/UNIT`: its occurrence and the unit (an index), or
+/// what is wrong with the name, with a hint.
+pub(super) fn planned(cfg: &Config, obligation: &str) -> Result<(plan::Occurrence, usize)> {
+    let parts: Vec<&str> = obligation.split('/').collect();
+    let [rule_id, period_id, unit_id] = parts[..] else {
+        bail!("write the obligation as RULE/PERIOD/UNIT, e.g. bao-cao-9-thang/2025-9M/vp");
+    };
+    let ri = cfg.rule_index(rule_id).ok_or_else(|| {
+        anyhow!(
+            "unknown rule `{rule_id}`{}",
+            hint(rule_id, cfg.rules.iter().map(|r| r.id.as_str()))
+        )
+    })?;
+    let rule = &cfg.rules[ri];
+    let period = Period::parse(rule.period, period_id).ok_or_else(|| {
+        anyhow!(
+            "`{period_id}` is not a period of rule `{rule_id}` (write it like {})",
+            example_period(rule.period)
+        )
+    })?;
+    let ui = cfg.unit_index(unit_id).ok_or_else(|| {
+        anyhow!(
+            "unknown unit `{unit_id}`{}",
+            hint(unit_id, cfg.units.iter().map(|u| u.id.as_str()))
+        )
+    })?;
+    if rule.units.binary_search(&ui).is_err() {
+        bail!("unit `{unit_id}` does not owe rule `{rule_id}`");
+    }
+    let occ = plan::occurrence(cfg, ri, period)
+        .filter(|o| !matches!(o.period, Period::Once(d) if d != o.due_day))
+        .ok_or_else(|| anyhow!("rule `{rule_id}` has no occurrence `{period_id}`"))?;
+    Ok((occ, ui))
+}
+
 /// An example period id for a rule's period kind, for error messages.
 fn example_period(kind: PeriodKind) -> &'static str {
     match kind {
@@ -179,35 +214,12 @@ pub(super) fn preview(
         channel,
         format,
     } = *p;
-    let parts: Vec<&str> = obligation.split('/').collect();
-    let [rule_id, period_id, unit_id] = parts[..] else {
-        bail!("write the obligation as RULE/PERIOD/UNIT, e.g. bao-cao-9-thang/2025-9M/vp");
-    };
-    let ri = cfg.rule_index(rule_id).ok_or_else(|| {
-        anyhow!(
-            "unknown rule `{rule_id}`{}",
-            hint(rule_id, cfg.rules.iter().map(|r| r.id.as_str()))
-        )
-    })?;
-    let rule = &cfg.rules[ri];
-    let period = Period::parse(rule.period, period_id).ok_or_else(|| {
-        anyhow!(
-            "`{period_id}` is not a period of rule `{rule_id}` (write it like {})",
-            example_period(rule.period)
-        )
-    })?;
-    let ui = cfg.unit_index(unit_id).ok_or_else(|| {
-        anyhow!(
-            "unknown unit `{unit_id}`{}",
-            hint(unit_id, cfg.units.iter().map(|u| u.id.as_str()))
-        )
-    })?;
-    if rule.units.binary_search(&ui).is_err() {
-        bail!("unit `{unit_id}` does not owe rule `{rule_id}`");
-    }
-    let occ = plan::occurrence(cfg, ri, period)
-        .filter(|o| !matches!(o.period, Period::Once(d) if d != o.due_day))
-        .ok_or_else(|| anyhow!("rule `{rule_id}` has no occurrence `{period_id}`"))?;
+    let (occ, ui) = planned(cfg, obligation)?;
+    let (rule_id, period_id, unit_id) = (
+        cfg.rules[occ.rule].id.as_str(),
+        occ.period.to_string(),
+        cfg.units[ui].id.as_str(),
+    );
     let step = occ
         .steps
         .iter()

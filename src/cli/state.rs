@@ -7,10 +7,12 @@ use chrono::{DateTime, Utc};
 
 use super::StatusFormat;
 use crate::config::Config;
+use crate::deliver::enqueue;
 use crate::deliver::notices;
 use crate::report;
 use crate::state::{AckAction, AckSource};
-use crate::store::{NewAck, Store};
+use crate::store::{NewAck, ObligationRecord, StepRows, Store};
+use crate::token::{self, TokenKey};
 
 fn existing_db(cfg: &Config) -> Result<()> {
     if !cfg.storage.path.is_file() {
@@ -40,9 +42,47 @@ pub(super) fn ack(
         user_agent: None,
         note,
     };
-    match notices::record_ack(&store, cfg, obligation, &ack)? {
+    let mut outcome = notices::record_ack(&store, cfg, obligation, &ack)?;
+    let mut ahead = false;
+    if outcome.is_none() {
+        // Not reminded yet: a unit that submits early says so before its first reminder,
+        // and then gets none. The obligation is recorded now, from the plan.
+        let (occ, ui) = match super::mail::planned(cfg, obligation) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: unknown obligation `{obligation}`: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        let key_file = token::key_path(&cfg.storage.path);
+        let Some(key) = TokenKey::load(&key_file)? else {
+            bail!(
+                "{} does not exist yet: `nhacviec run` creates it; start the daemon first",
+                key_file.display()
+            );
+        };
+        let okey = occ.obligation_key(cfg, ui);
+        let rows = StepRows {
+            occurrence: enqueue::occurrence_record(cfg, &occ),
+            obligations: vec![ObligationRecord {
+                unit: cfg.units[ui].id.clone(),
+                key: okey.clone(),
+                token_hash: token::hash(&key.token(&okey)),
+            }],
+            messages: Vec::new(),
+        };
+        store.enqueue(now, &[rows], None)?;
+        ahead = true;
+        outcome = notices::record_ack(&store, cfg, &okey, &ack)?;
+    }
+    let ahead = if ahead {
+        " (recorded ahead of its first reminder: the reminders it silences are never sent)"
+    } else {
+        ""
+    };
+    match outcome {
         Some(o) if o.changed() => {
-            println!("{obligation}: {} (was {})", o.after, o.before);
+            println!("{obligation}: {} (was {}){ahead}", o.after, o.before);
             Ok(ExitCode::SUCCESS)
         }
         Some(o) => {

@@ -161,3 +161,51 @@ fn cli_ack_and_status_agree_with_the_database() {
             .map(|(u, s)| (u.to_string(), s.to_string()))
     );
 }
+
+/// A unit that submitted early, recorded by the admin before its first reminder: `ack`
+/// records the obligation from the plan, and the unit is never reminded, while the other
+/// unit is. A name that is not a planned obligation is refused, saying why.
+#[test]
+fn done_before_the_first_reminder_means_no_reminder() {
+    use crate::support::config::{policy, tuyen_truyen, tuyen_truyen_key, unit};
+
+    use crate::support::daemon::Setup;
+    // One reminder, the day before the last day: Tue 14/10 08:00; the start is Mon 09:00.
+    let cfg = Cfg::new()
+        .units([unit("vp"), unit("kt")])
+        .rule(tuyen_truyen(&["vp", "kt"]).policy(policy(&["1d"], &[])));
+    let mut d = Setup::new(&cfg).start();
+    d.wait("the first wake", |d| d.mark());
+    assert!(d.rows().is_empty(), "nothing due yet");
+    let out = d.cli(&["ack", "--obligation", &tuyen_truyen_key("vp"), "--done"]);
+    assert_eq!(out.status, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{}: done (was pending) (recorded ahead of its first reminder: the reminders it silences are never sent)\n",
+            tuyen_truyen_key("vp")
+        )
+    );
+    assert_eq!(d.state(&tuyen_truyen_key("vp")).0, "done");
+    let out = d.cli(&[
+        "ack",
+        "--obligation",
+        "tuyen-truyen/2025-10-16/vp",
+        "--done",
+    ]);
+    assert_eq!(out.status, 1);
+    assert_eq!(
+        out.stderr,
+        "error: unknown obligation `tuyen-truyen/2025-10-16/vp`: rule `tuyen-truyen` has no occurrence `2025-10-16`\n"
+    );
+    d.stop();
+    d.restart_at("2025-10-14T07:59:58+07:00", 1);
+    let rows = d.wait_rows("kt's before-1d sent", |rows| {
+        rows.iter().any(|r| r.unit() == "kt" && r.status == "sent")
+    });
+    assert!(
+        rows.iter().all(|r| r.unit() != "vp"),
+        "no message at all for vp, done ahead: {rows:#?}"
+    );
+    assert_eq!(rows.len(), 1);
+}
