@@ -39,7 +39,7 @@ export NHACVIEC_TEST_PYTHON="$PWD/.venv/bin/python"
 # The library, the binary and the integration tests (there are no doc tests), four test
 # threads unless RUST_TEST_THREADS says otherwise (most integration tests wait on a daemon
 # or a server, not on a core: on 2 cores four threads took 31-35 s where two took 49-55,
-# before the Zalo tests; 40-41 s now),
+# before the Zalo tests; 39-49 s now),
 # then one closing line with the totals and the wall time the tests took after the build.
 # No test waits for a real minute: every daemon a test starts has its clock set
 # (NHACVIEC_CLOCK).
