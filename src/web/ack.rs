@@ -56,68 +56,40 @@ async fn lookup_hash(
 /// `GET /v/{hash}`: the obligation, read-only, with how to reach the unit.
 pub(super) async fn view(State(s): State<AppState>, Path(hash): Path<String>) -> Response {
     let now = s.clock.now();
-    let bytes: Option<Vec<u8>> = (hash.len() == 64)
-        .then(|| {
-            (0..32)
-                .map(|i| {
-                    let pair = hash.get(2 * i..2 * i + 2)?;
-                    if pair
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-                    {
-                        u8::from_str_radix(pair, 16).ok()
-                    } else {
-                        None
-                    }
-                })
-                .collect()
-        })
-        .flatten();
-    let Some(Ok(hash)) = bytes.map(<[u8; 32]>::try_from) else {
+    let Some(hash) = hex32(&hash) else {
         return s.not_found();
     };
     match lookup_hash(&s, hash, now).await {
         Ok(Some(ob)) => {
             let cfg = s.current.config();
-            let contacts: Vec<String> = cfg
-                .unit_index(&ob.unit)
-                .map(|u| cfg.units[u].email.clone())
-                .unwrap_or_default();
-            let tz = cfg.organization.timezone;
-            let when = |t: Option<DateTime<Utc>>| {
-                t.map_or(Value::Null, |t| {
-                    json!(present::moment_words(t.with_timezone(&tz)))
-                })
-            };
-            let state = Shown::of(ob.state, now >= ob.deadline);
-            s.render(
-                StatusCode::OK,
-                "view.html.j2",
-                json!({
-                    "title": ob.title,
-                    "period_label": ob.period_label,
-                    "once": ob.once(),
-                    "unit": cfg.unit_name(&ob.unit),
-                    "contacts": contacts,
-                    "deadline_words": present::deadline_words(
-                        ob.deadline.with_timezone(&tz),
-                        ob.due_day,
-                        Some(ob.last_day),
-                    ),
-                    "state": state.as_str(),
-                    "state_label": state.label(),
-                    "seen_at": when(ob.seen_at),
-                    "done_at": when(ob.done_at),
-                }),
-            )
+            let mut data = page_data(&cfg, &ob, now);
+            data["contacts"] = json!(
+                cfg.unit_index(&ob.unit)
+                    .map(|u| cfg.units[u].email.clone())
+                    .unwrap_or_default()
+            );
+            s.render(StatusCode::OK, "view.html.j2", data)
         }
         Ok(None) => s.not_found(),
         Err(r) => *r,
     }
 }
 
-fn render(s: &AppState, ob: &Obligation, now: DateTime<Utc>, result: Option<&str>) -> Response {
-    let cfg = s.current.config();
+/// 64 lowercase hex digits as 32 bytes (what `/v/` takes), or `None`.
+fn hex32(s: &str) -> Option<[u8; 32]> {
+    let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if s.len() != 64 || !s.bytes().all(lower_hex) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// What the ack page and the read-only view show of an obligation.
+fn page_data(cfg: &crate::config::Config, ob: &Obligation, now: DateTime<Utc>) -> Value {
     let tz = cfg.organization.timezone;
     let when = |t: Option<DateTime<Utc>>| {
         t.map_or(Value::Null, |t| {
@@ -125,26 +97,27 @@ fn render(s: &AppState, ob: &Obligation, now: DateTime<Utc>, result: Option<&str
         })
     };
     let state = Shown::of(ob.state, now >= ob.deadline);
-    s.render(
-        StatusCode::OK,
-        "ack.html.j2",
-        json!({
-            "title": ob.title,
-            "period_label": ob.period_label,
-            "once": ob.once(),
-            "unit": cfg.unit_name(&ob.unit),
-            "deadline_words": present::deadline_words(
-                ob.deadline.with_timezone(&tz),
-                ob.due_day,
-                Some(ob.last_day),
-            ),
-            "state": state.as_str(),
-            "state_label": state.label(),
-            "seen_at": when(ob.seen_at),
-            "done_at": when(ob.done_at),
-            "result": result,
-        }),
-    )
+    json!({
+        "title": ob.title,
+        "period_label": ob.period_label,
+        "once": ob.once(),
+        "unit": cfg.unit_name(&ob.unit),
+        "deadline_words": present::deadline_words(
+            ob.deadline.with_timezone(&tz),
+            ob.due_day,
+            Some(ob.last_day),
+        ),
+        "state": state.as_str(),
+        "state_label": state.label(),
+        "seen_at": when(ob.seen_at),
+        "done_at": when(ob.done_at),
+    })
+}
+
+fn render(s: &AppState, ob: &Obligation, now: DateTime<Utc>, result: Option<&str>) -> Response {
+    let mut data = page_data(s.current.config().as_ref(), ob, now);
+    data["result"] = json!(result);
+    s.render(StatusCode::OK, "ack.html.j2", data)
 }
 
 /// `GET /a/{token}`.
