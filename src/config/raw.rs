@@ -192,6 +192,11 @@ pub(super) fn valid_mailbox(s: &str) -> bool {
 
 pub(super) fn addresses(cx: &mut Cx, t: &mut Tbl, key: &'static str) -> Vec<String> {
     let list = t.str_list(cx, key).unwrap_or_default();
+    addresses_of(cx, list)
+}
+
+/// The email addresses of `list`; each one that is not one is an error.
+pub(super) fn addresses_of(cx: &mut Cx, list: Vec<At<String>>) -> Vec<String> {
     let mut out = Vec::new();
     for a in list {
         if valid_address(&a.v) {

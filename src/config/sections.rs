@@ -57,19 +57,12 @@ pub(super) fn read_org(cx: &mut Cx, t: &mut Tbl) -> Option<RawOrg> {
     });
     let coordinator = t.str(cx, "coordinator");
     // An address, or a unit: the unit is told on every channel it has.
-    let (mut admins, mut admin_units) = (Vec::new(), Vec::new());
-    for a in t.str_list(cx, "admins").unwrap_or_default() {
-        if !a.v.contains('@') {
-            admin_units.push(a);
-        } else if valid_address(&a.v) {
-            admins.push(a.v);
-        } else {
-            cx.error(
-                a.span,
-                format!("`{}` is not an email address (write name@domain)", a.v),
-            );
-        }
-    }
+    let (emails, admin_units): (Vec<_>, Vec<_>) = t
+        .str_list(cx, "admins")
+        .unwrap_or_default()
+        .into_iter()
+        .partition(|a| a.v.contains('@'));
+    let admins = addresses_of(cx, emails);
     Some(RawOrg {
         name: name?.v,
         timezone: timezone?,
