@@ -16,7 +16,7 @@ use crate::deliver::channel::{Outgoing, message_id};
 use crate::deliver::context::{self, Recipient};
 use crate::deliver::email::{self, Envelope};
 use crate::deliver::templates::Templates;
-use crate::deliver::{sender_for, telegram, webhook};
+use crate::deliver::{render, sender_for, telegram, webhook};
 use crate::plan::{self, Period};
 use crate::present;
 use crate::state::{Channel, TemplateKind};
@@ -90,27 +90,26 @@ pub(super) fn send_test(
             );
         };
         let describe = sender.describe().to_string();
-        let ctx = json!({
-            "org": {"name": cfg.organization.name, "public_url": cfg.organization.public_url},
-            "sent_at": present::moment_words(now.with_timezone(&cfg.organization.timezone)),
-            "transport": describe,
-            "ack_button": false,
-        });
-        let mut rendered = templates.render_for(channel, TemplateKind::Test, &ctx)?;
-        if channel == Channel::Zalo {
+        let (kind, ctx) = match channel {
             // No ZNS template is approved for a test: the `before` one, on sample data.
-            let sample = crate::deliver::templates::sample(TemplateKind::Before);
-            rendered.zalo = Some(crate::deliver::zalo::payload(
-                cfg,
-                templates,
+            Channel::Zalo => (
                 TemplateKind::Before,
-                &sample,
-            )?);
-        }
+                crate::deliver::templates::sample(TemplateKind::Before),
+            ),
+            _ => (
+                TemplateKind::Test,
+                json!({
+                    "org": {"name": cfg.organization.name, "public_url": cfg.organization.public_url},
+                    "sent_at": present::moment_words(now.with_timezone(&cfg.organization.timezone)),
+                    "transport": describe,
+                }),
+            ),
+        };
+        let (ctx, rendered) = render(cfg, templates, channel, kind, ctx)?;
         let out = Outgoing {
             channel,
             key: &key,
-            kind: TemplateKind::Test,
+            kind,
             context: &ctx,
             to_name: None,
             to,
@@ -250,33 +249,24 @@ pub(super) fn preview(
     };
     let key_file = token::key_path(&cfg.storage.path);
     let okey = obligation.to_string();
-    let url = match TokenKey::load(&key_file)? {
-        Some(key) => context::ack_url(cfg, &key.token(&okey)),
+    let token = match TokenKey::load(&key_file)? {
+        Some(key) => key.token(&okey),
         None => {
             eprintln!(
                 "note: {} does not exist yet (`nhacviec run` creates it), so the link below is a placeholder",
                 key_file.display()
             );
-            context::ack_url(cfg, "<ma-xac-nhan>")
+            "<ma-xac-nhan>".to_string()
         }
     };
     let kind = context::template_kind(step, to);
-    let mut ctx = context::reminder(cfg, &occ, ui, step, to);
-    ctx = match kind {
-        TemplateKind::Escalated => {
-            let token = url.rsplit('/').next().unwrap_or_default();
-            let mut c = ctx;
-            c["view_url"] = json!(context::view_url(cfg, token));
-            c
-        }
-        _ => context::with_ack_url(ctx, &url),
-    };
-    let button = telegram::button_url_ok(&cfg.organization.public_url);
-    ctx["ack_button"] = json!(button);
-    let mut rendered = templates.render_for(channel, kind, &ctx)?;
-    if channel == Channel::Zalo {
-        rendered.zalo = Some(crate::deliver::zalo::payload(cfg, templates, kind, &ctx)?);
-    }
+    let ctx = context::with_links(
+        cfg,
+        context::reminder(cfg, &occ, ui, step, to),
+        kind,
+        &token,
+    );
+    let (ctx, rendered) = render(cfg, templates, channel, kind, ctx)?;
     let to_addr = cfg.units[recipient_unit]
         .addresses()
         .into_iter()

@@ -161,22 +161,14 @@ pub fn view_url(cfg: &Config, token: &str) -> String {
 /// Adds the links a reminder carries, for rendering: the acknowledgement link for the unit,
 /// the read-only view for the leadership's escalated copy (a leader's click must not record
 /// the unit's answer).
-pub fn with_links(cfg: &Config, ctx: Value, template: TemplateKind, token: &str) -> Value {
-    if template == TemplateKind::Escalated {
-        let mut ctx = ctx;
-        if let Some(map) = ctx.as_object_mut() {
-            map.insert("view_url".into(), Value::String(view_url(cfg, token)));
-        }
-        ctx
+pub fn with_links(cfg: &Config, mut ctx: Value, template: TemplateKind, token: &str) -> Value {
+    let (name, url) = if template == TemplateKind::Escalated {
+        ("view_url", view_url(cfg, token))
     } else {
-        with_ack_url(ctx, &ack_url(cfg, token))
-    }
-}
-
-/// Adds the acknowledgement link to template data, for rendering.
-pub fn with_ack_url(mut ctx: Value, url: &str) -> Value {
+        ("ack_url", ack_url(cfg, token))
+    };
     if let Some(map) = ctx.as_object_mut() {
-        map.insert("ack_url".into(), Value::String(url.to_string()));
+        map.insert(name.into(), Value::String(url));
     }
     ctx
 }

@@ -90,6 +90,32 @@ impl Applied {
     }
 }
 
+/// A message of `kind` for `channel`, rendered from `ctx`, the same way for the outbox,
+/// `send-test` and `preview`: the email parts (a webhook carries them too); for Telegram its
+/// message, fitted to Telegram's length, with the ack link as a button when Telegram takes
+/// `public_url` (`ack_button` in the data); for Zalo the ZNS template and its parameters.
+/// Returns the data as rendered, with the parts.
+pub fn render(
+    cfg: &Config,
+    templates: &Templates,
+    channel: Channel,
+    kind: crate::state::TemplateKind,
+    mut ctx: serde_json::Value,
+) -> Result<(serde_json::Value, templates::Rendered), templates::RenderError> {
+    if channel == Channel::Telegram {
+        ctx["ack_button"] = serde_json::json!(
+            ctx.get("ack_url").is_some() && telegram::button_url_ok(&cfg.organization.public_url)
+        );
+    }
+    let mut r = templates.render(kind, &ctx)?;
+    match channel {
+        Channel::Telegram => r.telegram = Some(telegram::fit(templates, kind, &ctx)?),
+        Channel::Zalo => r.zalo = Some(zalo::payload(cfg, templates, kind, &ctx)?),
+        Channel::Email | Channel::Webhook => {}
+    }
+    Ok((ctx, r))
+}
+
 /// The sender of `channel` under `cfg`, or `None` when the config does not set the channel
 /// up (or, for Zalo, whose tokens live in the database, when there is no `store`). Reads
 /// its secrets now: a missing or malformed one is an error naming where it is, never its

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use super::channel::{Outgoing, Receipt, SendError};
 use super::limit::Limiter;
-use super::{Applied, Current, context, telegram};
+use super::{Applied, Current, context};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::state::Channel;
@@ -317,19 +317,7 @@ async fn attempt(
     if m.template.step_kind().is_some() {
         ctx = context::with_links(cfg, ctx, kind, &key.token(&m.obligation));
     }
-    if m.channel == Channel::Telegram {
-        ctx["ack_button"] = serde_json::json!(
-            ctx.get("ack_url").is_some() && telegram::button_url_ok(&cfg.organization.public_url)
-        );
-    }
-    let rendered = match applied.templates.render_for(m.channel, kind, &ctx) {
-        Ok(mut r) if m.channel == Channel::Zalo => {
-            match super::zalo::payload(cfg, &applied.templates, kind, &ctx) {
-                Ok(p) => r.zalo = Some(p),
-                Err(e) => return (None, Err(SendError::Permanent(e.to_string()))),
-            }
-            r
-        }
+    let (ctx, rendered) = match super::render(cfg, &applied.templates, m.channel, kind, ctx) {
         Ok(r) => r,
         Err(e) => return (None, Err(SendError::Permanent(e.to_string()))),
     };

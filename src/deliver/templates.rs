@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::config::Diagnostic;
 use crate::config::diag::{Diagnostics, Source};
-use crate::state::{Channel, TemplateKind};
+use crate::state::TemplateKind;
 
 macro_rules! builtin {
     ($($name:literal),* $(,)?) => {
@@ -208,21 +208,6 @@ impl Templates {
                 name: "(a ZNS parameter)".into(),
                 detail: describe(&e),
             })
-    }
-
-    /// Renders a message of `kind` with `ctx` for `channel`: the email parts (a webhook
-    /// carries them too), and for Telegram its message, fitted to Telegram's length limit.
-    pub fn render_for(
-        &self,
-        channel: Channel,
-        kind: TemplateKind,
-        ctx: &Value,
-    ) -> Result<Rendered, RenderError> {
-        let mut r = self.render(kind, ctx)?;
-        if channel == Channel::Telegram {
-            r.telegram = Some(super::telegram::fit(self, kind, ctx)?);
-        }
-        Ok(r)
     }
 
     /// Renders a message of `kind` with `ctx`: subject, text and HTML.

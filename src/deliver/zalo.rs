@@ -305,9 +305,9 @@ impl ZaloSender {
             .map_err(|e| SendError::Transient(format!("the Zalo token renewal stopped ({e})")))?;
         match outcome {
             Renewed::Access(a) => Ok(a),
-            Renewed::Failed(e) => Err(SendError::Transient(self.redact(&e, None))),
+            Renewed::Failed(e) => Err(SendError::Transient(self.redact(&e, refresh_token))),
             Renewed::Refused { code, said } => {
-                let said = self.redact(&said, None);
+                let said = self.redact(&said, refresh_token);
                 let why = format!(
                     "Zalo refused the OA's refresh token ({code}: {said}): nothing is sent on Zalo until an admin issues a new one: log in to Zalo for Developers as the OA's admin, authorize app {} again for a new refresh token, save it in a file and run `nhacviec zalo token --import FILE` (if a renewal's answer was lost earlier, Zalo may have spent the token then)",
                     self.cfg.app_id
@@ -331,20 +331,15 @@ impl ZaloSender {
         }
     }
 
-    /// `text` without the app's secret key, any stored token, or `also` (the token just
-    /// sent, which another sender may have replaced since).
-    fn redact(&self, text: &str, also: Option<&str>) -> String {
-        let mut out = text.replace(&self.secret_key, "<secret key>");
-        if let Some(a) = also.filter(|a| !a.is_empty()) {
-            out = out.replace(a, "<access token>");
+    /// `text` without the app's secret key or `token`, the token the request it answers
+    /// carried (the only ones Zalo could echo back).
+    fn redact(&self, text: &str, token: &str) -> String {
+        let out = text.replace(&self.secret_key, "<secret key>");
+        if token.is_empty() {
+            out
+        } else {
+            out.replace(token, "<token>")
         }
-        if let Ok(Some(t)) = self.store.zalo_tokens() {
-            out = out.replace(&t.refresh_token, "<refresh token>");
-            if let Some(a) = &t.access_token {
-                out = out.replace(a, "<access token>");
-            }
-        }
-        out
     }
 
     /// One `message/template` call: the receipt, or what went wrong.
@@ -371,7 +366,7 @@ impl ZaloSender {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let text = match resp.text().await {
-            Ok(t) => self.redact(&t, Some(access)),
+            Ok(t) => self.redact(&t, access),
             Err(e) => {
                 return Err(SendError::Transient(format!(
                     "Zalo answered {status} but the answer was cut off ({}); the message may arrive twice",
