@@ -12,6 +12,15 @@ use crate::support::db::Row;
 use crate::support::zalo::{ZaloOpts, ZaloServer};
 use crate::support::{assert_contains, assert_lacks};
 
+/// Just before the second reminder of [`two_reminders`], Tue 14/10 08:00.
+const BEFORE_1D: &str = "2025-10-14T07:59:58+07:00";
+
+/// The usual task with two reminders: five days before the last day (past at the first
+/// start, so sent at once) and the day before ([`BEFORE_1D`]).
+fn two_reminders(units: &[&str]) -> crate::support::config::Rule {
+    tuyen_truyen(units).policy(policy(&["5d", "1d"], &[]))
+}
+
 fn zalo_rows(rows: &[Row]) -> Vec<&Row> {
     rows.iter().filter(|r| r.channel == "zalo").collect()
 }
@@ -156,13 +165,13 @@ fn an_expired_access_token_is_renewed_once_and_the_message_sent() {
     let z = ZaloServer::start(ZaloOpts::default());
     let cfg = Cfg::new()
         .units([unit("vp").zalo(&["0912345678"])])
-        .rule(tuyen_truyen(&["vp"]).policy(policy(&["5d", "1d"], &[])))
+        .rule(two_reminders(&["vp"]))
         .zalo(&z);
     let mut d = Setup::new(&cfg).start();
     d.wait_sent(2);
     z.control(json!({"expire_access": true}));
     d.stop();
-    d.restart_at("2025-10-14T07:59:58+07:00", 1);
+    d.restart_at(BEFORE_1D, 1);
     let rows = d.wait_rows("before-1d sent on Zalo", |rows| {
         zalo_rows(rows)
             .iter()
@@ -271,7 +280,7 @@ fn a_refused_refresh_token_locks_the_channel() {
             unit("vp").zalo(&["0912345678"]),
             unit("kt").zalo(&["0912345679"]),
         ])
-        .rule(tuyen_truyen(&["vp", "kt"]).policy(policy(&["5d", "1d"], &[])))
+        .rule(two_reminders(&["vp", "kt"]))
         .admins(&[crate::support::config::ADMIN])
         .zalo(&z);
     let mut d = Setup::new(&cfg).start();
@@ -338,7 +347,7 @@ fn a_refused_refresh_token_locks_the_channel() {
     );
     assert_eq!(tokens(&d).2, None, "unlocked");
     d.stop();
-    d.restart_at("2025-10-14T07:59:58+07:00", 1);
+    d.restart_at(BEFORE_1D, 1);
     d.wait_rows("the held reminders and before-1d sent on Zalo", |rows| {
         let zr = zalo_rows(rows);
         zr.len() == 4 && zr.iter().all(|r| r.status == "sent")
@@ -366,7 +375,7 @@ fn four_senders_needing_a_token_at_once_make_one_renewal() {
     let phones = ["0912000001", "0912000002", "0912000003", "0912000004"];
     let cfg = Cfg::new()
         .units(ids.iter().zip(phones).map(|(u, p)| unit(u).zalo(&[p])))
-        .rule(tuyen_truyen(&ids).policy(policy(&["5d", "1d"], &[])))
+        .rule(two_reminders(&ids))
         .zalo(&z);
     let mut d = Setup::new(&cfg).start();
     d.wait_rows("four sent on Zalo", |rows| {
@@ -379,7 +388,7 @@ fn four_senders_needing_a_token_at_once_make_one_renewal() {
     assert_eq!(z.refreshes().len(), 1, "one renewal for four senders");
     z.control(json!({"expire_access": true}));
     d.stop();
-    d.restart_at("2025-10-14T07:59:58+07:00", 1);
+    d.restart_at(BEFORE_1D, 1);
     d.wait_rows("the next four sent on Zalo", |rows| {
         zalo_rows(rows)
             .iter()
@@ -405,7 +414,7 @@ fn sigkill_after_a_renewal_keeps_the_new_refresh_token() {
     let z = ZaloServer::start(ZaloOpts::default());
     let cfg = Cfg::new()
         .units([unit("vp").zalo(&["0912345678"])])
-        .rule(tuyen_truyen(&["vp"]).policy(policy(&["5d", "1d"], &[])))
+        .rule(two_reminders(&["vp"]))
         .zalo(&z);
     let mut d = Setup::new(&cfg).start();
     d.wait_sent(2);
@@ -419,7 +428,7 @@ fn sigkill_after_a_renewal_keeps_the_new_refresh_token() {
         ]),
         None,
     );
-    d.restart_at("2025-10-14T07:59:58+07:00", 1);
+    d.restart_at(BEFORE_1D, 1);
     d.wait("the renewal answered and the retry hanging", |_| {
         (z.refreshes().len() == 2 && z.sends().len() == 3).then_some(())
     });

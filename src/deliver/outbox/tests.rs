@@ -77,6 +77,16 @@ fn fixture_with(mail_dir: &str, senders: impl FnOnce(Applied) -> Applied) -> Fix
     }
 }
 
+/// Enqueues vp's first step of the 9-month report 2025 and sets the clock to its instant.
+fn enqueue_first_step(f: &Fixture) {
+    let cfg = f.cfg();
+    let occ = plan::occurrence(&cfg, 0, Period::NineMonths(2025)).unwrap();
+    let step = &occ.steps[0];
+    let rows = enqueue::step_rows(&cfg, &f.key, &occ, step, &[f.vp()], false);
+    f.store.enqueue(f.clock.now(), &[rows], None).unwrap();
+    f.clock.set(step.at.with_timezone(&Utc));
+}
+
 /// Enqueues every step of the 9-month report 2025 (all due by 15/10/2025).
 fn enqueue_all(f: &Fixture) -> usize {
     let cfg = f.cfg();
@@ -180,12 +190,7 @@ async fn transient_failures_back_off_then_give_up_after_48_hours() {
     let f = fixture("mail");
     // The mail folder's place is taken by a file: every write fails, transiently.
     std::fs::write(&f.mail, "not a folder").unwrap();
-    let cfg = f.cfg();
-    let occ = plan::occurrence(&cfg, 0, Period::NineMonths(2025)).unwrap();
-    let step = &occ.steps[0];
-    let rows = enqueue::step_rows(&cfg, &f.key, &occ, step, &[f.vp()], false);
-    f.store.enqueue(f.clock.now(), &[rows], None).unwrap();
-    f.clock.set(step.at.with_timezone(&Utc));
+    enqueue_first_step(&f);
     let start = f.clock.now();
     let mut waits = Vec::new();
     loop {
@@ -409,12 +414,7 @@ async fn a_retry_waits_for_the_server_s_instant_or_the_backoff_whichever_is_late
     });
     let sender = asks.clone();
     let f = fixture_with("mail", move |a| a.with_sender(Channel::Email, sender));
-    let cfg = f.cfg();
-    let occ = plan::occurrence(&cfg, 0, Period::NineMonths(2025)).unwrap();
-    let step = &occ.steps[0];
-    let rows = enqueue::step_rows(&cfg, &f.key, &occ, step, &[f.vp()], false);
-    f.store.enqueue(f.clock.now(), &[rows], None).unwrap();
-    f.clock.set(step.at.with_timezone(&Utc));
+    enqueue_first_step(&f);
     let next = |f: &Fixture| f.store.messages().unwrap()[0].next_attempt_at.unwrap();
 
     // 10 minutes, later than the first backoff (1 minute): 10 minutes.
