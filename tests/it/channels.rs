@@ -11,8 +11,8 @@ use serde_json::json;
 use crate::ack::{ack, mails};
 use crate::support::channels::{HookServer, Req};
 use crate::support::config::{
-    Cfg, FIRST_START, ORG, REFERENCE, TUYEN_TRUYEN, WEBHOOK_SECRET, address, name, policy,
-    tuyen_truyen, tuyen_truyen_key, unit,
+    Cfg, FIRST_START, ORG, REFERENCE, TUYEN_TRUYEN, WEBHOOK_SECRET, address, name, numbered,
+    policy, tuyen_truyen, tuyen_truyen_key, unit,
 };
 use crate::support::daemon::{Daemon, Setup};
 use crate::support::db::Row;
@@ -627,56 +627,23 @@ fn the_bot_token_never_leaks() {
 fn sigkill_during_a_burst_of_webhooks_loses_none() {
     const N: usize = 300;
     let hooks = HookServer::start();
-    let units: Vec<String> = (0..N)
-        .map(|i| {
-            format!(
-                "  {{ id = \"u{i:03}\", name = \"Đơn vị {i}\", webhook = \"{}\" }},",
-                hooks.hook_url(&format!("u{i:03}"))
-            )
-        })
-        .collect();
+    let mut cfg = Cfg::new()
+        .units((0..N).map(|i| numbered(i).webhooks(&[&hooks.hook_url(&format!("u{i:03}"))])))
+        .rule(tuyen_truyen(&["all"]))
+        .channels(&hooks);
     // 6000 a minute: the burst takes three seconds, so the kill lands in it.
-    let mut cfg = Cfg::new();
-    let text = format!(
-        r#"unit = [
-{}
-]
-rule = [{{ id = "nhiem-vu", kind = "task", title = "Nhiệm vụ thử", period = "once", due = {{ date = "2025-10-15" }}, units = ["all"], policy = "p" }}]
-
-[organization]
-name = "{ORG}"
-[server]
-listen = "127.0.0.1:{port}"
-[email]
-from = "Nhắc việc <nhacviec@thu.example.vn>"
-transport = "file"
-[calendar]
-holidays = "none"
-[policy.p]
-before = ["5d"]
-on_due = false
-after = []
-[channels.webhook]
-secret_file = "secrets/webhook-secret"
-max_per_minute = 6000
-"#,
-        units.join("\n"),
-        port = cfg.port,
+    cfg.extra = cfg.extra.replace(
+        "[channels.webhook]\nsecret_file = \"secrets/webhook-secret\"\nmax_per_minute = 100000",
+        "[channels.webhook]\nsecret_file = \"secrets/webhook-secret\"\nmax_per_minute = 6000",
     );
-    cfg.files
-        .push(("secrets/webhook-secret".into(), WEBHOOK_SECRET.into()));
-    let mut d = Setup::new(&cfg).prepare();
-    d.write_config(&text);
-    for (path, body) in &cfg.files {
-        crate::support::write(&d.path(path), body);
-    }
-    d.restart_at(FIRST_START, 1);
+    assert!(cfg.extra.contains("max_per_minute = 6000"));
+    let mut d = Setup::new(&cfg).start();
     hooks.wait_requests(40, WAIT);
     d.kill();
     let in_flight: BTreeSet<String> = d
         .rows()
         .iter()
-        .filter(|r| r.status == "sending")
+        .filter(|r| r.channel == "webhook" && r.status == "sending")
         .map(webhook_id)
         .collect();
     assert!(in_flight.len() <= 4, "at most 4 in flight: {in_flight:?}");
@@ -688,8 +655,10 @@ max_per_minute = 6000
 
     d.restart_at(FIRST_START, 1);
     let rows = d.wait_rows("all 300 sent", |rows| {
-        rows.len() == N && rows.iter().all(|r| r.status == "sent")
+        let hooks = rows_of(rows, "webhook");
+        hooks.len() == N && hooks.iter().all(|r| r.status == "sent")
     });
+    let rows: Vec<Row> = rows_of(&rows, "webhook").into_iter().cloned().collect();
     let mut arrivals: BTreeMap<String, usize> = BTreeMap::new();
     for r in hooks.hooks() {
         *arrivals

@@ -88,6 +88,15 @@ pub fn unit(id: &str) -> Unit {
     }
 }
 
+/// Unit number `i` of a crowd: `u007`, "Đơn vị 7", no address yet.
+pub fn numbered(i: usize) -> Unit {
+    Unit {
+        id: format!("u{i:03}"),
+        name: format!("Đơn vị {i}"),
+        ..unit("vp").emails(&[])
+    }
+}
+
 /// Known units, in this order.
 pub fn units(ids: &[&str]) -> Vec<Unit> {
     ids.iter().map(|id| unit(id)).collect()
