@@ -21,6 +21,14 @@ fn two_reminders(units: &[&str]) -> crate::support::config::Rule {
     tuyen_truyen(units).policy(policy(&["5d", "1d"], &[]))
 }
 
+/// `vp` reached by email and on Zalo at 0912 345 678, owing `rule`, through `z`.
+fn vp_on_zalo(z: &ZaloServer, rule: crate::support::config::Rule) -> Cfg {
+    Cfg::new()
+        .units([unit("vp").zalo(&["0912 345 678"])])
+        .rule(rule)
+        .zalo(z)
+}
+
 fn zalo_rows(rows: &[Row]) -> Vec<&Row> {
     rows.iter().filter(|r| r.channel == "zalo").collect()
 }
@@ -84,10 +92,7 @@ fn assert_no_secret(d: &Daemon, z: &ZaloServer) {
 #[test]
 fn a_reminder_arrives_on_zalo_with_its_template_and_data() {
     let z = ZaloServer::start(ZaloOpts::default());
-    let cfg = Cfg::new()
-        .units([unit("vp").zalo(&["0912 345 678"])])
-        .rule(tuyen_truyen(&["vp"]))
-        .zalo(&z);
+    let cfg = vp_on_zalo(&z, tuyen_truyen(&["vp"]));
     let mut d = Setup::new(&cfg).start();
     let rows = d.wait_sent(2);
     let row = zalo_rows(&rows)[0];
@@ -163,10 +168,7 @@ fn a_reminder_arrives_on_zalo_with_its_template_and_data() {
 #[test]
 fn an_expired_access_token_is_renewed_once_and_the_message_sent() {
     let z = ZaloServer::start(ZaloOpts::default());
-    let cfg = Cfg::new()
-        .units([unit("vp").zalo(&["0912345678"])])
-        .rule(two_reminders(&["vp"]))
-        .zalo(&z);
+    let cfg = vp_on_zalo(&z, two_reminders(&["vp"]));
     let mut d = Setup::new(&cfg).start();
     d.wait_sent(2);
     z.control(json!({"expire_access": true}));
@@ -412,10 +414,7 @@ fn four_senders_needing_a_token_at_once_make_one_renewal() {
 #[test]
 fn sigkill_after_a_renewal_keeps_the_new_refresh_token() {
     let z = ZaloServer::start(ZaloOpts::default());
-    let cfg = Cfg::new()
-        .units([unit("vp").zalo(&["0912345678"])])
-        .rule(two_reminders(&["vp"]))
-        .zalo(&z);
+    let cfg = vp_on_zalo(&z, two_reminders(&["vp"]));
     let mut d = Setup::new(&cfg).start();
     d.wait_sent(2);
     d.stop();
@@ -460,10 +459,7 @@ fn sigkill_after_a_renewal_keeps_the_new_refresh_token() {
 #[test]
 fn the_refresh_token_is_renewed_after_a_month_without_sends() {
     let z = ZaloServer::start(ZaloOpts::default());
-    let cfg = Cfg::new()
-        .units([unit("vp").zalo(&["0912345678"])])
-        .rule(tuyen_truyen(&["vp"]))
-        .zalo(&z);
+    let cfg = vp_on_zalo(&z, tuyen_truyen(&["vp"]));
     let mut d = Setup::new(&cfg).start();
     d.wait_sent(2);
     let (_, first, _) = tokens(&d);
@@ -492,10 +488,7 @@ fn the_refresh_token_is_renewed_after_a_month_without_sends() {
 #[test]
 fn send_test_and_preview_on_zalo_never_renew() {
     let z = ZaloServer::start(ZaloOpts::default());
-    let cfg = Cfg::new()
-        .units([unit("vp").zalo(&["0912 345 678"])])
-        .rule(tuyen_truyen(&["vp"]))
-        .zalo(&z);
+    let cfg = vp_on_zalo(&z, tuyen_truyen(&["vp"]));
     let mut d = Setup::new(&cfg).prepare();
     let preview = d.cli(&[
         "preview",
