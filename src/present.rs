@@ -125,17 +125,19 @@ impl Shown {
             Shown::Seen => "Đã nhận",
             Shown::Pending => "Chưa xác nhận",
             Shown::Overdue => "Quá hạn",
+            Shown::Upcoming => "Chưa đến hạn nhắc",
         }
     }
 
     /// Its colour, as Vietnamese e-office systems show it: green done, blue seen, amber
-    /// pending, red overdue.
+    /// pending, red overdue; grey for what has not been reminded yet.
     pub fn color(self) -> &'static str {
         match self {
             Shown::Done => "#15803d",
             Shown::Seen => "#1d4ed8",
             Shown::Pending => "#b45309",
             Shown::Overdue => "#b91c1c",
+            Shown::Upcoming => "#6b7280",
         }
     }
 }

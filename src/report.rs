@@ -55,7 +55,7 @@ pub fn lines(cfg: &Config, states: &[Obligation], now: DateTime<Utc>) -> Vec<Lin
     states
         .iter()
         .map(|o| {
-            let state = Shown::of(o.state, now >= o.deadline);
+            let state = o.shown(now);
             Line {
                 obligation: o.key.clone(),
                 rule: o.rule.clone(),
@@ -220,7 +220,7 @@ pub fn grid(cfg: &Config, states: &[Obligation], now: DateTime<Utc>) -> (Vec<Col
                 .map(|c| {
                     cells.get(&(id, c)).map(|o| Cell {
                         key: o.key.clone(),
-                        state: Shown::of(o.state, now >= o.deadline),
+                        state: o.shown(now),
                         at: o
                             .state_at()
                             .map(|t| present::moment_words(t.with_timezone(&tz))),

@@ -233,6 +233,15 @@ impl ObligationState {
 }
 
 /// An obligation's state as people see it: past its deadline, anything not done is overdue.
+/// An obligation as the engine sees it when deciding what falls due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// Its state.
+    pub state: ObligationState,
+    /// Whether any message of one of its steps was enqueued.
+    pub reminded: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Shown {
@@ -244,6 +253,8 @@ pub enum Shown {
     Pending,
     /// Not done, past the deadline.
     Overdue,
+    /// Nothing yet, and no reminder sent yet ("chưa đến hạn nhắc").
+    Upcoming,
 }
 
 impl Shown {
@@ -257,6 +268,15 @@ impl Shown {
         }
     }
 
+    /// Like [`Shown::of`], and `upcoming` for a pending obligation that has had no reminder
+    /// yet (before its deadline).
+    pub fn of_reminded(state: ObligationState, overdue: bool, reminded: bool) -> Shown {
+        match Shown::of(state, overdue) {
+            Shown::Pending if !reminded => Shown::Upcoming,
+            s => s,
+        }
+    }
+
     /// `done`, `seen`, `pending`, `overdue` (CSS classes, JSON, CSV).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -264,6 +284,7 @@ impl Shown {
             Shown::Seen => "seen",
             Shown::Pending => "pending",
             Shown::Overdue => "overdue",
+            Shown::Upcoming => "upcoming",
         }
     }
 }

@@ -108,6 +108,20 @@ impl TokenKey {
     }
 }
 
+impl TokenKey {
+    /// The token of a unit's page and feed at `generation`: 32 hex digits, from a different
+    /// domain than the obligations' tokens, so neither can stand for the other.
+    pub fn unit_token(&self, unit: &str, generation: u32) -> String {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(b"nhacviec unit v1\0");
+        mac.update(unit.as_bytes());
+        mac.update(b"\0");
+        mac.update(&generation.to_be_bytes());
+        hex(&mac.finalize().into_bytes()[..16])
+    }
+}
+
 /// SHA-256 of a token, as stored and looked up.
 pub fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
@@ -136,6 +150,13 @@ mod tests {
         assert_ne!(hash(&t), hash(&a.token("x")));
         assert!(!well_formed(&t[..31]));
         assert!(!well_formed(&t.to_uppercase()));
+        let u = a.unit_token("vp", 0);
+        assert!(well_formed(&u), "{u}");
+        assert_eq!(u, a.unit_token("vp", 0));
+        assert_ne!(u, a.unit_token("vp", 1), "a rotation changes it");
+        assert_ne!(u, a.unit_token("kt", 0));
+        assert_ne!(u, b.unit_token("vp", 0));
+        assert_ne!(u, a.token("vp"), "not an obligation's token");
     }
 
     #[test]

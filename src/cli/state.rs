@@ -11,7 +11,7 @@ use crate::deliver::enqueue;
 use crate::deliver::notices;
 use crate::report;
 use crate::state::{AckAction, AckSource};
-use crate::store::{NewAck, ObligationRecord, StepRows, Store};
+use crate::store::{NewAck, StepRows, Store};
 use crate::token::{self, TokenKey};
 
 fn existing_db(cfg: &Config) -> Result<()> {
@@ -64,11 +64,7 @@ pub(super) fn ack(
         let okey = occ.obligation_key(cfg, ui);
         let rows = StepRows {
             occurrence: enqueue::occurrence_record(cfg, &occ),
-            obligations: vec![ObligationRecord {
-                unit: cfg.units[ui].id.clone(),
-                key: okey.clone(),
-                token_hash: token::hash(&key.token(&okey)),
-            }],
+            obligations: vec![enqueue::obligation_record(cfg, &key, &occ, ui)],
             messages: Vec::new(),
         };
         store.enqueue(now, &[rows], None)?;

@@ -71,15 +71,21 @@ impl Counts {
     }
 
     fn json(&self) -> serde_json::Map<String, Value> {
-        [Shown::Done, Shown::Seen, Shown::Pending, Shown::Overdue]
-            .into_iter()
-            .map(|s| {
-                (
-                    s.as_str().to_string(),
-                    json!(self.0.get(&s).copied().unwrap_or(0)),
-                )
-            })
-            .collect()
+        [
+            Shown::Done,
+            Shown::Seen,
+            Shown::Pending,
+            Shown::Overdue,
+            Shown::Upcoming,
+        ]
+        .into_iter()
+        .map(|s| {
+            (
+                s.as_str().to_string(),
+                json!(self.0.get(&s).copied().unwrap_or(0)),
+            )
+        })
+        .collect()
     }
 }
 
@@ -102,13 +108,17 @@ pub fn context(
     let mut totals = Counts::default();
     let mut occurrences = Vec::new();
     for ((deadline, rule, period), units) in &by_occ {
-        if units.iter().all(|u| u.state == ObligationState::Done) {
+        // Nothing to report on an occurrence all done, or one nobody has been reminded of
+        // yet (recorded ahead: the status page lists those).
+        if units.iter().all(|u| u.state == ObligationState::Done)
+            || !units.iter().any(|u| u.reminded)
+        {
             continue;
         }
         let mut counts = Counts::default();
         let mut shown = Vec::new();
         for u in units {
-            let state = Shown::of(u.state, now >= u.deadline);
+            let state = u.shown(now);
             counts.add(state);
             totals.add(state);
             let at = match state {
@@ -243,6 +253,7 @@ mod tests {
             state,
             seen_at: None,
             done_at: (state == ObligationState::Done).then_some(deadline - Duration::days(2)),
+            reminded: true,
         }
     }
 

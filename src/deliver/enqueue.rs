@@ -47,11 +47,7 @@ pub fn step_rows(
     let mut messages = Vec::new();
     for &u in units {
         let okey = occ.obligation_key(cfg, u);
-        obligations.push(ObligationRecord {
-            unit: cfg.units[u].id.clone(),
-            key: okey.clone(),
-            token_hash: token::hash(&key.token(&okey)),
-        });
+        obligations.push(obligation_record(cfg, key, occ, u));
         let mut add = |to: Recipient, channel: Channel, addr: &str| {
             let m = Message::new(
                 okey.clone(),
@@ -80,6 +76,57 @@ pub fn step_rows(
         occurrence: occurrence_record(cfg, occ),
         obligations,
         messages,
+    }
+}
+
+/// How far ahead obligations are recorded before their first reminder.
+pub const REGISTER_DAYS: i64 = 365;
+
+/// Every obligation the engine keeps recorded ahead of its reminders ([`Store::register`]):
+/// each occurrence whose deadline is after `now` (and after the database's first start) and
+/// at most [`REGISTER_DAYS`] ahead, with its obligations and no message.
+///
+/// [`Store::register`]: crate::store::Store::register
+pub fn planned_rows(
+    cfg: &Config,
+    key: &TokenKey,
+    now: chrono::DateTime<Utc>,
+    first_start: chrono::DateTime<Utc>,
+) -> Vec<StepRows> {
+    let tz = cfg.organization.timezone;
+    let today = now.with_timezone(&tz).date_naive();
+    let horizon = now + chrono::Duration::days(REGISTER_DAYS);
+    let to = horizon.with_timezone(&tz).date_naive();
+    crate::plan::occurrences(cfg, today, to, crate::plan::Filter::default())
+        .into_iter()
+        .filter(|o| {
+            let d = o.deadline.with_timezone(&Utc);
+            d > now && d > first_start && d <= horizon
+        })
+        .map(|occ| StepRows {
+            obligations: cfg.rules[occ.rule]
+                .units
+                .iter()
+                .map(|&u| obligation_record(cfg, key, &occ, u))
+                .collect(),
+            occurrence: occurrence_record(cfg, &occ),
+            messages: Vec::new(),
+        })
+        .collect()
+}
+
+/// The record of unit `u`'s obligation in `occ`, with its token's hash.
+pub fn obligation_record(
+    cfg: &Config,
+    key: &TokenKey,
+    occ: &Occurrence,
+    u: usize,
+) -> ObligationRecord {
+    let okey = occ.obligation_key(cfg, u);
+    ObligationRecord {
+        unit: cfg.units[u].id.clone(),
+        token_hash: token::hash(&key.token(&okey)),
+        key: okey,
     }
 }
 

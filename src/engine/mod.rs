@@ -91,6 +91,9 @@ pub struct Engine {
     reload_requested: AtomicBool,
     /// Set by a reload: the next wake catches up obligations the new config added.
     catch_up: AtomicBool,
+    /// The local day of the last registration of the obligations ahead; `None` asks for one
+    /// at the next wake (the first, and after a reload).
+    registered: Mutex<Option<chrono::NaiveDate>>,
     max_sleep: Duration,
 }
 
@@ -120,6 +123,7 @@ impl Engine {
             watch: None,
             reload_requested: AtomicBool::new(false),
             catch_up: AtomicBool::new(false),
+            registered: Mutex::new(None),
             max_sleep: MAX_SLEEP,
         }
     }
@@ -150,6 +154,35 @@ impl Engine {
     pub fn request_reload(&self) {
         self.reload_requested.store(true, Ordering::SeqCst);
         self.wake.notify_one();
+    }
+
+    /// Keeps the obligations of the next 12 months recorded ([`Store::register`]), so that
+    /// units can answer before their first reminder and every view lists them: at the first
+    /// wake, after a reload, and once a day.
+    pub fn register_ahead(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let cfg = self.current.config();
+        let today = now.with_timezone(&cfg.organization.timezone).date_naive();
+        let mut last = self.registered.lock().unwrap_or_else(|e| e.into_inner());
+        if *last == Some(today) {
+            return Ok(());
+        }
+        let planned = enqueue::planned_rows(&cfg, &self.key, now, self.store.first_start()?);
+        let r = self.store.register(now, &planned)?;
+        if r.any() {
+            tracing::info!(
+                added = r.added,
+                updated = r.updated,
+                withdrawn = r.withdrawn,
+                "obligations ahead recorded"
+            );
+        }
+        *last = Some(today);
+        Ok(())
+    }
+
+    /// Asks for a registration at the next wake (after a reload).
+    fn register_again(&self) {
+        *self.registered.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Enqueues every step due in (mark, now], in one transaction with the new mark. After a
@@ -225,6 +258,7 @@ impl Engine {
     pub async fn wake_once(&self) -> Result<DateTime<Utc>, StoreError> {
         let now = self.clock.now();
         self.maybe_reload(now)?;
+        self.register_ahead(now)?;
         let e = self.enqueue_due(now)?;
         if e.pending + e.skipped > 0 {
             tracing::info!(pending = e.pending, skipped = e.skipped, "steps fell due");

@@ -120,6 +120,7 @@ impl Engine {
                 }
                 self.current.replace(applied);
                 self.catch_up.store(true, Ordering::SeqCst);
+                self.register_again();
                 if self
                     .store
                     .record_config(&hash, &path.display().to_string(), now)?

@@ -4,7 +4,7 @@
 //! [`due`] for the steps after the mark and up to now, given each obligation's recorded
 //! state, and enqueues the answer with the new mark in one transaction. The rules (docs/operations.md):
 //!
-//! - a state silences steps as [`ObligationState::silences`] says;
+//! - a state silences steps as [`crate::state::ObligationState::silences`] says;
 //! - when several steps of one obligation fell due at once (the daemon was down), only the
 //!   latest is sent and the earlier ones are recorded skipped;
 //! - occurrences whose deadline passed before the database was first created are never
@@ -17,7 +17,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::{Filter, Occurrence, Step, occurrences};
 use crate::config::Config;
-use crate::state::ObligationState;
+use crate::state::Recorded;
 
 /// How far back a catch-up looks for occurrences still open.
 pub const LOOKBACK_DAYS: i64 = 400;
@@ -84,13 +84,13 @@ pub fn candidates(cfg: &Config, w: &Window) -> Vec<Occurrence> {
         .collect()
 }
 
-/// The steps of `occurrences` due in `w`, given the recorded state of each obligation
-/// (`state_of` its key; `None` for an obligation not recorded yet).
+/// The steps of `occurrences` due in `w`, given what is recorded of each obligation
+/// (`recorded` of its key; `None` for an obligation not recorded yet).
 pub fn due<'a>(
     cfg: &Config,
     occurrences: &'a [Occurrence],
     w: &Window,
-    state_of: impl Fn(&str) -> Option<ObligationState>,
+    recorded: impl Fn(&str) -> Option<Recorded>,
 ) -> Vec<DueStep<'a>> {
     let mut out = Vec::new();
     for occ in occurrences {
@@ -102,11 +102,14 @@ pub fn due<'a>(
         let mut send: Vec<Vec<usize>> = vec![Vec::new(); past.len()];
         let mut skip: Vec<Vec<usize>> = vec![Vec::new(); past.len()];
         for &u in &cfg.rules[occ.rule].units {
-            let state = state_of(&occ.obligation_key(cfg, u));
-            // A catch-up treats an obligation not recorded yet like a first start, but never
-            // chases a deadline already passed.
-            let new =
-                state.is_none() && w.catching_up() && occ.deadline.with_timezone(&Utc) > w.now;
+            let rec = recorded(&occ.obligation_key(cfg, u));
+            let state = rec.map(|r| r.state);
+            // A catch-up treats an obligation never reminded (not recorded yet, or recorded
+            // ahead by the registration) like a first start, but never chases a deadline
+            // already passed.
+            let new = !rec.is_some_and(|r| r.reminded)
+                && w.catching_up()
+                && occ.deadline.with_timezone(&Utc) > w.now;
             let due: Vec<usize> = (0..past.len())
                 .filter(|&i| new || w.after_mark(past[i].at.with_timezone(&Utc)))
                 .filter(|&i| !state.is_some_and(|s| s.silences(past[i].name.kind)))
@@ -170,6 +173,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+    use crate::state::ObligationState;
 
     /// Two units owe the 9-month report (deadline before Sun 05/10/2025, last day Fri 03/10;
     /// steps before-14d 19/09, before-7d 26/09, before-3wd 30/09, before-1wd 02/10, due
@@ -201,9 +205,15 @@ units = ["vp", "kt"]"#;
 
     fn run(w: Window, states: &[(&str, ObligationState)]) -> Vec<Row> {
         let cfg = cfg();
-        let states: HashMap<String, ObligationState> = states
+        let states: HashMap<String, Recorded> = states
             .iter()
-            .map(|(u, s)| (format!("bc9/2025-9M/{u}"), *s))
+            .map(|(u, s)| {
+                let rec = Recorded {
+                    state: *s,
+                    reminded: true,
+                };
+                (format!("bc9/2025-9M/{u}"), rec)
+            })
             .collect();
         let occs = candidates(&cfg, &w);
         let ids = |us: &[usize]| us.iter().map(|&u| cfg.units[u].id.clone()).collect();
@@ -301,6 +311,46 @@ units = ["vp", "kt"]"#;
         for (what, w, states, want) in table {
             assert_eq!(run(w, &states), want, "{what}");
         }
+    }
+
+    /// An obligation recorded ahead but never reminded is caught up like one not recorded
+    /// (a reload that added the unit registers it before it enqueues), keeping its state.
+    #[test]
+    fn a_catch_up_treats_a_registered_obligation_never_reminded_as_new() {
+        let cfg = cfg();
+        let w = Window {
+            mark: Some(at(9, 29, 9, 0)),
+            now: at(9, 30, 9, 0),
+            first_start: at(9, 1, 0, 0),
+            catch_up: true,
+        };
+        let occs = candidates(&cfg, &w);
+        let rec = |k: &str| {
+            let state = if k.ends_with("/kt") {
+                ObligationState::Pending
+            } else {
+                ObligationState::Seen
+            };
+            Some(Recorded {
+                state,
+                reminded: false,
+            })
+        };
+        let got: Vec<(String, Vec<usize>, Vec<usize>)> = due(&cfg, &occs, &w, rec)
+            .into_iter()
+            .map(|d| (d.step.name.to_string(), d.send, d.skip))
+            .collect();
+        let (vp, kt) = (cfg.unit_index("vp").unwrap(), cfg.unit_index("kt").unwrap());
+        assert_eq!(
+            got,
+            [
+                ("before-14d".to_string(), vec![], vec![kt]),
+                ("before-7d".to_string(), vec![], vec![kt]),
+                ("before-3wd".to_string(), vec![kt], vec![]),
+            ],
+            "vp answered seen ahead: no before step at all"
+        );
+        assert_ne!(vp, kt);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! obligations, acknowledgements); this module opens the file and keeps the `meta` table and
 //! the applied configs.
 
+mod links;
 mod obligations;
 mod outbox;
 mod schema;
@@ -28,7 +29,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use obligations::{
-    AckOutcome, NewAck, Obligation, ObligationRecord, OccurrenceRecord, StepRows,
+    AckOutcome, NewAck, Obligation, ObligationRecord, OccurrenceRecord, Registered, StepRows,
 };
 pub use outbox::{ChannelCount, Health, Message, OutboxCounts};
 pub use zalo::ZaloTokens;

@@ -1,16 +1,17 @@
 //! Occurrences, obligations and acknowledgements: what is owed, by whom, and what each unit
-//! answered. An obligation is recorded with its first message; its state changes only
-//! through [`Store::ack`], which also skips the queued reminders the new state makes moot
-//! and enqueues the leadership's notice, in one transaction.
+//! answered. An obligation is recorded ahead of its first message ([`Store::register`]: the
+//! engine keeps the next 12 months recorded, so a unit can answer before it is reminded);
+//! its state changes only through [`Store::ack`], which also skips the queued reminders the
+//! new state makes moot and enqueues the leadership's notice, in one transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::outbox::{self, Message};
 use super::{Result, Store, StoreError, from_ms, immediate, ms, opt_ms};
-use crate::state::{AckAction, AckSource, ObligationState, TemplateKind};
+use crate::state::{AckAction, AckSource, ObligationState, Recorded, Shown, TemplateKind};
 
 /// An occurrence as recorded when its first step is enqueued.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,9 +83,17 @@ pub struct Obligation {
     pub seen_at: Option<DateTime<Utc>>,
     /// When done.
     pub done_at: Option<DateTime<Utc>>,
+    /// Whether any message of one of its steps was enqueued (sent, queued or skipped).
+    pub reminded: bool,
 }
 
 impl Obligation {
+    /// What it shows as at `now`: its state, overdue past the deadline, upcoming while
+    /// pending and not reminded yet.
+    pub fn shown(&self, now: DateTime<Utc>) -> Shown {
+        Shown::of_reminded(self.state, now >= self.deadline, self.reminded)
+    }
+
     /// A one-off occurrence's period is its date.
     pub fn once(&self) -> bool {
         NaiveDate::parse_from_str(&self.period, "%Y-%m-%d").is_ok()
@@ -134,7 +143,8 @@ impl AckOutcome {
 }
 
 const COLUMNS: &str = "o.rule, o.period, o.title, o.period_label, o.deadline, o.due_day, \
-     o.last_day, b.unit, b.key, b.state, b.seen_at, b.done_at";
+     o.last_day, b.unit, b.key, b.state, b.seen_at, b.done_at, \
+     EXISTS (SELECT 1 FROM messages m WHERE m.obligation_id = b.id)";
 const FROM: &str = "FROM obligations b JOIN occurrences o ON o.id = b.occurrence_id";
 
 fn day(v: &str) -> Result<NaiveDate> {
@@ -158,10 +168,31 @@ fn obligation_row(r: &rusqlite::Row<'_>) -> Result<Obligation> {
         state: r.get(9)?,
         seen_at: opt_ms(r.get(10)?)?,
         done_at: opt_ms(r.get(11)?)?,
+        reminded: r.get(12)?,
     })
 }
 
-fn insert_group(tx: &Transaction<'_>, now: DateTime<Utc>, g: &StepRows) -> Result<usize> {
+/// What a [`Store::register`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Registered {
+    /// Obligations recorded.
+    pub added: usize,
+    /// Occurrences not reminded yet whose facts followed a changed config.
+    pub updated: usize,
+    /// Obligations withdrawn: never reminded nor answered, and no longer planned.
+    pub withdrawn: usize,
+}
+
+impl Registered {
+    /// Whether anything changed.
+    pub fn any(&self) -> bool {
+        self.added + self.updated + self.withdrawn > 0
+    }
+}
+
+/// Records a group's occurrence and obligations where they are new; returns how many
+/// obligations were new.
+fn record_obligations(tx: &Transaction<'_>, now: DateTime<Utc>, g: &StepRows) -> Result<usize> {
     let o = &g.occurrence;
     tx.prepare_cached(
         "INSERT OR IGNORE INTO occurrences
@@ -186,8 +217,9 @@ fn insert_group(tx: &Transaction<'_>, now: DateTime<Utc>, g: &StepRows) -> Resul
         "INSERT OR IGNORE INTO obligations (occurrence_id, unit, key, token_hash, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
+    let mut added = 0;
     for ob in &g.obligations {
-        ins.execute(params![
+        added += ins.execute(params![
             occ_id,
             ob.unit,
             ob.key,
@@ -195,6 +227,11 @@ fn insert_group(tx: &Transaction<'_>, now: DateTime<Utc>, g: &StepRows) -> Resul
             ms(now)
         ])?;
     }
+    Ok(added)
+}
+
+fn insert_group(tx: &Transaction<'_>, now: DateTime<Utc>, g: &StepRows) -> Result<usize> {
+    record_obligations(tx, now, g)?;
     // An ack committed by another process (`nhacviec ack`) since the engine read the states
     // is not looked for here: the claim checks every message against its obligation's state
     // before sending it (`Store::claim_due`).
@@ -251,15 +288,132 @@ impl Store {
         rows.next()?.map(obligation_row).transpose()
     }
 
-    /// The state of each recorded obligation among `keys`.
-    pub fn states(&self, keys: &[String]) -> Result<HashMap<String, ObligationState>> {
+    /// The state of each recorded obligation among `keys`, and whether it was reminded.
+    pub fn states(&self, keys: &[String]) -> Result<HashMap<String, Recorded>> {
         let conn = self.reader();
-        let mut st = conn.prepare_cached("SELECT state FROM obligations WHERE key = ?1")?;
+        let mut st = conn.prepare_cached(
+            "SELECT b.state, EXISTS (SELECT 1 FROM messages m WHERE m.obligation_id = b.id)
+               FROM obligations b WHERE b.key = ?1",
+        )?;
         let mut out = HashMap::new();
         for k in keys {
-            if let Some(state) = st.query_row(params![k], |r| r.get(0)).optional()? {
-                out.insert(k.clone(), state);
+            let row = st
+                .query_row(params![k], |r| {
+                    Ok(Recorded {
+                        state: r.get(0)?,
+                        reminded: r.get(1)?,
+                    })
+                })
+                .optional()?;
+            if let Some(rec) = row {
+                out.insert(k.clone(), rec);
             }
+        }
+        Ok(out)
+    }
+
+    /// Keeps the obligations planned ahead recorded, in one transaction: `planned` is every
+    /// occurrence (with its obligations, no messages) whose deadline is after `now` and
+    /// within the engine's horizon. New ones are recorded; an occurrence no unit has been
+    /// reminded of yet takes the facts of the config in force (title, period label,
+    /// deadline, last day); an obligation with a deadline after `now` that is no longer
+    /// planned, was never reminded and never answered is withdrawn (nobody was told of it, so
+    /// nothing of it is history). Reminded or answered obligations are never touched.
+    pub fn register(&self, now: DateTime<Utc>, planned: &[StepRows]) -> Result<Registered> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        let mut out = Registered::default();
+        for g in planned {
+            let o = &g.occurrence;
+            let existing: Option<(
+                i64,
+                String,
+                String,
+                String,
+                i64,
+                Option<String>,
+                String,
+                bool,
+            )> = tx
+                .prepare_cached(
+                    "SELECT o.id, o.kind, o.title, o.period_label, o.deadline, o.due_day,
+                            o.last_day,
+                            EXISTS (SELECT 1 FROM messages m JOIN obligations b
+                                      ON m.obligation_id = b.id WHERE b.occurrence_id = o.id)
+                       FROM occurrences o WHERE o.rule = ?1 AND o.period = ?2",
+                )?
+                .query_row(params![o.rule, o.period], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                    ))
+                })
+                .optional()?;
+            if let Some((id, kind, title, label, deadline, due_day, last_day, reminded)) = existing
+            {
+                let due = o.due_day.to_string();
+                let last = o.last_day.to_string();
+                let same = kind == o.kind
+                    && title == o.title
+                    && label == o.period_label
+                    && deadline == ms(o.deadline)
+                    && due_day.as_deref() == Some(due.as_str())
+                    && last_day == last;
+                if !reminded && !same {
+                    tx.prepare_cached(
+                        "UPDATE occurrences SET kind = ?2, title = ?3, period_label = ?4,
+                                deadline = ?5, due_day = ?6, last_day = ?7 WHERE id = ?1",
+                    )?
+                    .execute(params![
+                        id,
+                        o.kind,
+                        o.title,
+                        o.period_label,
+                        ms(o.deadline),
+                        due,
+                        last
+                    ])?;
+                    out.updated += 1;
+                }
+            }
+            out.added += record_obligations(&tx, now, g)?;
+        }
+        let keys: HashSet<&str> = planned
+            .iter()
+            .flat_map(|g| g.obligations.iter().map(|b| b.key.as_str()))
+            .collect();
+        let stale: Vec<(i64, String)> = {
+            let mut st = tx.prepare_cached(
+                "SELECT b.id, b.key FROM obligations b JOIN occurrences o ON o.id = b.occurrence_id
+                  WHERE o.deadline > ?1
+                    AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.obligation_id = b.id)
+                    AND NOT EXISTS (SELECT 1 FROM acks a WHERE a.obligation_id = b.id)",
+            )?;
+            let rows = st.query_map(params![ms(now)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<Vec<(i64, String)>>>()?
+        };
+        for (id, key) in stale {
+            if !keys.contains(key.as_str()) {
+                tx.prepare_cached("DELETE FROM obligations WHERE id = ?1")?
+                    .execute(params![id])?;
+                out.withdrawn += 1;
+            }
+        }
+        if out.withdrawn > 0 {
+            tx.execute(
+                "DELETE FROM occurrences WHERE deadline > ?1
+                    AND NOT EXISTS (SELECT 1 FROM obligations b WHERE b.occurrence_id = occurrences.id)",
+                params![ms(now)],
+            )?;
+        }
+        if out.any() {
+            tx.commit()?;
         }
         Ok(out)
     }

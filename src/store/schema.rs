@@ -110,9 +110,21 @@ CREATE TABLE zalo_tokens (
 ALTER TABLE messages ADD COLUMN remote_id TEXT;
 "#;
 
+/// Each unit's link generation (its page and calendar feed): the unit token is derived from
+/// the unit id and this number, so bumping it (`nhacviec links --rotate`) makes the old
+/// link a 404. A unit with no row is at generation 0.
+const V4: &str = r#"
+CREATE TABLE unit_links (
+    unit       TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    rotated_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX acks_obligation ON acks (obligation_id);
+"#;
+
 /// All migrations, oldest first.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
 }
 
 #[cfg(test)]

@@ -590,3 +590,91 @@ fn health_counts_every_problem_and_names_the_right_one() {
         Some("550 number 11")
     );
 }
+
+/// The registration ahead: new obligations recorded; an occurrence nobody was reminded of
+/// follows the config; an obligation no longer planned is withdrawn unless it was reminded
+/// or answered; nothing changes when nothing differs.
+#[test]
+fn registration_follows_the_plan_until_the_first_reminder() {
+    let (_dir, store) = new_store("register");
+    let group = |title: &str, units: &[&str]| StepRows {
+        occurrence: OccurrenceRecord {
+            title: title.into(),
+            ..occurrence()
+        },
+        obligations: units.iter().map(|u| obligation(u)).collect(),
+        messages: Vec::new(),
+    };
+    let keys = |store: &Store| -> Vec<(String, String, bool)> {
+        store
+            .obligations(t0())
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.unit, o.title, o.reminded))
+            .collect()
+    };
+    let r = store
+        .register(t0(), &[group("Báo cáo", &["vp", "kt", "yt"])])
+        .unwrap();
+    assert_eq!((r.added, r.updated, r.withdrawn), (3, 0, 0));
+    assert_eq!(
+        store
+            .register(t0(), &[group("Báo cáo", &["vp", "kt", "yt"])])
+            .unwrap(),
+        Registered::default(),
+        "a second pass changes nothing"
+    );
+    // Not reminded yet: the new title applies; yt left the rule and is withdrawn.
+    let r = store
+        .register(t0(), &[group("Báo cáo mới", &["vp", "kt"])])
+        .unwrap();
+    assert_eq!((r.added, r.updated, r.withdrawn), (0, 1, 1));
+    assert_eq!(
+        keys(&store),
+        [
+            ("vp".into(), "Báo cáo mới".into(), false),
+            ("kt".into(), "Báo cáo mới".into(), false)
+        ]
+    );
+    let upcoming = &store.obligations(t0()).unwrap()[0];
+    assert_eq!(upcoming.shown(t0()), crate::state::Shown::Upcoming);
+    // vp is reminded, kt answers early: neither is withdrawn, and the reminded occurrence
+    // keeps the facts it was sent with.
+    store
+        .enqueue(
+            t0(),
+            &[StepRows {
+                messages: vec![message("vp", "before-14d", t0())],
+                ..group("Báo cáo mới", &["vp"])
+            }],
+            None,
+        )
+        .unwrap();
+    ack_unit(&store, "kt", AckAction::Seen).unwrap();
+    let r = store.register(t0(), &[group("Khác", &[])]).unwrap();
+    assert_eq!((r.added, r.updated, r.withdrawn), (0, 0, 0));
+    assert_eq!(
+        keys(&store),
+        [
+            ("vp".into(), "Báo cáo mới".into(), true),
+            ("kt".into(), "Báo cáo mới".into(), false)
+        ]
+    );
+    // Past its deadline, nothing is withdrawn any more.
+    let after = occurrence().deadline + Duration::minutes(1);
+    let (_dir2, store2) = new_store("register-past");
+    store2.register(t0(), &[group("Báo cáo", &["vp"])]).unwrap();
+    assert_eq!(store2.register(after, &[]).unwrap(), Registered::default());
+    assert_eq!(store2.obligations(t0()).unwrap().len(), 1);
+}
+
+#[test]
+fn unit_links_rotate_one_generation_at_a_time() {
+    let (_dir, store) = new_store("links");
+    assert!(store.unit_generations().unwrap().is_empty());
+    assert_eq!(store.rotate_unit_link("vp", t0()).unwrap(), 1);
+    assert_eq!(store.rotate_unit_link("vp", t0()).unwrap(), 2);
+    assert_eq!(store.rotate_unit_link("kt", t0()).unwrap(), 1);
+    let g = store.unit_generations().unwrap();
+    assert_eq!((g["vp"], g["kt"], g.len()), (2, 1, 2));
+}

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use crate::present;
-use crate::state::{AckAction, AckSource, ObligationState, Shown};
+use crate::state::{AckAction, AckSource, ObligationState};
 use crate::store::Obligation;
 use crate::token;
 
@@ -96,7 +96,7 @@ fn page_data(cfg: &crate::config::Config, ob: &Obligation, now: DateTime<Utc>) -
             json!(present::moment_words(t.with_timezone(&tz)))
         })
     };
-    let state = Shown::of(ob.state, now >= ob.deadline);
+    let state = ob.shown(now);
     json!({
         "title": ob.title,
         "period_label": ob.period_label,

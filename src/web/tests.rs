@@ -143,6 +143,7 @@ impl Site {
             .store()
             .states(std::slice::from_ref(&key))
             .unwrap()[&key]
+            .state
     }
 }
 

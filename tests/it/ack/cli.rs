@@ -162,9 +162,10 @@ fn cli_ack_and_status_agree_with_the_database() {
     );
 }
 
-/// A unit that submitted early, recorded by the admin before its first reminder: `ack`
-/// records the obligation from the plan, and the unit is never reminded, while the other
-/// unit is. A name that is not a planned obligation is refused, saying why.
+/// A unit that submitted early, recorded by the admin before its first reminder: right after
+/// the first start `status` lists both obligations as not reminded yet, `ack` records the
+/// answer, and the unit is never reminded, while the other unit is. A name that is not a
+/// planned obligation is refused, saying why.
 #[test]
 fn done_before_the_first_reminder_means_no_reminder() {
     use crate::support::config::{policy, tuyen_truyen, tuyen_truyen_key, unit};
@@ -177,14 +178,39 @@ fn done_before_the_first_reminder_means_no_reminder() {
     let mut d = Setup::new(&cfg).start();
     d.wait("the first wake", |d| d.mark());
     assert!(d.rows().is_empty(), "nothing due yet");
+    let out = d.cli(&["status", "--format", "json"]);
+    assert_eq!(out.status, 0, "{out:?}");
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    let listed: Vec<(&str, &str, &str)> = listed
+        .iter()
+        .map(|l| {
+            (
+                l["obligation"].as_str().unwrap(),
+                l["state"].as_str().unwrap(),
+                l["state_label"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (
+                tuyen_truyen_key("vp").as_str(),
+                "upcoming",
+                "Chưa đến hạn nhắc"
+            ),
+            (
+                tuyen_truyen_key("kt").as_str(),
+                "upcoming",
+                "Chưa đến hạn nhắc"
+            ),
+        ]
+    );
     let out = d.cli(&["ack", "--obligation", &tuyen_truyen_key("vp"), "--done"]);
     assert_eq!(out.status, 0, "{out:?}");
     assert_eq!(
         out.stdout,
-        format!(
-            "{}: done (was pending) (recorded ahead of its first reminder: the reminders it silences are never sent)\n",
-            tuyen_truyen_key("vp")
-        )
+        format!("{}: done (was pending)\n", tuyen_truyen_key("vp"))
     );
     assert_eq!(d.state(&tuyen_truyen_key("vp")).0, "done");
     let out = d.cli(&[
