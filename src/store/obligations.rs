@@ -325,63 +325,29 @@ impl Store {
         let mut out = Registered::default();
         for g in planned {
             let o = &g.occurrence;
-            let existing: Option<(
-                i64,
-                String,
-                String,
-                String,
-                i64,
-                Option<String>,
-                String,
-                bool,
-            )> = tx
+            // Not reminded yet (no message of any of its obligations): the facts follow the
+            // config in force.
+            out.updated += tx
                 .prepare_cached(
-                    "SELECT o.id, o.kind, o.title, o.period_label, o.deadline, o.due_day,
-                            o.last_day,
-                            EXISTS (SELECT 1 FROM messages m JOIN obligations b
-                                      ON m.obligation_id = b.id WHERE b.occurrence_id = o.id)
-                       FROM occurrences o WHERE o.rule = ?1 AND o.period = ?2",
+                    "UPDATE occurrences SET kind = ?3, title = ?4, period_label = ?5,
+                            deadline = ?6, due_day = ?7, last_day = ?8
+                      WHERE rule = ?1 AND period = ?2
+                        AND (kind, title, period_label, deadline, due_day, last_day)
+                            IS NOT (?3, ?4, ?5, ?6, ?7, ?8)
+                        AND NOT EXISTS (SELECT 1 FROM messages m JOIN obligations b
+                                          ON m.obligation_id = b.id
+                                         WHERE b.occurrence_id = occurrences.id)",
                 )?
-                .query_row(params![o.rule, o.period], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                    ))
-                })
-                .optional()?;
-            if let Some((id, kind, title, label, deadline, due_day, last_day, reminded)) = existing
-            {
-                let due = o.due_day.to_string();
-                let last = o.last_day.to_string();
-                let same = kind == o.kind
-                    && title == o.title
-                    && label == o.period_label
-                    && deadline == ms(o.deadline)
-                    && due_day.as_deref() == Some(due.as_str())
-                    && last_day == last;
-                if !reminded && !same {
-                    tx.prepare_cached(
-                        "UPDATE occurrences SET kind = ?2, title = ?3, period_label = ?4,
-                                deadline = ?5, due_day = ?6, last_day = ?7 WHERE id = ?1",
-                    )?
-                    .execute(params![
-                        id,
-                        o.kind,
-                        o.title,
-                        o.period_label,
-                        ms(o.deadline),
-                        due,
-                        last
-                    ])?;
-                    out.updated += 1;
-                }
-            }
+                .execute(params![
+                    o.rule,
+                    o.period,
+                    o.kind,
+                    o.title,
+                    o.period_label,
+                    ms(o.deadline),
+                    o.due_day.to_string(),
+                    o.last_day.to_string()
+                ])?;
             out.added += record_obligations(&tx, now, g)?;
         }
         let keys: HashSet<&str> = planned
