@@ -137,7 +137,7 @@ impl Shown {
             Shown::Seen => "#1d4ed8",
             Shown::Pending => "#b45309",
             Shown::Overdue => "#b91c1c",
-            Shown::Upcoming => "#6b7280",
+            Shown::Upcoming => "#4b5563",
         }
     }
 }

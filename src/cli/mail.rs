@@ -249,22 +249,36 @@ pub(super) fn preview(
     };
     let key_file = token::key_path(&cfg.storage.path);
     let okey = obligation.to_string();
-    let token = match TokenKey::load(&key_file)? {
-        Some(key) => key.token(&okey),
+    let (token, unit_token) = match TokenKey::load(&key_file)? {
+        Some(key) => {
+            // The unit's page at its generation in force; a database not created yet (or
+            // not migrated yet) has every unit at the first.
+            let generations = crate::store::Store::open_read_only(&cfg.storage.path)
+                .and_then(|s| s.unit_generations())
+                .unwrap_or_default();
+            (
+                key.token(&okey),
+                context::unit_token(&key, &generations, unit_id),
+            )
+        }
         None => {
             eprintln!(
-                "note: {} does not exist yet (`nhacviec run` creates it), so the link below is a placeholder",
+                "note: {} does not exist yet (`nhacviec run` creates it), so the links below are placeholders",
                 key_file.display()
             );
-            "<ma-xac-nhan>".to_string()
+            ("<ma-xac-nhan>".to_string(), "<ma-don-vi>".to_string())
         }
     };
     let kind = context::template_kind(step, to);
+    let tokens = context::LinkTokens {
+        ack: &token,
+        unit: &unit_token,
+    };
     let ctx = context::with_links(
         cfg,
         context::reminder(cfg, &occ, ui, step, to),
         kind,
-        &token,
+        tokens,
     );
     let (ctx, rendered) = render(cfg, templates, channel, kind, ctx)?;
     let to_addr = cfg.units[recipient_unit]

@@ -148,6 +148,15 @@ pub enum Command {
         #[arg(long, allow_hyphen_values = true)]
         to: String,
     },
+    /// Each unit's page and calendar-feed links, to hand out; `--rotate` replaces a leaked one.
+    Links {
+        /// Only this unit.
+        #[arg(long)]
+        unit: Option<String>,
+        /// Replace the unit's links (needs `--unit`): the old ones stop working at once.
+        #[arg(long, requires = "unit")]
+        rotate: bool,
+    },
     /// The Zalo Official Account's tokens.
     Zalo {
         #[command(subcommand)]
@@ -254,6 +263,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let text = state::status(&cfg, format, now)?;
             emit(&text)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Links { unit, rotate } => {
+            let cfg = load_or_explain(&cli.config, now)?;
+            state::links(&cfg, unit.as_deref(), rotate, now)
         }
         Command::Zalo { command } => {
             let cfg = load_or_explain(&cli.config, now)?;

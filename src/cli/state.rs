@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 
 use super::StatusFormat;
 use crate::config::Config;
-use crate::deliver::enqueue;
 use crate::deliver::notices;
+use crate::deliver::{context, enqueue};
 use crate::report;
 use crate::state::{AckAction, AckSource};
 use crate::store::{NewAck, StepRows, Store};
@@ -108,4 +108,68 @@ pub(super) fn status(cfg: &Config, format: StatusFormat, now: DateTime<Utc>) -> 
         StatusFormat::Csv => report::csv(&lines),
         StatusFormat::Json => serde_json::to_string_pretty(&lines)? + "\n",
     })
+}
+
+/// `nhacviec links [--unit ID] [--rotate]`: each unit's page and feed URLs; `--rotate`
+/// bumps the unit's generation first, so the old links are 404 and the next messages carry
+/// the new ones.
+pub(super) fn links(
+    cfg: &Config,
+    unit: Option<&str>,
+    rotate: bool,
+    now: DateTime<Utc>,
+) -> Result<ExitCode> {
+    existing_db(cfg)?;
+    let units: Vec<usize> = match unit {
+        Some(id) => match cfg.unit_index(id) {
+            Some(u) => vec![u],
+            None => {
+                eprintln!(
+                    "error: unknown unit `{id}`: the units are {}",
+                    cfg.units
+                        .iter()
+                        .map(|u| u.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        None => (0..cfg.units.len()).collect(),
+    };
+    let key_file = token::key_path(&cfg.storage.path);
+    let Some(key) = TokenKey::load(&key_file)? else {
+        bail!(
+            "{} does not exist yet: `nhacviec run` creates it; start the daemon first",
+            key_file.display()
+        );
+    };
+    if rotate {
+        let store = Store::open(&cfg.storage.path, now)?;
+        for &u in &units {
+            let g = store.rotate_unit_link(&cfg.units[u].id, now)?;
+            eprintln!(
+                "{}: new links (generation {g}); the old ones no longer work, and the next messages carry the new ones",
+                cfg.units[u].id
+            );
+        }
+    }
+    let store = Store::open_read_only(&cfg.storage.path)?;
+    let generations = store.unit_generations()?;
+    let mut out = String::new();
+    for &u in &units {
+        let unit = &cfg.units[u];
+        let url = context::unit_url(cfg, &context::unit_token(&key, &generations, &unit.id));
+        let coordinator = if cfg.organization.coordinator == Some(u) {
+            " (coordinator: its feed has every unit's deadlines)"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "{}  {}{coordinator}\n  page: {url}\n  feed: {url}.ics\n",
+            unit.id, unit.name
+        ));
+    }
+    super::emit(&out)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -158,19 +158,54 @@ pub fn view_url(cfg: &Config, token: &str) -> String {
     format!("{}/v/{hash}", cfg.organization.public_url)
 }
 
-/// Adds the links a reminder carries, for rendering: the acknowledgement link for the unit,
-/// the read-only view for the leadership's escalated copy (a leader's click must not record
-/// the unit's answer).
-pub fn with_links(cfg: &Config, mut ctx: Value, template: TemplateKind, token: &str) -> Value {
-    let (name, url) = if template == TemplateKind::Escalated {
-        ("view_url", view_url(cfg, token))
+/// A unit's own page; its calendar feed is the same with `.ics`.
+pub fn unit_url(cfg: &Config, unit_token: &str) -> String {
+    format!("{}/u/{unit_token}", cfg.organization.public_url)
+}
+
+/// The tokens a reminder's links are made of: its obligation's ack token, and the unit
+/// page's token of the unit that owes it.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkTokens<'a> {
+    /// The obligation's ack token.
+    pub ack: &'a str,
+    /// The unit's page token (its generation in force).
+    pub unit: &'a str,
+}
+
+/// Adds the links a reminder carries, for rendering: for the unit, the acknowledgement link
+/// and its own page ("Xem tất cả nhiệm vụ của đơn vị"); for the leadership's escalated copy,
+/// the read-only view only (a leader's click must not record the unit's answer).
+pub fn with_links(
+    cfg: &Config,
+    mut ctx: Value,
+    template: TemplateKind,
+    tokens: LinkTokens<'_>,
+) -> Value {
+    let links = if template == TemplateKind::Escalated {
+        vec![("view_url", view_url(cfg, tokens.ack))]
     } else {
-        ("ack_url", ack_url(cfg, token))
+        vec![
+            ("ack_url", ack_url(cfg, tokens.ack)),
+            ("unit_url", unit_url(cfg, tokens.unit)),
+        ]
     };
     if let Some(map) = ctx.as_object_mut() {
-        map.insert(name.into(), Value::String(url));
+        for (name, url) in links {
+            map.insert(name.into(), Value::String(url));
+        }
     }
     ctx
+}
+
+/// The token of `unit`'s page at the generation in force (`generations` from
+/// [`crate::store::Store::unit_generations`]).
+pub fn unit_token(
+    key: &crate::token::TokenKey,
+    generations: &std::collections::HashMap<String, u32>,
+    unit: &str,
+) -> String {
+    key.unit_token(unit, generations.get(unit).copied().unwrap_or(0))
 }
 
 #[cfg(test)]

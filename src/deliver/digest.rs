@@ -254,6 +254,7 @@ mod tests {
             seen_at: None,
             done_at: (state == ObligationState::Done).then_some(deadline - Duration::days(2)),
             reminded: true,
+            recorded_at: deadline - Duration::days(20),
         }
     }
 

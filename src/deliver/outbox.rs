@@ -11,6 +11,7 @@
 //! that panics fails its message with the reason (it would panic again), and never leaves it
 //! `sending`. Nothing is deleted and every error is kept on its row.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -154,6 +155,9 @@ impl Outbox {
             return Ok(Outcome::default());
         }
         let applied = self.current.get();
+        // Each unit's page link at its generation in force (`nhacviec links --rotate` bumps
+        // one from another process).
+        let generations = Arc::new(self.store.unit_generations()?);
         let mut lanes = JoinSet::new();
         for (channel, limiter) in &self.limiters {
             // The limit in force: a reload may have changed it.
@@ -168,6 +172,7 @@ impl Outbox {
                 clock: self.clock.clone(),
                 applied: applied.clone(),
                 key: self.key.clone(),
+                generations: generations.clone(),
             };
             lanes.spawn(lane.step());
         }
@@ -212,6 +217,7 @@ struct Lane {
     clock: Arc<dyn Clock>,
     applied: Arc<Applied>,
     key: TokenKey,
+    generations: Arc<HashMap<String, u32>>,
 }
 
 impl Lane {
@@ -252,14 +258,14 @@ impl Lane {
             else {
                 break;
             };
-            let (store, clock, applied, key) = (
+            let (store, clock, applied, keys) = (
                 self.store.clone(),
                 self.clock.clone(),
                 self.applied.clone(),
-                self.key.clone(),
+                (self.key.clone(), self.generations.clone()),
             );
             tasks.spawn(async move {
-                let r = deliver(&store, clock, applied, key, m).await;
+                let r = deliver(&store, clock, applied, keys, m).await;
                 drop(permit);
                 r
             });
@@ -302,6 +308,7 @@ enum Delivered {
 async fn attempt(
     applied: Arc<Applied>,
     key: TokenKey,
+    generations: Arc<HashMap<String, u32>>,
     m: Message,
     now: DateTime<Utc>,
 ) -> (Option<String>, Result<Receipt, SendError>) {
@@ -315,7 +322,16 @@ async fn attempt(
     };
     let (kind, mut ctx) = context::at_send(cfg, m.template, &m.context, now);
     if m.template.step_kind().is_some() {
-        ctx = context::with_links(cfg, ctx, kind, &key.token(&m.obligation));
+        let unit = ctx
+            .pointer("/unit/id")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let unit_token = context::unit_token(&key, &generations, unit);
+        let tokens = context::LinkTokens {
+            ack: &key.token(&m.obligation),
+            unit: &unit_token,
+        };
+        ctx = context::with_links(cfg, ctx, kind, tokens);
     }
     let (ctx, rendered) = match super::render(cfg, &applied.templates, m.channel, kind, ctx) {
         Ok(r) => r,
@@ -365,10 +381,10 @@ async fn deliver(
     store: &Store,
     clock: Arc<dyn Clock>,
     applied: Arc<Applied>,
-    key: TokenKey,
+    (key, generations): (TokenKey, Arc<HashMap<String, u32>>),
     m: Message,
 ) -> Result<Delivered, StoreError> {
-    let job = tokio::spawn(attempt(applied, key, m.clone(), clock.now()));
+    let job = tokio::spawn(attempt(applied, key, generations, m.clone(), clock.now()));
     // If this task is dropped (a shutdown's grace ran out), the attempt goes with it.
     let _abort = AbortOnDrop(job.abort_handle());
     let (subject, result) = match job.await {

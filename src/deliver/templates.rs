@@ -300,10 +300,17 @@ pub fn sample(kind: TemplateKind) -> Value {
         "working_days_late": if kind == "after" || kind == "escalated" { json!(3) } else { Value::Null },
         "ack_url": "http://127.0.0.1:8080/a/0123456789abcdef0123456789abcdef",
         "view_url": "http://127.0.0.1:8080/v/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "unit_url": "http://127.0.0.1:8080/u/fedcba9876543210fedcba9876543210",
     });
-    // As sent: the leadership's copy has the read-only view, the unit's the ack link.
+    // As sent: the leadership's copy has the read-only view, the unit's the ack link and
+    // its own page.
     if let Some(m) = ctx.as_object_mut() {
-        m.remove(if escalated { "ack_url" } else { "view_url" });
+        if escalated {
+            m.remove("ack_url");
+            m.remove("unit_url");
+        } else {
+            m.remove("view_url");
+        }
     }
     ctx
 }

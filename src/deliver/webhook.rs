@@ -99,6 +99,7 @@ pub fn event(out: &Outgoing<'_>) -> Value {
             "submit_to": at(ctx, "/submit_to"),
             "ack_url": at(ctx, "/ack_url"),
             "view_url": at(ctx, "/view_url"),
+            "unit_url": at(ctx, "/unit_url"),
         }),
         TemplateKind::Digest => json!({
             "date": at(ctx, "/date/iso"),

@@ -85,6 +85,8 @@ pub struct Obligation {
     pub done_at: Option<DateTime<Utc>>,
     /// Whether any message of one of its steps was enqueued (sent, queued or skipped).
     pub reminded: bool,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
 }
 
 impl Obligation {
@@ -144,7 +146,7 @@ impl AckOutcome {
 
 const COLUMNS: &str = "o.rule, o.period, o.title, o.period_label, o.deadline, o.due_day, \
      o.last_day, b.unit, b.key, b.state, b.seen_at, b.done_at, \
-     EXISTS (SELECT 1 FROM messages m WHERE m.obligation_id = b.id)";
+     EXISTS (SELECT 1 FROM messages m WHERE m.obligation_id = b.id), b.created_at";
 const FROM: &str = "FROM obligations b JOIN occurrences o ON o.id = b.occurrence_id";
 
 fn day(v: &str) -> Result<NaiveDate> {
@@ -169,6 +171,7 @@ fn obligation_row(r: &rusqlite::Row<'_>) -> Result<Obligation> {
         seen_at: opt_ms(r.get(10)?)?,
         done_at: opt_ms(r.get(11)?)?,
         reminded: r.get(12)?,
+        recorded_at: from_ms(r.get(13)?)?,
     })
 }
 
@@ -277,6 +280,36 @@ impl Store {
             out.push(obligation_row(r)?);
         }
         Ok(out)
+    }
+
+    /// The obligations of one unit (or of every unit) whose deadline is at or after
+    /// `since`, in deadline order (a unit's page and calendar feed).
+    pub fn unit_obligations(
+        &self,
+        unit: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Obligation>> {
+        let conn = self.reader();
+        let sql = format!(
+            "SELECT {COLUMNS} {FROM} WHERE o.deadline >= ?1 AND (?2 IS NULL OR b.unit = ?2)
+              ORDER BY o.deadline, o.rule, o.period, b.id"
+        );
+        let mut st = conn.prepare_cached(&sql)?;
+        let mut rows = st.query(params![ms(since), unit])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(obligation_row(r)?);
+        }
+        Ok(out)
+    }
+
+    /// The obligation `rule/period/unit`, with its occurrence and state.
+    pub fn obligation_by_key(&self, key: &str) -> Result<Option<Obligation>> {
+        let conn = self.reader();
+        let sql = format!("SELECT {COLUMNS} {FROM} WHERE b.key = ?1");
+        let mut st = conn.prepare_cached(&sql)?;
+        let mut rows = st.query(params![key])?;
+        rows.next()?.map(obligation_row).transpose()
     }
 
     /// The obligation whose token has this SHA-256 hash, with its occurrence and state.

@@ -16,6 +16,7 @@ mod health;
 mod status;
 #[cfg(test)]
 mod tests;
+mod unit;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,6 +71,7 @@ pub fn pages() -> Environment<'static> {
         ("not_found.html.j2", include_str!("pages/not_found.html.j2")),
         ("message.html.j2", include_str!("pages/message.html.j2")),
         ("status.html.j2", include_str!("pages/status.html.j2")),
+        ("unit.html.j2", include_str!("pages/unit.html.j2")),
     ] {
         if let Err(e) = env.add_template(name, text) {
             // The pages are part of the binary and tested; this cannot happen in a release.
@@ -257,6 +259,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v/{hash}", get(ack::view))
         .route("/status", get(status::page))
         .route("/status.csv", get(status::csv))
+        .route("/status.ics", get(status::feed))
+        .route("/u/{token}", get(unit::get).post(unit::post))
         .route(
             "/status/ack",
             post(status::mark_done).get(status::back_to_status),

@@ -132,6 +132,14 @@ pub(super) async fn csv(State(s): State<AppState>, headers: HeaderMap) -> Respon
     }
 }
 
+/// `GET /status.ics`: every unit's deadlines as one calendar feed, behind the same login.
+pub(super) async fn feed(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorized(&s, &headers) {
+        return *r;
+    }
+    super::unit::admin_feed(&s, &headers).await
+}
+
 /// `GET /status/ack` (a refreshed or bookmarked result page): back to the grid.
 pub(super) async fn back_to_status() -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, "/status")]).into_response()
