@@ -7,7 +7,8 @@
 # tests/smtp/requirements.txt: this script keeps them in .venv (made if missing) and
 # tells the tests its interpreter in NHACVIEC_TEST_PYTHON. The browser test needs Debian's
 # chromium and a font, installed below when missing, and Playwright, pinned in
-# tests/browser/requirements.txt, in the same .venv. What a test needs is added here, so
+# tests/browser/requirements.txt, in the same .venv, as is the calendar tests' parser
+# (tests/ics/requirements.txt). What a test needs is added here, so
 # that this one command works on a fresh machine.
 # Arguments go to `cargo test`.
 set -euo pipefail
@@ -33,7 +34,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # Quick and offline when every pin is already installed (pip then only checks).
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-    -r tests/smtp/requirements.txt -r tests/browser/requirements.txt
+    -r tests/smtp/requirements.txt -r tests/browser/requirements.txt -r tests/ics/requirements.txt
 export NHACVIEC_TEST_PYTHON="$PWD/.venv/bin/python"
 
 # The library, the binary and the integration tests (there are no doc tests), four test

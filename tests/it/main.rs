@@ -19,5 +19,6 @@ mod plan;
 mod smtp;
 mod stand_in;
 mod support;
+mod unit_page;
 mod zalo;
 mod zalo_stand_in;
