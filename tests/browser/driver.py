@@ -7,7 +7,7 @@ argument:
 
     driver.py '{"chromium": "/usr/bin/chromium", "base": "http://127.0.0.1:PORT",
                 "password": "...", "eml": "PATH.eml", "mark": "RULE/PERIOD/UNIT",
-                "out": "DIR"}'
+                "unit_page": "URL", "unit_done": "RULE/PERIOD/UNIT", "out": "DIR"}'
 
 It does what a person would, in this order, and records what each page showed:
 
@@ -20,6 +20,9 @@ It does what a person would, in this order, and records what each page showed:
    the grid read from the DOM, screenshotted (`status.png`); a click on "Đánh dấu hoàn
    thành" in the cell `td[data-key=mark]`; the page the form's POST returns; /status
    loaded again (`status-done.png`), and at phone width (`status-phone.png`).
+3. `unit`: the unit page `unit_page` at desktop width (`unit.png`), then at a small phone's
+   width (360 px, `unit-phone.png`), where it clicks "Đã hoàn thành / đã nộp" in the
+   obligation `unit_done` and reads the page it lands on (`unit-phone-done.png`).
 
 It prints one JSON object on stdout: what each page showed (texts, `data-` attributes,
 computed colours, the fonts Chromium drew the text with, button sizes, the page's width),
@@ -94,6 +97,31 @@ READ_PAGE = """() => {
     page_width: document.documentElement.scrollWidth,
     viewport_width: window.innerWidth,
     header_background: getComputedStyle(document.querySelector('header')).backgroundColor,
+  };
+}"""
+
+
+# A unit page: its open and done lists, read in the page.
+READ_UNIT = """() => {
+  const text = (e) => e ? e.textContent.replace(/\\s+/g, ' ').trim() : null;
+  const items = (id) => [...document.querySelectorAll(`#${id} section.ob`)].map((s) => {
+    const st = s.querySelector('.state');
+    return {
+      key: s.dataset.key, title: text(s.querySelector('h3')), left: text(s.querySelector('.left')),
+      state: st ? {text: text(st), background: getComputedStyle(st).backgroundColor,
+                   color: getComputedStyle(st).color} : null,
+      buttons: [...s.querySelectorAll('button')].map((b) => {
+        const r = b.getBoundingClientRect();
+        return {text: text(b), width: Math.round(r.width), height: Math.round(r.height)};
+      }),
+    };
+  });
+  return {
+    url: location.href, title: document.title, h1: text(document.querySelector('h1')),
+    result: text(document.querySelector('.result')),
+    open: items('open'), done: items('done'),
+    feed: document.querySelector('a[href$=".ics"]')?.textContent ?? null,
+    page_width: document.documentElement.scrollWidth, viewport_width: window.innerWidth,
   };
 }"""
 
@@ -214,6 +242,28 @@ def main(report):
         r = page.goto(f"{base}/status")
         report["status_phone"] = {"http": r.status, **read(page)}
         shot(page, "status-phone.png")
+        ctx.close()
+
+        # 3. The unit's page: desktop, then a small phone, where the unit says it is done.
+        ctx = browser.new_context(**desktop)
+        ctx.set_default_timeout(TIMEOUT_MS)
+        page = ctx.new_page()
+        r = page.goto(args["unit_page"])
+        report["unit"] = {"http": r.status, **page.evaluate(READ_UNIT)}
+        shot(page, "unit.png")
+        ctx.close()
+
+        ctx = browser.new_context(**{**phone, "viewport": {"width": 360, "height": 740}})
+        ctx.set_default_timeout(TIMEOUT_MS)
+        page = ctx.new_page()
+        r = page.goto(args["unit_page"])
+        report["unit_phone"] = {"http": r.status, **page.evaluate(READ_UNIT)}
+        shot(page, "unit-phone.png")
+        item = page.locator(f'#open section[data-key="{args["unit_done"]}"]')
+        with page.expect_navigation() as nav:
+            item.get_by_role("button", name="Đã hoàn thành / đã nộp").click()
+        report["unit_phone_done"] = {"http": nav.value.status, **page.evaluate(READ_UNIT)}
+        shot(page, "unit-phone-done.png")
         ctx.close()
         browser.close()
 

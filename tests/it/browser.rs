@@ -14,8 +14,12 @@
 //!   colours, a "Đánh dấu hoàn thành" button on every cell not done; it presses that
 //!   button in a pending cell and the page it lands on, and /status loaded again, must show
 //!   the cell done;
+//! - opens `yt`'s own page (from `nhacviec links`) at desktop width and at a small phone's
+//!   (360 px), and presses "Đã hoàn thành / đã nộp" there: the obligation must move from
+//!   the open list to the done list;
 //! - saves screenshots into `target/screenshots/`: `ack.png`, `ack-phone.png` (390 px wide),
-//!   `ack-phone-seen.png`, `status.png`, `status-done.png`, `status-phone.png`.
+//!   `ack-phone-seen.png`, `status.png`, `status-done.png`, `status-phone.png`, `unit.png`,
+//!   `unit-phone.png` and `unit-phone-done.png` (360 px).
 //!
 //! Then the database must say the same: one ack per action with its source (`cli`, `web`
 //! with Chromium's user agent, `status`) and the obligations' states. Beyond the states,
@@ -63,6 +67,7 @@ const DONE: &str = "rgb(21, 128, 61)";
 const SEEN: &str = "rgb(29, 78, 216)";
 const PENDING: &str = "rgb(180, 83, 9)";
 const OVERDUE: &str = "rgb(185, 28, 28)";
+const UPCOMING: &str = "rgb(75, 85, 99)";
 const WHITE: &str = "rgb(255, 255, 255)";
 
 fn config() -> Cfg {
@@ -229,6 +234,16 @@ fn status_and_ack_pages_in_chromium() {
     let out = daemon.cli(&["ack", "--obligation", &key("vp"), "--done"]);
     assert_eq!(out.status, 0, "nhacviec ack: {}", out.stderr);
 
+    // yt's own page, as `nhacviec links` hands it out.
+    let out = daemon.cli(&["links", "--unit", "yt"]);
+    assert_eq!(out.status, 0, "nhacviec links: {}", out.stderr);
+    let unit_page = out
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("page: "))
+        .unwrap()
+        .to_string();
+
     let shots = screenshot_dir();
     let base = format!("http://127.0.0.1:{port}");
     let seen = drive(
@@ -239,6 +254,8 @@ fn status_and_ack_pages_in_chromium() {
             "password": PASSWORD,
             "eml": eml_of(&daemon.dir.path, "kt"),
             "mark": key("hcc"),
+            "unit_page": unit_page,
+            "unit_done": key("yt"),
             "out": shots,
         }),
     );
@@ -271,6 +288,7 @@ fn status_and_ack_pages_in_chromium() {
             (vp.as_str(), "done", "cli", true),
             (kt.as_str(), "seen", "web", true),
             (hcc.as_str(), "done", "status", true),
+            (tyt.as_str(), "done", "web", true),
         ],
         "{acks:#?}\n{}",
         show()
@@ -280,7 +298,7 @@ fn status_and_ack_pages_in_chromium() {
     let mut want_states = vec![
         (hcc.clone(), "done".to_string()),
         (kt.clone(), "seen".to_string()),
-        (tyt.clone(), "pending".to_string()),
+        (tyt.clone(), "done".to_string()),
         (vp.clone(), "done".to_string()),
     ];
     want_states.sort();
@@ -427,7 +445,8 @@ fn status_and_ack_pages_in_chromium() {
             ("Đã hoàn thành", DONE),
             ("Đã nhận", SEEN),
             ("Chưa xác nhận", PENDING),
-            ("Quá hạn", OVERDUE)
+            ("Quá hạn", OVERDUE),
+            ("Chưa đến hạn nhắc", UPCOMING),
         ]
     );
     for (label, colour) in &legend {
@@ -473,6 +492,62 @@ fn status_and_ack_pages_in_chromium() {
     );
     assert_eq!(cells(phone), want_after);
 
+    // yt's page: its one obligation, open, with both buttons.
+    let unit = &seen["unit"];
+    assert_eq!(unit["http"], 200, "{}", show());
+    assert_eq!(unit["title"], format!("Nhiệm vụ của đơn vị – {ORG}"));
+    assert_eq!(unit["h1"], OWING[3].1);
+    let keys = |page: &Value, list: &str| -> Vec<String> {
+        page[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(keys(unit, "open"), [tyt.clone()]);
+    assert!(keys(unit, "done").is_empty());
+    let item = &unit["open"][0];
+    assert_eq!(item["title"], TITLE);
+    assert_eq!(
+        item["state"],
+        json!({"text": "Chưa xác nhận", "background": PENDING, "color": WHITE})
+    );
+    let texts: Vec<&str> = item["buttons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["Đã nhận", "Đã hoàn thành / đã nộp"]);
+    assert!(unit["feed"].as_str().unwrap().ends_with(".ics"));
+    // At 360 px: nothing wider than the screen, buttons a thumb can press; then done.
+    let phone = &seen["unit_phone"];
+    assert_eq!(
+        (
+            phone["viewport_width"].as_i64(),
+            phone["page_width"].as_i64()
+        ),
+        (Some(360), Some(360))
+    );
+    for b in phone["open"][0]["buttons"].as_array().unwrap() {
+        assert!(b["height"].as_i64().unwrap() >= 44, "{b}");
+        assert!(b["width"].as_i64().unwrap() >= 280, "{b}");
+    }
+    let done = &seen["unit_phone_done"];
+    assert_eq!(done["http"], 200);
+    assert_eq!(
+        done["url"],
+        format!("{unit_page}?kq=done"),
+        "redirected to the page"
+    );
+    assert_eq!(
+        done["result"],
+        "Đã ghi nhận: đơn vị đã hoàn thành. Hệ thống sẽ không gửi thêm nhắc nhở."
+    );
+    assert!(keys(done, "open").is_empty(), "{done:#}");
+    assert_eq!(keys(done, "done"), [tyt.clone()], "moved to the done list");
+
     // The screenshots are there, at the widths asked for.
     for (name, width) in [
         ("ack.png", 1280),
@@ -481,6 +556,9 @@ fn status_and_ack_pages_in_chromium() {
         ("status.png", 1280),
         ("status-done.png", 1280),
         ("status-phone.png", 390),
+        ("unit.png", 1280),
+        ("unit-phone.png", 360),
+        ("unit-phone-done.png", 360),
     ] {
         let (w, h) = png_size(&shots.join(name));
         assert_eq!(w, width, "{name}");
