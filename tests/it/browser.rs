@@ -505,7 +505,7 @@ fn status_and_ack_pages_in_chromium() {
             .map(|i| i["key"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(keys(unit, "open"), [tyt.clone()]);
+    assert_eq!(keys(unit, "open"), [tyt.as_str()]);
     assert!(keys(unit, "done").is_empty());
     let item = &unit["open"][0];
     assert_eq!(item["title"], TITLE);
@@ -546,7 +546,7 @@ fn status_and_ack_pages_in_chromium() {
         "Đã ghi nhận: đơn vị đã hoàn thành. Hệ thống sẽ không gửi thêm nhắc nhở."
     );
     assert!(keys(done, "open").is_empty(), "{done:#}");
-    assert_eq!(keys(done, "done"), [tyt.clone()], "moved to the done list");
+    assert_eq!(keys(done, "done"), [tyt.as_str()], "moved to the done list");
 
     // The screenshots are there, at the widths asked for.
     for (name, width) in [

@@ -146,6 +146,14 @@ fn three_channels_get_the_step_and_one_ack_stops_them_all() {
         .expect("vp's email");
     let token = message_token(&mail, &cfg.public_url);
     let ack_url = format!("{}/a/{token}", cfg.public_url);
+    // And the unit's page, as `nhacviec links` hands it out.
+    let links = d.cli(&["links", "--unit", "vp"]);
+    let unit_url = links
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("page: "))
+        .unwrap_or_else(|| panic!("{links:?}"))
+        .to_string();
 
     // The webhook: one POST, exactly this event, signed.
     let posts = hooks.hooks();
@@ -221,6 +229,7 @@ fn three_channels_get_the_step_and_one_ack_stops_them_all() {
             "submit_to": name("vhxh"),
             "ack_url": ack_url,
             "view_url": null,
+            "unit_url": unit_url,
             "subject": subject,
             "text": text,
             "html": html,

@@ -574,7 +574,7 @@ fn preview_kt(step_and_args: &[&str]) -> Test {
 }
 
 /// What `preview` says on stderr while `run` has not made the token key yet.
-const NO_KEY_YET: &str = "note: var/nhacviec.key does not exist yet (`nhacviec run` creates it), so the link below is a placeholder\n";
+const NO_KEY_YET: &str = "note: var/nhacviec.key does not exist yet (`nhacviec run` creates it), so the links below are placeholders\n";
 
 /// The part of a text preview before its HTML part, and the HTML part.
 fn split_preview(stdout: &str) -> (&str, &str) {
@@ -610,6 +610,7 @@ fn preview_shows_a_reminder_as_it_would_be_sent() {
         "--",
         "Thư gửi tự động từ hệ thống nhắc việc của Ủy ban nhân dân phường Thử nghiệm.",
         "Nếu đơn vị đã hoàn thành, vui lòng bấm \"Đã hoàn thành / đã nộp\" ở đường dẫn trên để không nhận thêm nhắc nhở.",
+        "Xem tất cả nhiệm vụ của đơn vị: https://nhacviec.thu.example.vn/u/<ma-don-vi>",
     ]);
     same_text("preview", "stdout", &want, text);
     assert!(html.starts_with("<!DOCTYPE html>\n"), "{html}");

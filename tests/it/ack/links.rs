@@ -362,6 +362,7 @@ fn the_escalated_notice_cannot_record_an_ack() {
         assert_contains(&body, &[format!("{}{view}", cfg.public_url)]);
         assert_lacks(&body, &format!("/a/{token}"), "the unit's ack link");
         assert_lacks(&body, "/a/", "any ack link");
+        assert_lacks(&body, "/u/", "the unit's own page, where its buttons are");
     }
 
     let page = d.get(&view, &[]);
