@@ -289,6 +289,20 @@ mod tests {
         ];
         assert!(context(&cfg, &all_done, &[], day, after).is_none());
         assert!(context(&cfg, &[], &[], day, after).is_none());
+        // Recorded ahead, nobody reminded yet: not in the digest.
+        let ahead = rows.clone().map(|mut r| {
+            r.reminded = false;
+            r
+        });
+        assert!(context(&cfg, &ahead, &[], day, before).is_none());
+        let mut one = ahead.clone();
+        one[2].reminded = true;
+        let ctx = context(&cfg, &one, &[], day, before).unwrap();
+        assert_eq!(
+            (ctx["totals"]["pending"].clone(), ctx["totals"]["upcoming"].clone()),
+            (json!(1), json!(0)),
+            "one reminded: the occurrence is in, its others as they stand"
+        );
         let mut failed = Message::new(
             "r/2025/vp".into(),
             "done-notice".into(),
