@@ -299,7 +299,10 @@ mod tests {
         one[2].reminded = true;
         let ctx = context(&cfg, &one, &[], day, before).unwrap();
         assert_eq!(
-            (ctx["totals"]["pending"].clone(), ctx["totals"]["upcoming"].clone()),
+            (
+                ctx["totals"]["pending"].clone(),
+                ctx["totals"]["upcoming"].clone()
+            ),
             (json!(1), json!(0)),
             "one reminded: the occurrence is in, its others as they stand"
         );

@@ -275,6 +275,21 @@ fn a_unit_page_lists_its_own_obligations_and_records_its_answers() {
     assert!(text.contains(&new_vp), "{text}");
     assert_lacks(&text, &vp, "the rotated link");
     assert!(overdue("kt").contains(&kt));
+
+    // The report, done from the page before its first reminder, is never reminded: its
+    // before-5wd (Thu 13/11 08:00) passes with nothing enqueued.
+    d.stop();
+    d.restart_at("2025-11-13T07:59:58+07:00", 1);
+    let step = crate::support::vn("2025-11-13 08:00:00");
+    d.wait("the engine past 13/11 08:00", |d| {
+        d.mark().filter(|m| *m >= step)
+    });
+    let rows = d.rows();
+    assert!(
+        rows.iter()
+            .all(|r| !r.obligation.starts_with("bao-cao-quy/")),
+        "{rows:#?}"
+    );
 }
 
 /// The feed as the independent parser reads it.
