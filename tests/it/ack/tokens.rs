@@ -1,6 +1,7 @@
 //! No token reaches the logs or the database: with `--log-format json`, links opened, POSTed,
-//! forged and truncated, then the log and every file the daemon wrote beside its database
-//! searched for every token.
+//! forged and truncated (ack links and the units' pages and feeds, one of them rotated),
+//! then the log and every file the daemon wrote beside its database searched for every
+//! token.
 
 use serde_json::Value;
 
@@ -10,8 +11,35 @@ use crate::support::db::random_token;
 
 #[test]
 fn no_token_in_logs_or_database() {
-    let (mut d, tokens) = site_with(&["vp", "kt"], Cfg::new(), &["--log-format", "json"]);
+    let (mut d, mut tokens) = site_with(&["vp", "kt"], Cfg::new(), &["--log-format", "json"]);
     let forged = random_token();
+    // The units' page tokens, before and after a rotation, used as a unit would.
+    let unit_token = |d: &crate::support::daemon::Daemon, args: &[&str]| {
+        let out = d.cli(args);
+        assert_eq!(out.status, 0, "{out:?}");
+        let url = out
+            .stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("page: "))
+            .unwrap()
+            .to_string();
+        url.rsplit('/').next().unwrap().to_string()
+    };
+    let old = unit_token(&d, &["links", "--unit", "vp"]);
+    let new = unit_token(&d, &["links", "--rotate", "--unit", "vp"]);
+    let key = crate::support::config::tuyen_truyen_key("vp");
+    for (t, want) in [(&old, 404), (&new, 303)] {
+        d.get(&format!("/u/{t}"), &[("User-Agent", UA)]);
+        d.get(&format!("/u/{t}.ics"), &[]);
+        let r = d.post(
+            &format!("/u/{t}"),
+            &[],
+            &[("obligation", &key), ("action", "seen")],
+        );
+        assert_eq!(r.status, want, "{r:#?}");
+    }
+    tokens.insert("vp's page".into(), old);
+    tokens.insert("vp's new page".into(), new);
     for t in [&tokens["vp"], &tokens["kt"], &forged] {
         d.get(&format!("/a/{t}"), &[("User-Agent", UA)]);
         d.get(&format!("/a/{}", &t[..31]), &[]);
