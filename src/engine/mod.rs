@@ -258,7 +258,11 @@ impl Engine {
     pub async fn wake_once(&self) -> Result<DateTime<Utc>, StoreError> {
         let now = self.clock.now();
         self.maybe_reload(now)?;
-        self.register_ahead(now)?;
+        // What is recorded ahead is for the views and early answers; a failure to record
+        // it (a full disk, a lock held too long) must not hold up the reminders due now.
+        if let Err(e) = self.register_ahead(now) {
+            tracing::warn!(error = %e, "cannot record the obligations ahead; tried again at the next wake");
+        }
         let e = self.enqueue_due(now)?;
         if e.pending + e.skipped > 0 {
             tracing::info!(pending = e.pending, skipped = e.skipped, "steps fell due");

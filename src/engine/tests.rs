@@ -394,3 +394,51 @@ fn the_next_step_is_told_at_the_first_wake_and_on_change() {
     );
     assert_eq!(status.last_wake(), Some(t + Duration::minutes(1)));
 }
+
+/// The first wake records the next 12 months' obligations, not yet reminded; a reload
+/// records what it adds at once and withdraws what it removes, while nothing was sent.
+#[tokio::test]
+async fn obligations_ahead_are_recorded_and_follow_the_config() {
+    let f = fixture("ahead", local(2025, 9, 29, 9, 0));
+    let (store, engine) = (&f.store, &f.engine);
+    engine.wake_once().await.unwrap();
+    let now = f.clock.now();
+    let known = || -> Vec<(String, crate::state::Shown)> {
+        store
+            .obligations(now - Duration::days(1))
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.key.clone(), o.shown(now)))
+            .collect()
+    };
+    use crate::state::Shown::{Pending, Upcoming};
+    assert_eq!(
+        known(),
+        [
+            ("bao-cao-9-thang/2025-9M/vp".into(), Pending),
+            ("bao-cao-6-thang/2026-H1/vp".into(), Upcoming),
+        ],
+        "the 9-month report of 2026 is due more than 12 months ahead"
+    );
+    let six = "period = \"half-year\"\nwhich = [1]\ndue = { month = \"next\", day = 5, before = true }\nunits = [\"vp\"]";
+    let with =
+        |units: &str| config_text(&rules()).replacen(six, &six.replace("[\"vp\"]", units), 1);
+    f.reload_with(&with("[\"vp\", \"kt\"]")).await;
+    assert_eq!(
+        known(),
+        [
+            ("bao-cao-9-thang/2025-9M/vp".into(), Pending),
+            ("bao-cao-6-thang/2026-H1/vp".into(), Upcoming),
+            ("bao-cao-6-thang/2026-H1/kt".into(), Upcoming),
+        ]
+    );
+    f.reload_with(&with("[\"kt\"]")).await;
+    assert_eq!(
+        known(),
+        [
+            ("bao-cao-9-thang/2025-9M/vp".into(), Pending),
+            ("bao-cao-6-thang/2026-H1/kt".into(), Upcoming),
+        ],
+        "vp's, never reminded nor answered, is withdrawn"
+    );
+}

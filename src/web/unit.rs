@@ -9,9 +9,10 @@
 //! - `GET /u/{token}.ics`: the unit's deadlines from 90 days back to 12 months ahead as an
 //!   iCalendar feed (the coordinator's holds every unit's), with an `ETag` answered by 304.
 //!
-//! The token is derived from the unit id and its generation ([`crate::token::TokenKey::
-//! unit_token`]); `nhacviec links --rotate` bumps the generation, and the old link gets the
-//! same 404 as a forged one. Units that left the config have no page.
+//! The token is derived from the unit id and its generation
+//! ([`crate::token::TokenKey::unit_token`]); `nhacviec links --rotate` bumps the
+//! generation, and the old link gets the same 404 as a forged one. Units that left the
+//! config have no page.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
