@@ -14,6 +14,32 @@ use crate::store::Obligation;
 /// What the status views show: occurrences with a deadline from this long ago on.
 pub const RECENT: Duration = Duration::days(60);
 
+/// The status page's grid holds an occurrence nobody has been reminded of nor answered
+/// only when its deadline is this close; later ones are listed below it, compactly.
+pub const GRID_AHEAD: Duration = Duration::days(45);
+
+/// Splits `states` (in deadline order) into the occurrences the status page's grid shows
+/// (any obligation reminded or answered, or the deadline within [`GRID_AHEAD`]) and those
+/// further ahead, recorded but not reminded yet.
+pub fn split_ahead(
+    states: Vec<Obligation>,
+    now: DateTime<Utc>,
+) -> (Vec<Obligation>, Vec<Obligation>) {
+    use std::collections::HashSet;
+    let current: HashSet<(String, String)> = states
+        .iter()
+        .filter(|o| {
+            o.reminded
+                || o.state != crate::state::ObligationState::Pending
+                || o.deadline <= now + GRID_AHEAD
+        })
+        .map(|o| (o.rule.clone(), o.period.clone()))
+        .collect();
+    states
+        .into_iter()
+        .partition(|o| current.contains(&(o.rule.clone(), o.period.clone())))
+}
+
 /// One obligation, as shown.
 #[derive(Debug, Clone, Serialize)]
 pub struct Line {
@@ -235,4 +261,62 @@ pub fn grid(cfg: &Config, states: &[Obligation], now: DateTime<Utc>) -> (Vec<Col
         })
         .collect();
     (columns, rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, TimeZone};
+
+    use super::*;
+    use crate::state::ObligationState;
+
+    fn ob(rule: &str, unit: &str, days: i64, reminded: bool, state: ObligationState) -> Obligation {
+        let now = Utc.with_ymd_and_hms(2025, 10, 13, 2, 0, 0).unwrap();
+        Obligation {
+            rule: rule.into(),
+            period: "2025".into(),
+            title: rule.into(),
+            period_label: "năm 2025".into(),
+            deadline: now + Duration::days(days),
+            due_day: None,
+            last_day: NaiveDate::from_ymd_opt(2025, 12, 1).unwrap(),
+            unit: unit.into(),
+            key: format!("{rule}/2025/{unit}"),
+            state,
+            seen_at: None,
+            done_at: None,
+            reminded,
+            recorded_at: now,
+        }
+    }
+
+    /// The grid holds what was reminded or answered, and what is due within 45 days; the
+    /// rest waits below it, whole occurrences at a time.
+    #[test]
+    fn the_grid_holds_the_current_occurrences() {
+        use ObligationState::{Pending, Seen};
+        let now = Utc.with_ymd_and_hms(2025, 10, 13, 2, 0, 0).unwrap();
+        let states = vec![
+            ob("reminded", "vp", 3, true, Pending),
+            ob("reminded", "kt", 3, false, Pending),
+            ob("soon", "vp", 45, false, Pending),
+            ob("answered", "vp", 100, false, Seen),
+            ob("answered", "kt", 100, false, Pending),
+            ob("later", "vp", 46, false, Pending),
+            ob("later", "kt", 46, false, Pending),
+        ];
+        let (grid, later) = split_ahead(states, now);
+        let keys = |v: &[Obligation]| v.iter().map(|o| o.key.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            keys(&grid),
+            [
+                "reminded/2025/vp",
+                "reminded/2025/kt",
+                "soon/2025/vp",
+                "answered/2025/vp",
+                "answered/2025/kt"
+            ]
+        );
+        assert_eq!(keys(&later), ["later/2025/vp", "later/2025/kt"]);
+    }
 }

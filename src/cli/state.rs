@@ -144,8 +144,10 @@ pub(super) fn links(
             key_file.display()
         );
     };
+    // Opened for writing, as `ack` does: a database the daemon has not migrated yet (a new
+    // binary installed, the daemon not restarted) is brought up to date first.
+    let store = Store::open(&cfg.storage.path, now)?;
     if rotate {
-        let store = Store::open(&cfg.storage.path, now)?;
         for &u in &units {
             let g = store.rotate_unit_link(&cfg.units[u].id, now)?;
             eprintln!(
@@ -154,7 +156,6 @@ pub(super) fn links(
             );
         }
     }
-    let store = Store::open_read_only(&cfg.storage.path)?;
     let generations = store.unit_generations()?;
     let mut out = String::new();
     for &u in &units {

@@ -109,9 +109,11 @@ pub fn context(
     let mut occurrences = Vec::new();
     for ((deadline, rule, period), units) in &by_occ {
         // Nothing to report on an occurrence all done, or one nobody has been reminded of
-        // yet (recorded ahead: the status page lists those).
+        // yet while its deadline is ahead (recorded ahead: the status page lists those).
+        // Past its deadline it is reported even if no reminder ever left (every unit said
+        // "seen" early, and the policy has no due or overdue step).
         if units.iter().all(|u| u.state == ObligationState::Done)
-            || !units.iter().any(|u| u.reminded)
+            || (now < *deadline && !units.iter().any(|u| u.reminded))
         {
             continue;
         }
@@ -295,6 +297,11 @@ mod tests {
             r
         });
         assert!(context(&cfg, &ahead, &[], day, before).is_none());
+        let ctx = context(&cfg, &ahead, &[], day, after).unwrap();
+        assert_eq!(
+            ctx["totals"]["overdue"], 2,
+            "past its deadline, reported though nobody was reminded"
+        );
         let mut one = ahead.clone();
         one[2].reminded = true;
         let ctx = context(&cfg, &one, &[], day, before).unwrap();

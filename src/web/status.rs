@@ -73,8 +73,10 @@ async fn render_page(s: &AppState, result: Option<&'static str>) -> Response {
             let states = store.obligations(now - report::RECENT)?;
             let cfg = page.current.config();
             let tz = cfg.organization.timezone;
+            let (states, later) = report::split_ahead(states, now);
             let (columns, rows) = report::grid(&cfg, &states, now);
             let today = now.with_timezone(&tz).date_naive();
+            let later = later_json(&cfg, &later, now);
             Ok(page.render(
                 StatusCode::OK,
                 "status.html.j2",
@@ -82,6 +84,7 @@ async fn render_page(s: &AppState, result: Option<&'static str>) -> Response {
                     "now": present::moment_words(now.with_timezone(&tz)),
                     "clock": clock_note(page.clock.kind(), tz),
                     "any": !columns.is_empty(),
+                    "later": later,
                     "grid": grid_html(&columns, &rows, &guard::csrf_token(&page.key, today)),
                     "result": result,
                 }),
@@ -89,6 +92,43 @@ async fn render_page(s: &AppState, result: Option<&'static str>) -> Response {
         })
         .await;
     built.unwrap_or_else(|e| s.busy("status page", &e))
+}
+
+/// The occurrences further ahead than the grid, one entry each: what, when, who owes it,
+/// and who answered early.
+fn later_json(
+    cfg: &crate::config::Config,
+    later: &[crate::store::Obligation],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<serde_json::Value> {
+    let tz = cfg.organization.timezone;
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    let mut last: Option<(&str, &str)> = None;
+    for o in later {
+        if last != Some((&o.rule, &o.period)) {
+            last = Some((&o.rule, &o.period));
+            out.push(json!({
+                "title": o.title,
+                "period_label": o.period_label,
+                "once": o.once(),
+                "deadline": present::deadline_words(
+                    o.deadline.with_timezone(&tz),
+                    o.due_day,
+                    Some(o.last_day),
+                ),
+                "units": [],
+            }));
+        }
+        let shown = o.shown(now);
+        if let Some(units) = out.last_mut().and_then(|e| e["units"].as_array_mut()) {
+            units.push(json!({
+                "name": cfg.unit_name(&o.unit),
+                "state": shown.as_str(),
+                "state_label": shown.label(),
+            }));
+        }
+    }
+    out
 }
 
 /// `GET /status`.

@@ -82,7 +82,7 @@ pub(super) async fn get(
         Err(r) => return *r,
     };
     if feed {
-        unit_feed(&s, u, &headers).await
+        unit_feed(&s, u, &tok, &headers).await
     } else {
         page(&s, u, &tok, q.get("kq").map(String::as_str)).await
     }
@@ -125,6 +125,7 @@ fn item(cfg: &Config, ob: &Obligation, now: DateTime<Utc>) -> Value {
     let when = |t: Option<DateTime<Utc>>| t.map(|t| present::moment_words(t.with_timezone(&tz)));
     json!({
         "key": ob.key,
+        "anchor": anchor(&ob.key),
         "title": ob.title,
         "period_label": ob.period_label,
         "once": ob.once(),
@@ -259,15 +260,26 @@ fn host(cfg: &Config) -> String {
 
 /// Who a feed is for: one unit (the coordinator follows every unit), or the admin.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Reader {
-    /// The unit (index into `config.units`).
-    Unit(usize),
+pub(super) enum Reader<'a> {
+    /// The unit (index into `config.units`) and its page's URL.
+    Unit(usize, &'a str),
     /// The admin's all-units feed (`/status.ics`).
     Admin,
 }
 
-/// The events of `rows` for `reader`: its own obligations link to their ack page, other
-/// units' (the coordinator's and the admin's feeds) to the read-only view.
+/// The anchor of an obligation on its unit's page: its key with dots (`rule.period.unit`).
+fn anchor(key: &str) -> String {
+    key.replace('/', ".")
+}
+
+/// The events of `rows` for `reader`: its own obligations link to their place on the
+/// unit's page (where its buttons are), other units' (the coordinator's and the admin's
+/// feeds) to the read-only view.
+///
+/// A feed leaves the building (Google's and Microsoft's servers fetch it, calendars get
+/// shared), so it carries no ack token: an ack link depends only on the key file and the
+/// obligation, and rotating the unit's link could not revoke a year of them. The page link
+/// is revoked with the feed's own.
 pub(super) fn feed(
     cfg: &Config,
     key: &TokenKey,
@@ -277,11 +289,11 @@ pub(super) fn feed(
 ) -> ics::Feed {
     let host = host(cfg);
     let own = |ob: &Obligation| match reader {
-        Reader::Unit(u) => cfg.units[u].id == ob.unit,
+        Reader::Unit(u, _) => cfg.units[u].id == ob.unit,
         Reader::Admin => false,
     };
     let many = match reader {
-        Reader::Unit(u) => cfg.organization.coordinator == Some(u),
+        Reader::Unit(u, _) => cfg.organization.coordinator == Some(u),
         Reader::Admin => true,
     };
     let tz = cfg.organization.timezone;
@@ -306,11 +318,9 @@ pub(super) fn feed(
             if many {
                 summary = format!("{summary} – {}", cfg.unit_name(&ob.unit));
             }
-            let tok = key.token(&ob.key);
-            let url = if own(ob) {
-                context::ack_url(cfg, &tok)
-            } else {
-                context::view_url(cfg, &tok)
+            let url = match reader {
+                Reader::Unit(_, page) if own(ob) => format!("{page}#{}", anchor(&ob.key)),
+                _ => context::view_url(cfg, &key.token(&ob.key)),
             };
             let rule = cfg.rule_index(&ob.rule).map(|r| &cfg.rules[r]);
             let mut lines = vec![
@@ -337,16 +347,19 @@ pub(super) fn feed(
                 ));
             }
             lines.push(if own(ob) {
-                format!("Xác nhận \"Đã nhận\" hoặc \"Đã hoàn thành / đã nộp\": {url}")
+                format!("Xác nhận \"Đã nhận\" hoặc \"Đã hoàn thành / đã nộp\" trên trang của đơn vị: {url}")
             } else {
                 format!("Xem tình hình: {url}")
             });
+            // No alarm for what is done, nor one already past (a client subscribing would
+            // pop every missed one at once).
             let alarm = if done {
                 None
             } else {
-                *alarms
+                alarms
                     .entry((&ob.rule, &ob.period))
                     .or_insert_with(|| first_before(cfg, &ob.rule, &ob.period))
+                    .filter(|at| *at > now)
             };
             let stamp = [Some(ob.recorded_at), ob.seen_at, ob.done_at]
                 .into_iter()
@@ -365,7 +378,7 @@ pub(super) fn feed(
         })
         .collect();
     let name = match reader {
-        Reader::Unit(u) => format!("Nhắc việc – {}", cfg.units[u].name),
+        Reader::Unit(u, _) => format!("Nhắc việc – {}", cfg.units[u].name),
         Reader::Admin => format!("Nhắc việc – {}", cfg.organization.name),
     };
     ics::Feed {
@@ -437,7 +450,7 @@ pub(super) fn feed_response(f: &ics::Feed, headers: &HeaderMap) -> Response {
     r
 }
 
-async fn unit_feed(s: &AppState, u: usize, headers: &HeaderMap) -> Response {
+async fn unit_feed(s: &AppState, u: usize, tok: &str, headers: &HeaderMap) -> Response {
     let now = s.clock.now();
     let cfg = s.current.config();
     // The coordinator follows every unit.
@@ -449,7 +462,9 @@ async fn unit_feed(s: &AppState, u: usize, headers: &HeaderMap) -> Response {
         Ok(r) => r,
         Err(e) => return s.busy("unit feed read failed", &e),
     };
-    feed_response(&feed(&cfg, &s.key, &rows, Reader::Unit(u), now), headers)
+    let page = context::unit_url(&cfg, tok);
+    let reader = Reader::Unit(u, &page);
+    feed_response(&feed(&cfg, &s.key, &rows, reader, now), headers)
 }
 
 /// The admin's feed of every unit (`GET /status.ics`, behind the status page's login).

@@ -410,14 +410,26 @@ fn the_feed_is_valid_icalendar_stable_and_conditional() {
         assert_eq!(end, start.succ_opt().unwrap(), "DTEND is the next day: {e}");
         assert_eq!(e["transp"], "TRANSPARENT");
         assert!(e["summary"].as_str().unwrap().starts_with("Hạn: "), "{e}");
+        let anchor = key.replace('/', ".");
+        assert_eq!(
+            e["url"].as_str().unwrap(),
+            format!("{}{}#{anchor}", base(&d), urls["vp"]),
+            "its place on the unit's page"
+        );
         assert!(
-            e["url"]
-                .as_str()
-                .unwrap()
-                .starts_with(&format!("{}/a/", base(&d)))
+            d.get(&urls["vp"], &[])
+                .raw
+                .contains(&format!("id=\"{anchor}\"")),
+            "the page has the anchor"
         );
         let alarms = e["alarms"].as_array().unwrap();
-        assert_eq!(alarms.len(), 1, "{e}");
+        // The task's first step (Fri 10/10) is past: a subscriber is not shown a missed
+        // alarm. The report's (Thu 13/11) is ahead.
+        let ahead = chrono::DateTime::parse_from_rfc3339(&first[&key]).unwrap() > d.now();
+        assert_eq!(alarms.len(), usize::from(ahead), "{e}");
+        if !ahead {
+            continue;
+        }
         assert_eq!(alarms[0]["action"], "DISPLAY");
         let trigger = chrono::DateTime::parse_from_rfc3339(alarms[0]["trigger"].as_str().unwrap())
             .unwrap()
@@ -429,6 +441,13 @@ fn the_feed_is_valid_icalendar_stable_and_conditional() {
         );
     }
     let events = cal["events"].as_array().unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e["alarms"].as_array().unwrap().len())
+            .collect::<Vec<_>>(),
+        [0, 1]
+    );
     assert_eq!(events[0]["start"], "2025-10-15");
     assert_contains(
         events[0]["description"].as_str().unwrap(),
@@ -436,9 +455,11 @@ fn the_feed_is_valid_icalendar_stable_and_conditional() {
             "Thời hạn: hết ngày 15/10/2025 (thứ Tư)",
             "Nơi gửi: Phòng Văn hóa – Xã hội",
             "Căn cứ: Chương trình 05/CTr-UBND, mục III",
-            "/a/",
+            &format!("trên trang của đơn vị: {}{}", base(&d), urls["vp"]),
         ],
     );
+    // No ack token leaves in a feed: rotating the unit's link must revoke all it gave.
+    assert_lacks(&feed.raw, "/a/", "an ack link");
 
     // A conditional GET: 304 with the same ETag, 200 with another.
     let etag = feed.header("etag").unwrap().to_string();
@@ -515,5 +536,35 @@ fn the_feed_is_valid_icalendar_stable_and_conditional() {
     assert_eq!(
         uids(&parse(&d.get(&kt_feed, &[]))),
         [format!("tuyen-truyen.2025-10-15.kt@{host}")]
+    );
+}
+
+/// The status page's grid holds what is current; an obligation recorded further ahead than
+/// 45 days and not reminded waits below it, while `nhacviec status` lists everything.
+#[test]
+fn the_status_page_lists_far_obligations_below_its_grid() {
+    let far = "Kế hoạch năm 2026";
+    let cfg = Cfg::new()
+        .units([unit("vp")])
+        .rule(tuyen_truyen(&["vp"]))
+        .rule(once("ke-hoach", far, "2026-03-31").units(&["vp"]))
+        .admin_password(PASSWORD);
+    let mut d = Setup::new(&cfg).start();
+    d.wait_sent(1);
+    let page = d.get("/status", &[("Authorization", &basic("admin", PASSWORD))]);
+    assert_eq!(page.status, 200);
+    let later_at = page.text.find("id=\"later\"").expect("the later list");
+    let grid = &page.text[..later_at];
+    assert_contains(grid, &["data-key=\"tuyen-truyen/2025-10-15/vp\""]);
+    assert_lacks(grid, "ke-hoach/2026-03-31", "the far one in the grid");
+    assert_contains(
+        &page.text[later_at..],
+        &["Sắp tới: chưa đến hạn nhắc (1)", far, "31/03/2026"],
+    );
+    let out = d.cli(&["status", "--format", "csv"]);
+    assert_eq!(out.status, 0, "{out:?}");
+    assert_contains(
+        &out.stdout,
+        &["tuyen-truyen/2025-10-15/vp", "ke-hoach/2026-03-31/vp"],
     );
 }
