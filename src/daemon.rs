@@ -197,7 +197,7 @@ impl Daemon {
             key: self.key.clone(),
             admin_password: self.admin_password.clone(),
             ack_limit: self.ack_limit.clone(),
-            pages: Arc::new(web::pages()),
+            pages: Arc::default(),
         })
     }
 

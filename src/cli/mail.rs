@@ -131,7 +131,16 @@ pub(super) fn send_test(
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("error: the test {what} to {to} was not sent via {describe}: {e}");
+            // Whether the daemon would try again: what an admin needs to know before
+            // starting it with this setup.
+            use crate::deliver::channel::SendError;
+            let kind = match e {
+                SendError::Permanent(_) => "permanent: the daemon would not retry it",
+                SendError::Transient(_) | SendError::RetryAt(..) => {
+                    "temporary: the daemon would retry it for 48 hours"
+                }
+            };
+            eprintln!("error: the test {what} to {to} was not sent via {describe}: {e} [{kind}]");
             Ok(ExitCode::FAILURE)
         }
     }

@@ -90,11 +90,11 @@ pub enum Command {
     Check,
     /// Show every occurrence and reminder step in a window of days (touches no database).
     Plan {
-        /// First day of the window (YYYY-MM-DD); today by default.
-        #[arg(long)]
+        /// First day of the window (YYYY-MM-DD or DD/MM/YYYY); today by default.
+        #[arg(long, value_parser = date_arg)]
         from: Option<NaiveDate>,
-        /// Last day of the window (YYYY-MM-DD).
-        #[arg(long, conflicts_with = "days")]
+        /// Last day of the window (YYYY-MM-DD or DD/MM/YYYY).
+        #[arg(long, conflicts_with = "days", value_parser = date_arg)]
         to: Option<NaiveDate>,
         /// Length of the window in days (default 365).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
@@ -197,6 +197,17 @@ pub enum ZaloCommand {
 }
 
 /// A `--channel` value.
+/// A date from the command line: ISO `2026-12-01`, or `01/12/2026` as Vietnamese admins
+/// write it (day first; `1/12/2026` too).
+pub fn date_arg(s: &str) -> std::result::Result<NaiveDate, String> {
+    let s = s.trim();
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(s, "%d/%m/%Y"))
+        .map_err(|_| {
+            format!("`{s}` is not a date: write it as 2026-12-01 or 01/12/2026 (day/month/year)")
+        })
+}
+
 fn channel_arg(s: &str) -> std::result::Result<Channel, String> {
     s.parse().map_err(|_| {
         let all: Vec<&str> = Channel::ALL.iter().map(|c| c.as_str()).collect();

@@ -97,17 +97,52 @@ pub(super) fn ack(
     }
 }
 
-/// `nhacviec status [--format table|json|csv]`: reads the database, changes nothing.
+/// `nhacviec status [--format table|json|csv]`: reads the database, changes nothing. Before
+/// the daemon's first start (no database yet) and while nothing is recorded, it says what
+/// will come and when (on stderr for JSON and CSV, whose output stays well formed: `[]`, a
+/// header), and exits 0.
 pub(super) fn status(cfg: &Config, format: StatusFormat, now: DateTime<Utc>) -> Result<String> {
-    existing_db(cfg)?;
-    let store = Store::open_read_only(&cfg.storage.path)?;
-    let states = store.obligations(now - report::RECENT)?;
+    let states = if cfg.storage.path.is_file() {
+        let store = Store::open_read_only(&cfg.storage.path)?;
+        store.obligations(now - report::RECENT)?
+    } else {
+        Vec::new()
+    };
     let lines = report::lines(cfg, &states, now);
-    Ok(match format {
-        StatusFormat::Table => report::table(&lines),
-        StatusFormat::Csv => report::csv(&lines),
-        StatusFormat::Json => serde_json::to_string_pretty(&lines)? + "\n",
+    let empty = lines.is_empty().then(|| nothing_yet(cfg, now));
+    Ok(match (format, empty) {
+        (StatusFormat::Table, Some(note)) => note,
+        (StatusFormat::Table, None) => report::table(&lines),
+        (StatusFormat::Csv, note) => {
+            if let Some(note) = note {
+                eprint!("{note}");
+            }
+            report::csv(&lines)
+        }
+        (StatusFormat::Json, note) => {
+            if let Some(note) = note {
+                eprint!("{note}");
+            }
+            serde_json::to_string_pretty(&lines)? + "\n"
+        }
     })
+}
+
+/// What `status` says when nothing is recorded: why, and the next step the plan has.
+fn nothing_yet(cfg: &Config, now: DateTime<Utc>) -> String {
+    let why = if cfg.storage.path.is_file() {
+        "nothing recorded yet: the daemon records each obligation whose deadline is within 12 months at its first start, then once a day".to_string()
+    } else {
+        format!(
+            "no database yet at {}: `nhacviec run` creates it, and records each obligation whose deadline is within 12 months at its first start",
+            cfg.storage.path.display()
+        )
+    };
+    let next = match crate::plan::due::next(cfg, now) {
+        Some(n) => format!("the next reminder step in the plan: {}", n.text),
+        None => "the plan has no reminder step within a year (see `nhacviec plan`)".to_string(),
+    };
+    format!("{why}.\n{next}.\n")
 }
 
 /// `nhacviec links [--unit ID] [--rotate]`: each unit's page and feed URLs; `--rotate`

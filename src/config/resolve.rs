@@ -260,6 +260,11 @@ pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) ->
             "no `organization.admins`: nobody will be told when the daemon itself has trouble",
         );
     }
+    let mail_setup = (
+        raw.email.transport,
+        raw.email_span.clone(),
+        raw.server.listen,
+    );
     let mut email = raw.email;
     if email.from.is_empty() {
         // The file transport sends nothing anywhere: a placeholder sender is enough.
@@ -278,6 +283,7 @@ pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) ->
     let public_url = org
         .public_url
         .unwrap_or_else(|| format!("http://{}", raw.server.listen));
+    check_reachable(cx, org.span.clone(), &public_url, mail_setup, &email.from);
     if cx.diags.has_errors() {
         return None;
     }
@@ -409,6 +415,68 @@ fn owed_by(
 
 /// Secrets must exist where they are named; their content is read only when used. The SMTP
 /// password is checked only when the SMTP transport is on.
+/// The shortest status-page password `check` accepts.
+const MIN_ADMIN_PASSWORD: usize = 8;
+
+/// True if every user of the machine may read the file (mode `o+r`).
+fn readable_by_all(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
+/// What `check` says about a config that would run but not reach the units: links on a
+/// loopback address with real mail going out, the example sender, a `public_url` on another
+/// port of this machine than the one listened on.
+fn check_reachable(
+    cx: &mut Cx,
+    span: Range<usize>,
+    public_url: &str,
+    (transport, email_span, listen): (Transport, Range<usize>, std::net::SocketAddr),
+    from: &str,
+) {
+    let url = reqwest::Url::parse(public_url).ok();
+    let host = url.as_ref().and_then(|u| u.host_str()).unwrap_or("");
+    let ip: Option<std::net::IpAddr> = host.trim_matches(['[', ']']).parse().ok();
+    let loopback = host.eq_ignore_ascii_case("localhost") || ip.is_some_and(|ip| ip.is_loopback());
+    let real_mail = transport == Transport::Smtp;
+    if real_mail && loopback {
+        cx.warning(
+            span.clone(),
+            format!(
+                "`public_url` is {public_url}, this machine's own address: every link in the messages (the ack pages, the unit pages) would point at the reader's own computer; set it to the address the units reach the daemon at, e.g. https://nhacviec.your-ward.gov.vn behind a reverse proxy"
+            ),
+        );
+    }
+    if real_mail && from.to_ascii_lowercase().contains("example.invalid") {
+        cx.warning(
+            email_span,
+            format!(
+                "`from` is still the example sender ({from}): mail servers refuse or junk it; set the ward's own sending address"
+            ),
+        );
+    }
+    // A public URL on an address of this machine must be the listener itself.
+    let port = url.as_ref().and_then(|u| u.port_or_known_default());
+    let same_machine = loopback || ip == Some(listen.ip());
+    if same_machine && port.is_some_and(|p| p != listen.port()) {
+        cx.warning(
+            span,
+            format!(
+                "`public_url` ({public_url}) names port {} but the daemon listens on {listen}: the links reach it only through a reverse proxy forwarding that port; otherwise make the two agree",
+                port.unwrap_or_default()
+            ),
+        );
+    }
+}
+
 fn check_secrets(cx: &mut Cx, raw: &Raw) {
     let smtp_password = raw.email.smtp.as_ref().and_then(|m| m.password.as_ref());
     for (at, s) in &raw.secrets {
@@ -416,6 +484,13 @@ fn check_secrets(cx: &mut Cx, raw: &Raw) {
             continue;
         }
         match s {
+            Secret::File(p) if p.is_file() && readable_by_all(p) => cx.warning(
+                at.span.clone(),
+                format!(
+                    "secret file `{}` is readable by every user of this machine; make it readable by root and the daemon only: `chmod 640` it, group `nhacviec`",
+                    at.v
+                ),
+            ),
             Secret::File(p) if !p.is_file() => cx.error(
                 at.span.clone(),
                 format!(
@@ -432,6 +507,24 @@ fn check_secrets(cx: &mut Cx, raw: &Raw) {
             ),
             _ => {}
         }
+    }
+    // An empty status-page password lets anyone in as `admin:`.
+    if let Some(path) = &raw.server.admin_password_file
+        && let Some((at, _)) = raw
+            .secrets
+            .iter()
+            .find(|(_, x)| matches!(x, Secret::File(p) if p == path))
+        && let Ok(text) = std::fs::read_to_string(path)
+        && text.trim().chars().count() < MIN_ADMIN_PASSWORD
+    {
+        cx.error(
+            at.span.clone(),
+            format!(
+                "the status-page password in `{}` is {}: anyone could log in; put a password of at least {MIN_ADMIN_PASSWORD} characters there",
+                at.v,
+                if text.trim().is_empty() { "empty".to_string() } else { "too short".to_string() }
+            ),
+        );
     }
     // A bot token or webhook secret that is there must also be one: `run` would refuse it.
     if let Some(tg) = &raw.channels.telegram

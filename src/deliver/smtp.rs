@@ -72,6 +72,39 @@ struct Idle {
     since: Instant,
 }
 
+/// Adds what to change to an error that comes from `security` not matching the port: TLS
+/// spoken to a server that greets in plain text (rustls reads "220 …" as a corrupt record),
+/// or plain SMTP waiting for a greeting from port 465, which waits for TLS first.
+fn security_hint(e: SendError, s: &Server) -> SendError {
+    let hint = |text: &str| -> Option<String> {
+        match &s.tls {
+            Tls::Implicit(_)
+                if text.contains("InvalidContentType") || text.contains("corrupt message") =>
+            {
+                Some(format!(
+                    "port {} answers in plain text, so it wants `security = \"starttls\"` (ports 587 and 25); `security = \"tls\"` is for port 465, which speaks TLS at once",
+                    s.port
+                ))
+            }
+            Tls::Starttls(_) | Tls::None if s.port == 465 => Some(
+                "port 465 speaks TLS at once and wants `security = \"tls\"`; `starttls` is for ports 587 and 25".to_string(),
+            ),
+            _ => None,
+        }
+    };
+    match e {
+        SendError::Transient(t) => match hint(&t) {
+            Some(h) => SendError::Transient(format!("{t} ({h})")),
+            None => SendError::Transient(t),
+        },
+        SendError::Permanent(t) => match hint(&t) {
+            Some(h) => SendError::Permanent(format!("{t} ({h})")),
+            None => SendError::Permanent(t),
+        },
+        other => other,
+    }
+}
+
 /// A pool of SMTP connections to one server.
 pub struct Pool {
     server: Server,
@@ -190,7 +223,8 @@ impl Pool {
             Tls::Implicit(params) => {
                 let mut inner = AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
                 self.timed("TLS handshake", inner.upgrade_tls(params.clone()))
-                    .await?;
+                    .await
+                    .map_err(|e| security_hint(e, s))?;
                 Box::new(Wrapped { inner, peer })
             }
             _ => Box::new(tcp),
@@ -200,7 +234,8 @@ impl Pool {
                 "greeting",
                 AsyncSmtpConnection::connect_with_transport(stream, &self.hello),
             )
-            .await?;
+            .await
+            .map_err(|e| security_hint(e, s))?;
         if let Tls::Starttls(params) = &s.tls {
             if !conn.can_starttls() {
                 return Err(SendError::Transient(format!(

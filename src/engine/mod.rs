@@ -282,7 +282,6 @@ impl Engine {
             }
         }
         let (next, what) = self.next_wake(self.clock.now())?;
-        self.store.release_memory();
         if self.status.set(now, what.clone()) {
             match &what {
                 Some(n) => tracing::info!("next: {}", n.text),

@@ -159,16 +159,6 @@ impl Store {
         })
     }
 
-    /// Gives SQLite's page caches back to the allocator (`PRAGMA shrink_memory` on both
-    /// connections): the engine calls it before it sleeps, so an idle daemon does not keep
-    /// the pages its last wake read (a year of obligations at a registration). They are
-    /// read again from the kernel's cache at the next wake. A failure is harmless.
-    pub fn release_memory(&self) {
-        for conn in [self.conn(), self.reader()] {
-            let _ = conn.execute_batch("PRAGMA shrink_memory");
-        }
-    }
-
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -55,8 +55,9 @@ pub struct AppState {
     pub admin_password: Option<String>,
     /// The per-address limit on ack POSTs.
     pub ack_limit: Arc<guard::RateLimit>,
-    /// The page templates.
-    pub pages: Arc<Environment<'static>>,
+    /// The page templates, compiled at the first page served (an idle daemon that only
+    /// answers `/healthz` never holds them).
+    pub pages: Arc<std::sync::OnceLock<Environment<'static>>>,
 }
 
 /// The page templates, compiled in.
@@ -121,6 +122,7 @@ impl AppState {
         }
         match self
             .pages
+            .get_or_init(pages)
             .get_template(name)
             .and_then(|t| t.render(minijinja::value::Serde(&ctx)))
         {

@@ -244,7 +244,7 @@ fn unknown_time_zone() {
 fn missing_secret_file() {
     broken("missing-secret")
         .stderr(&lines(&[
-            "nhacviec.toml:18:17: error: secret file `secrets/nope` does not exist (looked at secrets/nope); create it holding only the secret, readable by the daemon's user",
+            "nhacviec.toml:19:17: error: secret file `secrets/nope` does not exist (looked at secrets/nope); create it holding only the secret, readable by the daemon's user",
             "nhacviec.toml: 1 error; the config was not applied",
         ]))
         .run();
@@ -257,7 +257,7 @@ fn missing_secret_file_named_by_absolute_path() {
     broken("missing-secret")
         .config_path("{tmp}/nhacviec.toml")
         .stderr(&lines(&[
-            "{tmp}/nhacviec.toml:18:17: error: secret file `secrets/nope` does not exist (looked at {tmp}/secrets/nope); create it holding only the secret, readable by the daemon's user",
+            "{tmp}/nhacviec.toml:19:17: error: secret file `secrets/nope` does not exist (looked at {tmp}/secrets/nope); create it holding only the secret, readable by the daemon's user",
             "{tmp}/nhacviec.toml: 1 error; the config was not applied",
         ]))
         .run();
@@ -569,4 +569,52 @@ fn zalo_templates_and_numbers() {
             "nhacviec.toml: 1 error; the config was not applied",
         ]))
         .run();
+}
+
+/// Tried as a ward admin would: a config that runs but reaches nobody. With real mail going
+/// out, links on this machine's own address and the example sender are warned about, as are
+/// a `public_url` on another port of this machine than the listener, and a secret file any
+/// user can read; an empty status-page password is refused.
+#[test]
+fn a_config_not_ready_for_a_ward_says_what_to_change() {
+    let base = crate::support::read(
+        &std::path::Path::new(crate::support::REPO).join("tests/fixtures/base.toml"),
+    );
+    let text =
+        base.replace(
+            "admins = [\"quantri@example.invalid\"]",
+            "admins = [\"quantri@example.invalid\"]\npublic_url = \"http://127.0.0.1:9090\"",
+        )
+        .replace(
+            "admin_password_file = \"secrets/admin-password\"",
+            "admin_password_file = \"secrets/admin-password\"\nlisten = \"127.0.0.1:8080\"",
+        ) + "\n[email]\nfrom = \"Nhắc việc <nhacviec@example.invalid>\"\ntransport = \"smtp\"\n\
+           [email.smtp]\nhost = \"mail.thu-nghiem.example.vn\"\nusername = \"nhacviec\"\n\
+           password_file = \"pw/smtp\"\n";
+    let out = Test::new()
+        .config(&text)
+        .file("secrets/admin-password", "\n")
+        .file("pw/smtp", "mật khẩu thư\n")
+        .args(&["check"])
+        .status(1)
+        .run();
+    crate::support::assert_contains(
+        &out.stderr,
+        &[
+            "warning: `public_url` is http://127.0.0.1:9090, this machine's own address",
+            "warning: `from` is still the example sender (Nhắc việc <nhacviec@example.invalid>)",
+            "warning: `public_url` (http://127.0.0.1:9090) names port 9090 but the daemon listens on 127.0.0.1:8080",
+            "warning: secret file `pw/smtp` is readable by every user of this machine",
+            "error: the status-page password in `secrets/admin-password` is empty: anyone could log in",
+            "1 error, 4 warnings",
+        ],
+    );
+    // The file transport sends nothing: the same links and sender are not worth a warning.
+    let quiet = Test::new()
+        .fixture("base.toml")
+        .file("secrets/admin-password", "mật khẩu\n")
+        .args(&["check"])
+        .stderr("")
+        .run();
+    assert_eq!(quiet.status, 0);
 }

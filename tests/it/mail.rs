@@ -783,3 +783,23 @@ fn file_transport_writes_one_eml_per_message_named_by_its_message_id() {
         );
     }
 }
+
+/// `security = "tls"` against a server that greets in plain text (a STARTTLS port): the
+/// error says which setting the port wants, and that the failure is temporary.
+#[test]
+fn send_test_with_tls_on_a_starttls_port_says_what_to_set() {
+    let server = server_for(Security::StartTls, SmtpOpts::default());
+    let cfg = mail_cfg(&["vp"]).smtp(&server, Security::Tls);
+    let stderr = send_test_fails(&cfg, Security::Tls.describe(server.port));
+    assert_contains(
+        &stderr,
+        &[
+            &format!(
+                "port {} answers in plain text, so it wants `security = \"starttls\"`",
+                server.port
+            ),
+            "[temporary: the daemon would retry it for 48 hours]",
+        ],
+    );
+    assert!(server.captured().is_empty());
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveTime, Weekday};
 use serde_json::Value;
 
-use crate::support::{Test, date, lines, repo_toml};
+use crate::support::{Test, assert_contains, date, lines, repo_toml};
 
 /// `plan --format json` on the shipped config from the programme's date to the end of 2026.
 fn shipped_plan() -> Vec<Value> {
@@ -499,4 +499,59 @@ fn the_window_starts_on_the_clock_s_day() {
     );
     assert_ne!(at_clock, plan(crate::support::CLOCK, &[]));
     assert!(at_clock.contains("bao-cao-9-thang/2025-9M"), "{at_clock}");
+}
+
+/// Vietnamese admins write dates day first: `--from 01/09/2025 --to 31/10/2025` is the same
+/// window as the ISO dates; anything else is refused with both forms shown.
+#[test]
+fn dates_day_first_are_accepted() {
+    let iso = Test::new()
+        .shipped()
+        .args(&[
+            "plan",
+            "--rule",
+            "bao-cao-9-thang",
+            "--from",
+            "2025-09-01",
+            "--to",
+            "2025-10-31",
+        ])
+        .run();
+    let vn = Test::new()
+        .shipped()
+        .args(&[
+            "plan",
+            "--rule",
+            "bao-cao-9-thang",
+            "--from",
+            "01/09/2025",
+            "--to",
+            "31/10/2025",
+        ])
+        .stderr("")
+        .run();
+    assert_eq!(vn.stdout, iso.stdout);
+    assert!(vn.stdout.starts_with("1 occurrence"), "{}", vn.stdout);
+    let short = Test::new()
+        .shipped()
+        .args(&[
+            "plan",
+            "--rule",
+            "bao-cao-9-thang",
+            "--from",
+            "1/9/2025",
+            "--to",
+            "31/10/2025",
+        ])
+        .run();
+    assert_eq!(short.stdout, iso.stdout);
+    let bad = Test::new()
+        .shipped()
+        .args(&["plan", "--from", "31/02/2025"])
+        .status(2)
+        .run();
+    assert_contains(
+        &bad.stderr,
+        &["`31/02/2025` is not a date: write it as 2026-12-01 or 01/12/2026 (day/month/year)"],
+    );
 }

@@ -235,3 +235,36 @@ fn done_before_the_first_reminder_means_no_reminder() {
     );
     assert_eq!(rows.len(), 1);
 }
+
+/// Before the daemon's first start there is no database: `status` says so and what comes
+/// next, and exits 0 (JSON and CSV stay well formed, the note on stderr). The shipped
+/// config, copied, so that a database the shipped config made in the repository is not
+/// seen.
+#[test]
+fn status_before_the_first_start_says_what_will_come() {
+    use crate::support::{REPO, Test, read};
+    let shipped = read(&std::path::Path::new(REPO).join("config/nhacviec.toml"));
+    let test = |args: &[&str]| {
+        Test::new()
+            .config(&shipped)
+            .shipped_calendar()
+            .clock("2025-09-15T09:00:00+07:00")
+            .args(args)
+    };
+    let out = test(&["status"]).stderr("").run();
+    assert_eq!(
+        out.stdout,
+        "no database yet at var/nhacviec.db: `nhacviec run` creates it, and records each obligation whose deadline is within 12 months at its first start.\n\
+         the next reminder step in the plan: before-14d of bao-cao-9-thang/2025-9M at Fri 19/09/2025 08:00.\n"
+    );
+    let json = test(&["status", "--format", "json"]).run();
+    assert_eq!(json.stdout, "[]\n");
+    assert!(
+        json.stderr.starts_with("no database yet"),
+        "{}",
+        json.stderr
+    );
+    let csv = test(&["status", "--format", "csv"]).run();
+    assert!(csv.stdout.starts_with("obligation,rule,"), "{}", csv.stdout);
+    assert_eq!(csv.stdout.lines().count(), 1, "the header only");
+}

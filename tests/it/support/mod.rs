@@ -272,12 +272,17 @@ pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Writes a file, making its folder.
+/// Writes a file, making its folder. A file in a `secrets/` folder is made readable by its
+/// owner only, as an admin is told to (`check` warns about one every user can read).
 pub fn write(path: &Path, text: &str) {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).unwrap();
     }
     std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if path.components().any(|c| c.as_os_str() == "secrets") {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
 }
 
 /// "1 warning", "2 warnings", as the binary counts.
