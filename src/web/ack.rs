@@ -140,11 +140,7 @@ pub(super) async fn post(
 ) -> Response {
     let now = s.clock.now();
     if !s.ack_limit.allow(addr.ip(), now) {
-        return s.message(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Quá nhiều yêu cầu",
-            "Địa chỉ này đã gửi quá nhiều xác nhận trong một phút. Vui lòng thử lại sau.",
-        );
+        return super::rate_limited(&s);
     }
     let ob = match lookup(&s, &token, now).await {
         Ok(Some(ob)) => ob,
@@ -156,11 +152,7 @@ pub(super) async fn post(
         Err(e) => return super::bad_form(&s, &e),
     };
     let Some(action) = form.get("action").and_then(|a| a.parse::<AckAction>().ok()) else {
-        return s.message(
-            StatusCode::BAD_REQUEST,
-            "Yêu cầu không hợp lệ",
-            "Vui lòng dùng nút \"Đã nhận\" hoặc \"Đã hoàn thành / đã nộp\" trên trang.",
-        );
+        return super::bad_action(&s);
     };
     let ack = super::PageAck {
         key: ob.key.clone(),

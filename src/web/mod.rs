@@ -233,6 +233,24 @@ impl AppState {
     }
 }
 
+/// The answer to an ack POST over the per-address limit.
+fn rate_limited(s: &AppState) -> Response {
+    s.message(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Quá nhiều yêu cầu",
+        "Địa chỉ này đã gửi quá nhiều xác nhận trong một phút. Vui lòng thử lại sau.",
+    )
+}
+
+/// The answer to an ack POST without a known action (not sent by the page's buttons).
+fn bad_action(s: &AppState) -> Response {
+    s.message(
+        StatusCode::BAD_REQUEST,
+        "Yêu cầu không hợp lệ",
+        "Vui lòng dùng nút \"Đã nhận\" hoặc \"Đã hoàn thành / đã nộp\" trên trang.",
+    )
+}
+
 /// A form that could not be read: too large, wrong type, not a form.
 fn bad_form(s: &AppState, e: &axum::extract::rejection::FormRejection) -> Response {
     let status = e.status();

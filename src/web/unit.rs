@@ -195,11 +195,7 @@ pub(super) async fn post(
 ) -> Response {
     let now = s.clock.now();
     if !s.ack_limit.allow(addr.ip(), now) {
-        return s.message(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Quá nhiều yêu cầu",
-            "Địa chỉ này đã gửi quá nhiều xác nhận trong một phút. Vui lòng thử lại sau.",
-        );
+        return super::rate_limited(&s);
     }
     let u = match unit_of(&s, &tok).await {
         Ok(Some(u)) => u,
@@ -212,11 +208,7 @@ pub(super) async fn post(
     };
     let action = form.get("action").and_then(|a| a.parse::<AckAction>().ok());
     let (Some(action), Some(key)) = (action, form.get("obligation").cloned()) else {
-        return s.message(
-            StatusCode::BAD_REQUEST,
-            "Yêu cầu không hợp lệ",
-            "Vui lòng dùng nút \"Đã nhận\" hoặc \"Đã hoàn thành / đã nộp\" trên trang.",
-        );
+        return super::bad_action(&s);
     };
     // Only this unit's own obligations.
     let unit = s.current.config().units[u].id.clone();
