@@ -120,6 +120,75 @@ fn token_key(store: &Store, db: &Path) -> Result<TokenKey> {
     Ok(key)
 }
 
+/// Where `nhacviec backup DIR` keeps a database's backups by default, and where a refusal
+/// to start looks for the latest: `backups/` beside the database.
+pub fn backup_dir(db: &Path) -> std::path::PathBuf {
+    db.parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("backups")
+}
+
+/// The newest backup (`nhacviec-*.db`, by name: the names carry the time) in `dir`.
+pub fn latest_backup(dir: &Path) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("nhacviec-") && n.ends_with(".db"))
+        })
+        .max()
+}
+
+/// Opens the store and checks its integrity (`PRAGMA quick_check`): a damaged database is
+/// refused, naming the latest backup to restore, rather than run on and make it worse.
+fn open_sound(db: &Path, now: chrono::DateTime<chrono::Utc>) -> Result<Store> {
+    let damaged = |why: String| {
+        let dir = backup_dir(db);
+        let restore = match latest_backup(&dir) {
+            Some(b) => format!(
+                "restore the latest backup, {} (and its key file beside it), as docs/operations.md#backups says",
+                b.display()
+            ),
+            None => format!(
+                "no backup found in {}: move the file away to start afresh (history and links already sent are lost)",
+                dir.display()
+            ),
+        };
+        anyhow::anyhow!(
+            "the database {} is damaged ({why}); not started: {restore}",
+            db.display()
+        )
+    };
+    let store = match Store::open(db, now) {
+        Ok(s) => s,
+        Err(e) if is_corrupt(&e) => return Err(damaged(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    match store.quick_check()? {
+        None => Ok(store),
+        Some(problems) => Err(damaged(problems)),
+    }
+}
+
+/// True for the errors SQLite gives for a file that is not (or no longer) a database.
+fn is_corrupt(e: &crate::store::StoreError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(rusqlite::Error::SqliteFailure(f, _)) = c.downcast_ref::<rusqlite::Error>()
+            && matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            )
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 impl Daemon {
     /// Checks the config at `path` exactly as `check` does (its warnings and errors go to
     /// the log), opens the store (recording the config applied) and the token key, and puts
@@ -137,7 +206,7 @@ impl Daemon {
         let Some((cfg, templates)) = checked.ready else {
             bail!("the config has {errors} error(s); not started (`nhacviec check` lists them)");
         };
-        let store = Arc::new(Store::open(&cfg.storage.path, now)?);
+        let store = Arc::new(open_sound(&cfg.storage.path, now)?);
         same_clock(&store, &cfg.storage.path, clock.kind())?;
         let key = token_key(&store, &cfg.storage.path)?;
         let recovered = store.recover_sending(now)?;

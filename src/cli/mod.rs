@@ -157,6 +157,15 @@ pub enum Command {
         #[arg(long, requires = "unit")]
         rotate: bool,
     },
+    /// A consistent copy of the live database and its token key (the daemon may run).
+    Backup {
+        /// The file to write (`.db`; the key goes beside it as `.key`), or a folder to
+        /// write `nhacviec-YYYYMMDD-HHMMSS.db` into.
+        path: std::path::PathBuf,
+        /// With a folder: keep only the newest N backups in it.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        keep: Option<u32>,
+    },
     /// The Zalo Official Account's tokens.
     Zalo {
         #[command(subcommand)]
@@ -274,6 +283,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let text = state::status(&cfg, format, now)?;
             emit(&text)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup { path, keep } => {
+            let cfg = load_or_explain(&cli.config, now)?;
+            state::backup(&cfg, &path, keep, now)
         }
         Command::Links { unit, rotate } => {
             let cfg = load_or_explain(&cli.config, now)?;

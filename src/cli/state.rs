@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, Utc};
 
 use super::StatusFormat;
@@ -208,4 +208,116 @@ pub(super) fn links(
     }
     super::emit(&out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `nhacviec backup PATH [--keep N]`: the database copied with SQLite's online backup API
+/// (consistent while the daemon runs) and checked, and the token key copied beside it
+/// (mode 0600); into a folder, a new `nhacviec-YYYYMMDD-HHMMSS.db`, keeping the newest N.
+pub(super) fn backup(
+    cfg: &Config,
+    path: &std::path::Path,
+    keep: Option<u32>,
+    now: DateTime<Utc>,
+) -> Result<ExitCode> {
+    existing_db(cfg)?;
+    let into_dir = path.is_dir();
+    if keep.is_some() && !into_dir {
+        bail!(
+            "--keep needs a folder to keep the backups in, and {} is not one",
+            path.display()
+        );
+    }
+    let dst = if into_dir {
+        let stamp = now
+            .with_timezone(&cfg.organization.timezone)
+            .format("%Y%m%d-%H%M%S");
+        path.join(format!("nhacviec-{stamp}.db"))
+    } else {
+        path.to_path_buf()
+    };
+    let key_src = token::key_path(&cfg.storage.path);
+    let key_dst = token::key_path(&dst);
+    if key_dst.exists() {
+        bail!(
+            "{} exists; a backup never overwrites a file",
+            key_dst.display()
+        );
+    }
+    let key = std::fs::read(&key_src).with_context(|| {
+        format!(
+            "cannot read the token key {}: a backup without it would break every link already sent",
+            key_src.display()
+        )
+    })?;
+    let store = Store::open_read_only(&cfg.storage.path)?;
+    let copied = store.backup_to(&dst)?;
+    private_file(&dst)?;
+    write_private(&key_dst, &key)?;
+    println!(
+        "backed up {} to {} ({} obligations, {} messages; integrity ok) and its token key to {}",
+        cfg.storage.path.display(),
+        dst.display(),
+        copied.obligations,
+        copied.messages,
+        key_dst.display()
+    );
+    if let Some(n) = keep {
+        prune(path, usize::try_from(n).unwrap_or(usize::MAX))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Makes a file readable by its owner only.
+fn private_file(path: &std::path::Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot make {} private", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes a new file readable by its owner only.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Removes the oldest backups in `dir` beyond the newest `keep` (each with its key file).
+fn prune(dir: &std::path::Path, keep: usize) -> Result<()> {
+    let mut backups: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("nhacviec-") && n.ends_with(".db"))
+        })
+        .collect();
+    backups.sort();
+    let old = backups.len().saturating_sub(keep);
+    for b in &backups[..old] {
+        std::fs::remove_file(b).with_context(|| format!("cannot remove {}", b.display()))?;
+        let key = token::key_path(b);
+        if key.exists() {
+            std::fs::remove_file(&key)
+                .with_context(|| format!("cannot remove {}", key.display()))?;
+        }
+        println!("removed the old backup {}", b.display());
+    }
+    Ok(())
 }

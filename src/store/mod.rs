@@ -15,6 +15,7 @@
 //! obligations, acknowledgements); this module opens the file and keeps the `meta` table and
 //! the applied configs.
 
+mod backup;
 mod links;
 mod obligations;
 mod outbox;
@@ -28,6 +29,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub use backup::Copied;
 pub use obligations::{
     AckOutcome, NewAck, Obligation, ObligationRecord, OccurrenceRecord, Registered, StepRows,
 };

@@ -8,6 +8,7 @@
 //! browser test.
 
 mod ack;
+mod backup;
 mod browser;
 mod calendar;
 mod channels;
