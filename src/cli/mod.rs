@@ -166,6 +166,15 @@ pub enum Command {
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         keep: Option<u32>,
     },
+    /// Print the shell completions for bash, zsh or fish (the Debian package installs them).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, roff (the Debian package installs it as nhacviec(1)).
+    #[command(hide = true)]
+    Manpage,
     /// The Zalo Official Account's tokens.
     Zalo {
         #[command(subcommand)]
@@ -282,6 +291,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let cfg = load_or_explain(&cli.config, now)?;
             let text = state::status(&cfg, format, now)?;
             emit(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "nhacviec", &mut out);
+            std::io::Write::write_all(&mut std::io::stdout(), &out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpage => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut out)?;
+            std::io::Write::write_all(&mut std::io::stdout(), &out)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Backup { path, keep } => {

@@ -114,11 +114,20 @@ impl AppState {
         }
     }
 
+    /// The path `public_url` puts the daemon under behind a reverse proxy (`/dong-hai` for
+    /// `https://host/dong-hai`; empty at the root): the links and redirects the pages make
+    /// to the daemon's own routes start with it.
+    fn base(&self) -> String {
+        base_path(&self.current.config().organization.public_url)
+    }
+
     /// Renders a page; an error becomes a plain 500.
     fn render(&self, status: StatusCode, name: &str, mut ctx: Value) -> Response {
         let org = self.current.config().organization.name.clone();
+        let base = self.base();
         if let Some(m) = ctx.as_object_mut() {
             m.insert("org".into(), Value::String(org));
+            m.insert("base".into(), Value::String(base));
         }
         match self
             .pages
@@ -268,6 +277,14 @@ fn user_agent(headers: &axum::http::HeaderMap) -> Option<String> {
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(300).collect())
+}
+
+/// The path of `public_url`, without its trailing slash: "" for `http://127.0.0.1:8080`,
+/// "/dong-hai" for `https://nhacviec.example.vn/dong-hai/`.
+pub fn base_path(public_url: &str) -> String {
+    reqwest::Url::parse(public_url)
+        .map(|u| u.path().trim_end_matches('/').to_string())
+        .unwrap_or_default()
 }
 
 /// The router with every route.

@@ -85,7 +85,7 @@ async fn render_page(s: &AppState, result: Option<&'static str>) -> Response {
                     "clock": clock_note(page.clock.kind(), tz),
                     "any": !columns.is_empty(),
                     "later": later,
-                    "grid": grid_html(&columns, &rows, &guard::csrf_token(&page.key, today)),
+                    "grid": grid_html(&columns, &rows, &guard::csrf_token(&page.key, today), &page.base()),
                     "result": result,
                 }),
             ))
@@ -181,8 +181,9 @@ pub(super) async fn feed(State(s): State<AppState>, headers: HeaderMap) -> Respo
 }
 
 /// `GET /status/ack` (a refreshed or bookmarked result page): back to the grid.
-pub(super) async fn back_to_status() -> Response {
-    (StatusCode::SEE_OTHER, [(header::LOCATION, "/status")]).into_response()
+pub(super) async fn back_to_status(State(s): State<AppState>) -> Response {
+    let to = format!("{}/status", s.base());
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
 }
 
 /// `POST /status/ack` with `obligation` and `csrf`: marks it done on the unit's behalf.
@@ -235,7 +236,8 @@ pub(super) async fn mark_done(
 /// The grid as an HTML table (`table#grid`), each cell not done with a form that marks it
 /// done. Written directly rather than through a template: with a thousand cells a template
 /// engine costs several milliseconds a page, and the status page must stay fast.
-fn grid_html(columns: &[Column], rows: &[Row], csrf: &str) -> String {
+fn grid_html(columns: &[Column], rows: &[Row], csrf: &str, base: &str) -> String {
+    let action = format!("{base}/status/ack");
     let mut h = String::with_capacity(256 + rows.len() * columns.len() * 320);
     h.push_str("<table id=\"grid\">\n<thead><tr><th>Đơn vị</th>");
     for c in columns {
@@ -273,7 +275,9 @@ fn grid_html(columns: &[Column], rows: &[Row], csrf: &str) -> String {
                 put(
                     &mut h,
                     &[
-                        "<form method=\"post\" action=\"/status/ack\"><input type=\"hidden\" name=\"obligation\" value=\"",
+                        "<form method=\"post\" action=\"",
+                        &action,
+                        "\"><input type=\"hidden\" name=\"obligation\" value=\"",
                         &c.key,
                         "\"><input type=\"hidden\" name=\"csrf\" value=\"",
                         csrf,
@@ -339,11 +343,23 @@ mod tests {
                 cells: vec![None],
             },
         ];
-        let h = grid_html(&columns, &rows, "abc");
+        let h = grid_html(&columns, &rows, "abc", "");
         assert!(h.contains("Báo cáo &lt;năm&gt; &amp; &quot;tổng kết&quot; năm 2025"));
         assert_eq!(h.matches("<form").count(), 1, "only the open cell: {h}");
         assert!(h.contains("data-key=\"r/2025/kt\" data-state=\"overdue\""));
         assert!(h.contains("value=\"abc\""));
+        assert!(h.contains("action=\"/status/ack\""), "{h}");
+        // Behind a proxy under a path (public_url https://host/dong-hai), the form posts there.
+        let prefixed = grid_html(&columns, &rows, "abc", "/dong-hai");
+        assert!(
+            prefixed.contains("action=\"/dong-hai/status/ack\""),
+            "{prefixed}"
+        );
+        assert_eq!(
+            crate::web::base_path("https://nhacviec.example.vn/dong-hai/"),
+            "/dong-hai"
+        );
+        assert_eq!(crate::web::base_path("http://127.0.0.1:8080"), "");
         assert!(
             h.contains("<tr data-unit=\"hcc\"><th>HCC</th><td><span class=\"note\">–</span></td>")
         );

@@ -231,7 +231,7 @@ pub(super) async fn post(
         Ok(None) => return s.not_found(),
         Err(page) => return page,
     };
-    let to = format!("/u/{tok}?kq={kq}");
+    let to = format!("{}/u/{tok}?kq={kq}", s.base());
     (
         StatusCode::SEE_OTHER,
         [
