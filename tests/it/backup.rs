@@ -146,3 +146,108 @@ fn a_damaged_database_is_refused_naming_the_latest_backup() {
         "{refused}"
     );
 }
+
+/// A backup taken while the daemon sends 500 webhook events is the state of one moment:
+/// what it holds as sent had reached the receiver, what it holds as pending or sending
+/// had not all, and a daemon restored from it resends exactly what it did not hold as sent
+/// (at least once, same `webhook-id`), never one it held as sent.
+#[test]
+fn a_backup_during_a_burst_of_500_restores_that_moment() {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use crate::support::channels::HookServer;
+    use crate::support::config::{FIRST_START, numbered};
+
+    const N: usize = 500;
+    let wait = std::time::Duration::from_secs(60);
+    let hooks = HookServer::start();
+    let mut cfg = Cfg::new()
+        .units((0..N).map(|i| numbered(i).webhooks(&[&hooks.hook_url(&format!("u{i:03}"))])))
+        .rule(tuyen_truyen(&["all"]))
+        .channels(&hooks);
+    // 6000 a minute: the burst takes five seconds, so the backup lands in it.
+    cfg.extra = cfg.extra.replace(
+        "[channels.webhook]\nsecret_file = \"secrets/webhook-secret\"\nmax_per_minute = 100000",
+        "[channels.webhook]\nsecret_file = \"secrets/webhook-secret\"\nmax_per_minute = 6000",
+    );
+    assert!(cfg.extra.contains("max_per_minute = 6000"));
+    let mut d = Setup::new(&cfg).start();
+    hooks.wait_requests(60, wait);
+    std::fs::create_dir_all(d.path("var/backups")).unwrap();
+    let arrived_before = hooks.hooks().len();
+    let out = d.cli(&["backup", "var/backups/mid-burst.db"]);
+    let arrived_after: BTreeSet<String> = hooks
+        .hooks()
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(out.status, 0, "{out:?}");
+    assert!(arrived_after.len() < N, "the backup landed in the burst");
+
+    // What the backup holds.
+    let copy = Connection::open(d.path("var/backups/mid-burst.db")).unwrap();
+    let rows: Vec<(String, String)> = copy
+        .prepare("SELECT message_id, status FROM messages WHERE channel = 'webhook'")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    drop(copy);
+    let id = |m: &str| m.trim_start_matches('<').trim_end_matches('>').to_string();
+    let of = |status: &str| -> BTreeSet<String> {
+        rows.iter()
+            .filter(|(_, s)| s == status)
+            .map(|(m, _)| id(m))
+            .collect()
+    };
+    let (sent, sending, pending) = (of("sent"), of("sending"), of("pending"));
+    assert_eq!(rows.len(), N, "every message of the step, none torn");
+    assert_eq!(sent.len() + sending.len() + pending.len(), N);
+    assert!(
+        sending.len() <= 4,
+        "at most the four in flight: {sending:?}"
+    );
+    assert!(
+        sent.is_subset(&arrived_after),
+        "held as sent, so it had arrived"
+    );
+    assert!(
+        sent.len() + sending.len() >= arrived_before,
+        "what had arrived before the backup began is sent or in flight in it"
+    );
+
+    // The live daemon finishes; then the backup is restored and the daemon started on it.
+    d.wait_rows("all 500 sent", |rows| {
+        rows.iter()
+            .filter(|r| r.channel == "webhook" && r.status == "sent")
+            .count()
+            == N
+    });
+    d.stop();
+    for ext in ["db-wal", "db-shm"] {
+        let _ = std::fs::remove_file(d.path(&format!("var/nhacviec.{ext}")));
+    }
+    std::fs::copy(d.path("var/backups/mid-burst.db"), d.db_path()).unwrap();
+    let before_restore = hooks.hooks().len();
+    d.restart_at(FIRST_START, 1);
+    d.wait_rows("all 500 sent again from the backup", |rows| {
+        rows.iter()
+            .filter(|r| r.channel == "webhook" && r.status == "sent")
+            .count()
+            == N
+    });
+    let mut arrivals: BTreeMap<String, usize> = BTreeMap::new();
+    for r in hooks.hooks().iter().skip(before_restore) {
+        *arrivals
+            .entry(r.header("webhook-id").unwrap_or_default().to_string())
+            .or_default() += 1;
+    }
+    let resent: BTreeSet<String> = arrivals.keys().cloned().collect();
+    let unsent: BTreeSet<String> = sending.union(&pending).cloned().collect();
+    assert_eq!(
+        resent, unsent,
+        "the restored daemon sends exactly what the backup did not hold as sent"
+    );
+    assert!(arrivals.values().all(|n| *n == 1), "{arrivals:?}");
+}
