@@ -156,21 +156,13 @@ fn a_backup_during_a_burst_of_500_restores_that_moment() {
     use std::collections::{BTreeMap, BTreeSet};
 
     use crate::support::channels::HookServer;
-    use crate::support::config::{FIRST_START, numbered};
+    use crate::support::config::FIRST_START;
 
     const N: usize = 500;
     let wait = std::time::Duration::from_secs(60);
     let hooks = HookServer::start();
-    let mut cfg = Cfg::new()
-        .units((0..N).map(|i| numbered(i).webhooks(&[&hooks.hook_url(&format!("u{i:03}"))])))
-        .rule(tuyen_truyen(&["all"]))
-        .channels(&hooks);
     // 6000 a minute: the burst takes five seconds, so the backup lands in it.
-    cfg.extra = cfg.extra.replace(
-        "[channels.webhook]\nsecret_file = \"secrets/webhook-secret\"\nmax_per_minute = 100000",
-        "[channels.webhook]\nsecret_file = \"secrets/webhook-secret\"\nmax_per_minute = 6000",
-    );
-    assert!(cfg.extra.contains("max_per_minute = 6000"));
+    let cfg = Cfg::webhook_burst(&hooks, N, 6000);
     let mut d = Setup::new(&cfg).start();
     hooks.wait_requests(60, wait);
     std::fs::create_dir_all(d.path("var/backups")).unwrap();

@@ -11,8 +11,8 @@ use serde_json::json;
 use crate::ack::{ack, mails};
 use crate::support::channels::{HookServer, Req};
 use crate::support::config::{
-    Cfg, FIRST_START, ORG, REFERENCE, TUYEN_TRUYEN, WEBHOOK_SECRET, address, name, numbered,
-    policy, tuyen_truyen, tuyen_truyen_key, unit,
+    Cfg, FIRST_START, ORG, REFERENCE, TUYEN_TRUYEN, WEBHOOK_SECRET, address, name, policy,
+    tuyen_truyen, tuyen_truyen_key, unit,
 };
 use crate::support::daemon::{Daemon, Setup};
 use crate::support::db::Row;
@@ -636,16 +636,8 @@ fn the_bot_token_never_leaks() {
 fn sigkill_during_a_burst_of_webhooks_loses_none() {
     const N: usize = 300;
     let hooks = HookServer::start();
-    let mut cfg = Cfg::new()
-        .units((0..N).map(|i| numbered(i).webhooks(&[&hooks.hook_url(&format!("u{i:03}"))])))
-        .rule(tuyen_truyen(&["all"]))
-        .channels(&hooks);
     // 6000 a minute: the burst takes three seconds, so the kill lands in it.
-    cfg.extra = cfg.extra.replace(
-        "[channels.webhook]\nsecret_file = \"secrets/webhook-secret\"\nmax_per_minute = 100000",
-        "[channels.webhook]\nsecret_file = \"secrets/webhook-secret\"\nmax_per_minute = 6000",
-    );
-    assert!(cfg.extra.contains("max_per_minute = 6000"));
+    let cfg = Cfg::webhook_burst(&hooks, N, 6000);
     let mut d = Setup::new(&cfg).start();
     hooks.wait_requests(40, WAIT);
     d.kill();

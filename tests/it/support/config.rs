@@ -489,6 +489,24 @@ impl Cfg {
         self
     }
 
+    /// A burst: `n` numbered units, each with its own webhook on `server`, all owing the
+    /// usual task (due at the first start), webhooks paced at `per_minute`, so the burst
+    /// lasts long enough for a test to act in the middle of it.
+    pub fn webhook_burst(server: &HookServer, n: usize, per_minute: u32) -> Cfg {
+        let mut cfg = Cfg::new()
+            .units((0..n).map(|i| numbered(i).webhooks(&[&server.hook_url(&format!("u{i:03}"))])))
+            .rule(tuyen_truyen(&["all"]))
+            .channels(server);
+        let unpaced =
+            "[channels.webhook]\nsecret_file = \"secrets/webhook-secret\"\nmax_per_minute = 100000";
+        assert!(cfg.extra.contains(unpaced));
+        cfg.extra = cfg.extra.replace(
+            unpaced,
+            &format!("[channels.webhook]\nsecret_file = \"secrets/webhook-secret\"\nmax_per_minute = {per_minute}"),
+        );
+        cfg
+    }
+
     /// Zalo through `server` (ZNS and OAuth both), its app's secret key and first refresh
     /// token in `secrets/`, a ZNS template for each kind ([`ZALO_TEMPLATES`]), no rate limit.
     pub fn zalo(mut self, server: &ZaloServer) -> Cfg {
