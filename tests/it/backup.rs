@@ -159,6 +159,7 @@ fn a_backup_during_a_burst_of_500_restores_that_moment() {
     use crate::support::config::FIRST_START;
 
     const N: usize = 500;
+    let _alone = crate::support::heavy();
     let wait = std::time::Duration::from_secs(60);
     let hooks = HookServer::start();
     // 6000 a minute: the burst takes five seconds, so the backup lands in it.

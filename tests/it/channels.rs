@@ -635,6 +635,7 @@ fn the_bot_token_never_leaks() {
 #[test]
 fn sigkill_during_a_burst_of_webhooks_loses_none() {
     const N: usize = 300;
+    let _alone = crate::support::heavy();
     let hooks = HookServer::start();
     // 6000 a minute: the burst takes three seconds, so the kill lands in it.
     let cfg = Cfg::webhook_burst(&hooks, N, 6000);

@@ -117,6 +117,7 @@ fn ids_with_status(dir: &Path, status: &str) -> BTreeSet<String> {
 
 #[test]
 fn sigkill_while_sending_loses_nothing_and_duplicates_only_what_was_in_flight() {
+    let _alone = crate::support::heavy();
     let seed = std::env::var("NHACVIEC_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -171,6 +171,7 @@ fn a_start_just_before_a_step_receives_it_within_seconds() {
 #[test]
 fn a_week_of_reminders_and_digests_at_speed() {
     const SPEED: u32 = 100_000;
+    let _alone = crate::support::heavy();
     let rule = once("bao-cao-tuan", "Báo cáo tuần", "2025-10-10")
         .units(&["vp"])
         .policy(policy(&["4d", "3d", "2d", "1d"], &["1d"]).on_due());

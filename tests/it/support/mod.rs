@@ -267,6 +267,14 @@ pub fn wait_at_most(
     }
 }
 
+/// Taken by the tests that must not overlap: the bursts of hundreds of messages (which load
+/// both cores for seconds) and the test whose clock runs 100 000 × real speed (where 36 ms
+/// of real time is an hour of its clock). Other tests run beside them as before.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A file's text; panics with its path.
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
