@@ -171,7 +171,7 @@ impl Engine {
         if r.any() {
             tracing::info!(
                 added = r.added,
-                updated = r.updated,
+                occurrences = r.occurrences,
                 withdrawn = r.withdrawn,
                 "obligations ahead recorded"
             );

@@ -178,10 +178,10 @@ fn obligation_row(r: &rusqlite::Row<'_>) -> Result<Obligation> {
 /// What a [`Store::register`] changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Registered {
+    /// Occurrences recorded, or not reminded yet and brought up to a changed config.
+    pub occurrences: usize,
     /// Obligations recorded.
     pub added: usize,
-    /// Occurrences not reminded yet whose facts followed a changed config.
-    pub updated: usize,
     /// Obligations withdrawn: never reminded nor answered, and no longer planned.
     pub withdrawn: usize,
 }
@@ -189,30 +189,48 @@ pub struct Registered {
 impl Registered {
     /// Whether anything changed.
     pub fn any(&self) -> bool {
-        self.added + self.updated + self.withdrawn > 0
+        self.occurrences + self.added + self.withdrawn > 0
     }
 }
 
-/// Records a group's occurrence and obligations where they are new; returns how many
-/// obligations were new.
-fn record_obligations(tx: &Transaction<'_>, now: DateTime<Utc>, g: &StepRows) -> Result<usize> {
+/// Records a group's occurrence and obligations where they are new, and brings the facts
+/// of an occurrence no unit has been reminded of yet (no message of any of its
+/// obligations) up to the config in force; returns how many occurrences were recorded or
+/// changed, and how many obligations were new.
+fn record_obligations(
+    tx: &Transaction<'_>,
+    now: DateTime<Utc>,
+    g: &StepRows,
+) -> Result<(usize, usize)> {
     let o = &g.occurrence;
-    tx.prepare_cached(
-        "INSERT OR IGNORE INTO occurrences
-             (rule, period, kind, title, period_label, deadline, due_day, last_day, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        o.rule,
-        o.period,
-        o.kind,
-        o.title,
-        o.period_label,
-        ms(o.deadline),
-        o.due_day.to_string(),
-        o.last_day.to_string(),
-        ms(now)
-    ])?;
+    let occurrences = tx
+        .prepare_cached(
+            "INSERT INTO occurrences
+                 (rule, period, kind, title, period_label, deadline, due_day, last_day, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (rule, period) DO UPDATE SET
+                 kind = excluded.kind, title = excluded.title,
+                 period_label = excluded.period_label, deadline = excluded.deadline,
+                 due_day = excluded.due_day, last_day = excluded.last_day
+             WHERE (occurrences.kind, occurrences.title, occurrences.period_label,
+                    occurrences.deadline, occurrences.due_day, occurrences.last_day)
+                   IS NOT (excluded.kind, excluded.title, excluded.period_label,
+                           excluded.deadline, excluded.due_day, excluded.last_day)
+               AND NOT EXISTS (SELECT 1 FROM messages m JOIN obligations b
+                                 ON m.obligation_id = b.id
+                                WHERE b.occurrence_id = occurrences.id)",
+        )?
+        .execute(params![
+            o.rule,
+            o.period,
+            o.kind,
+            o.title,
+            o.period_label,
+            ms(o.deadline),
+            o.due_day.to_string(),
+            o.last_day.to_string(),
+            ms(now)
+        ])?;
     let occ_id: i64 = tx
         .prepare_cached("SELECT id FROM occurrences WHERE rule = ?1 AND period = ?2")?
         .query_row(params![o.rule, o.period], |r| r.get(0))?;
@@ -230,7 +248,7 @@ fn record_obligations(tx: &Transaction<'_>, now: DateTime<Utc>, g: &StepRows) ->
             ms(now)
         ])?;
     }
-    Ok(added)
+    Ok((occurrences, added))
 }
 
 fn insert_group(tx: &Transaction<'_>, now: DateTime<Utc>, g: &StepRows) -> Result<usize> {
@@ -357,31 +375,9 @@ impl Store {
         let tx = immediate(&mut conn)?;
         let mut out = Registered::default();
         for g in planned {
-            let o = &g.occurrence;
-            // Not reminded yet (no message of any of its obligations): the facts follow the
-            // config in force.
-            out.updated += tx
-                .prepare_cached(
-                    "UPDATE occurrences SET kind = ?3, title = ?4, period_label = ?5,
-                            deadline = ?6, due_day = ?7, last_day = ?8
-                      WHERE rule = ?1 AND period = ?2
-                        AND (kind, title, period_label, deadline, due_day, last_day)
-                            IS NOT (?3, ?4, ?5, ?6, ?7, ?8)
-                        AND NOT EXISTS (SELECT 1 FROM messages m JOIN obligations b
-                                          ON m.obligation_id = b.id
-                                         WHERE b.occurrence_id = occurrences.id)",
-                )?
-                .execute(params![
-                    o.rule,
-                    o.period,
-                    o.kind,
-                    o.title,
-                    o.period_label,
-                    ms(o.deadline),
-                    o.due_day.to_string(),
-                    o.last_day.to_string()
-                ])?;
-            out.added += record_obligations(&tx, now, g)?;
+            let (occurrences, added) = record_obligations(&tx, now, g)?;
+            out.occurrences += occurrences;
+            out.added += added;
         }
         let keys: HashSet<&str> = planned
             .iter()

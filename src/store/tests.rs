@@ -616,7 +616,7 @@ fn registration_follows_the_plan_until_the_first_reminder() {
     let r = store
         .register(t0(), &[group("Báo cáo", &["vp", "kt", "yt"])])
         .unwrap();
-    assert_eq!((r.added, r.updated, r.withdrawn), (3, 0, 0));
+    assert_eq!((r.occurrences, r.added, r.withdrawn), (1, 3, 0));
     assert_eq!(
         store
             .register(t0(), &[group("Báo cáo", &["vp", "kt", "yt"])])
@@ -628,7 +628,7 @@ fn registration_follows_the_plan_until_the_first_reminder() {
     let r = store
         .register(t0(), &[group("Báo cáo mới", &["vp", "kt"])])
         .unwrap();
-    assert_eq!((r.added, r.updated, r.withdrawn), (0, 1, 1));
+    assert_eq!((r.occurrences, r.added, r.withdrawn), (1, 0, 1));
     assert_eq!(
         keys(&store),
         [
@@ -652,7 +652,7 @@ fn registration_follows_the_plan_until_the_first_reminder() {
         .unwrap();
     ack_unit(&store, "kt", AckAction::Seen).unwrap();
     let r = store.register(t0(), &[group("Khác", &[])]).unwrap();
-    assert_eq!((r.added, r.updated, r.withdrawn), (0, 0, 0));
+    assert_eq!((r.occurrences, r.added, r.withdrawn), (0, 0, 0));
     assert_eq!(
         keys(&store),
         [

@@ -15,6 +15,17 @@ fn count(db: &std::path::Path, table: &str) -> i64 {
         .unwrap()
 }
 
+/// A daemon that has sent `vp` and `kt` their reminder, with an empty `var/backups`.
+fn running_with_a_backup_folder() -> Daemon {
+    let cfg = Cfg::new()
+        .units(units(&["vp", "kt"]))
+        .rule(tuyen_truyen(&["vp", "kt"]));
+    let mut d = Setup::new(&cfg).start();
+    d.wait_sent(2);
+    std::fs::create_dir_all(d.path("var/backups")).unwrap();
+    d
+}
+
 /// The backups in `var/backups`, oldest first.
 fn backups(d: &Daemon) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(d.path("var/backups"))
@@ -30,12 +41,7 @@ fn backups(d: &Daemon) -> Vec<String> {
 /// removed with its key. A backup never overwrites a file.
 #[test]
 fn backups_of_the_running_daemon_keep_the_newest() {
-    let cfg = Cfg::new()
-        .units(units(&["vp", "kt"]))
-        .rule(tuyen_truyen(&["vp", "kt"]));
-    let mut d = Setup::new(&cfg).start();
-    d.wait_sent(2);
-    std::fs::create_dir_all(d.path("var/backups")).unwrap();
+    let mut d = running_with_a_backup_folder();
     for at in ["09:00:10", "09:00:20", "09:00:30"] {
         let out = d.cli_at(
             &format!("2025-10-13T{at}+07:00"),
@@ -90,12 +96,7 @@ fn backups_of_the_running_daemon_keep_the_newest() {
 /// say (the backup and its key put in place), the daemon starts with the history.
 #[test]
 fn a_damaged_database_is_refused_naming_the_latest_backup() {
-    let cfg = Cfg::new()
-        .units(units(&["vp", "kt"]))
-        .rule(tuyen_truyen(&["vp", "kt"]));
-    let mut d = Setup::new(&cfg).start();
-    d.wait_sent(2);
-    std::fs::create_dir_all(d.path("var/backups")).unwrap();
+    let mut d = running_with_a_backup_folder();
     let out = d.cli(&["backup", "var/backups"]);
     assert_eq!(out.status, 0, "{out:?}");
     d.stop();

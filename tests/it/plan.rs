@@ -505,45 +505,23 @@ fn the_window_starts_on_the_clock_s_day() {
 /// window as the ISO dates; anything else is refused with both forms shown.
 #[test]
 fn dates_day_first_are_accepted() {
-    let iso = Test::new()
-        .shipped()
-        .args(&[
+    let nine_months = |from: &str, to: &str| {
+        let args = [
             "plan",
             "--rule",
             "bao-cao-9-thang",
             "--from",
-            "2025-09-01",
+            from,
             "--to",
-            "2025-10-31",
-        ])
-        .run();
-    let vn = Test::new()
-        .shipped()
-        .args(&[
-            "plan",
-            "--rule",
-            "bao-cao-9-thang",
-            "--from",
-            "01/09/2025",
-            "--to",
-            "31/10/2025",
-        ])
-        .stderr("")
-        .run();
+            to,
+        ];
+        Test::new().shipped().args(&args)
+    };
+    let iso = nine_months("2025-09-01", "2025-10-31").run();
+    let vn = nine_months("01/09/2025", "31/10/2025").stderr("").run();
     assert_eq!(vn.stdout, iso.stdout);
     assert!(vn.stdout.starts_with("1 occurrence"), "{}", vn.stdout);
-    let short = Test::new()
-        .shipped()
-        .args(&[
-            "plan",
-            "--rule",
-            "bao-cao-9-thang",
-            "--from",
-            "1/9/2025",
-            "--to",
-            "31/10/2025",
-        ])
-        .run();
+    let short = nine_months("1/9/2025", "31/10/2025").run();
     assert_eq!(short.stdout, iso.stdout);
     let bad = Test::new()
         .shipped()
