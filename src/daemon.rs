@@ -128,17 +128,22 @@ pub fn backup_dir(db: &Path) -> std::path::PathBuf {
         .join("backups")
 }
 
-/// The newest backup (`nhacviec-*.db`, by name: the names carry the time) in `dir`.
-pub fn latest_backup(dir: &Path) -> Option<std::path::PathBuf> {
-    std::fs::read_dir(dir)
-        .ok()?
+/// The backups (`nhacviec-*.db`) in `dir`, oldest first: their names carry the time. None
+/// if the folder cannot be read.
+pub fn backups_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<std::path::PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with("nhacviec-") && n.ends_with(".db"))
         })
-        .max()
+        .collect();
+    found.sort();
+    found
 }
 
 /// Opens the store and checks its integrity (`PRAGMA quick_check`): a damaged database is
@@ -146,7 +151,7 @@ pub fn latest_backup(dir: &Path) -> Option<std::path::PathBuf> {
 fn open_sound(db: &Path, now: chrono::DateTime<chrono::Utc>) -> Result<Store> {
     let damaged = |why: String| {
         let dir = backup_dir(db);
-        let restore = match latest_backup(&dir) {
+        let restore = match backups_in(&dir).pop() {
             Some(b) => format!(
                 "restore the latest backup, {} (and its key file beside it), as docs/operations.md#backups says",
                 b.display()

@@ -45,16 +45,7 @@ impl TokenKey {
     pub fn create(path: &Path) -> std::io::Result<TokenKey> {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).map_err(std::io::Error::other)?;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(path)?;
-        f.write_all(hex(&key).as_bytes())?;
-        f.sync_all()?;
+        write_private(path, hex(&key).as_bytes())?;
         Ok(TokenKey(key))
     }
 
@@ -120,6 +111,21 @@ impl TokenKey {
         mac.update(&generation.to_be_bytes());
         hex(&mac.finalize().into_bytes()[..16])
     }
+}
+
+/// Writes a new file (never an existing one) readable by its owner only, and syncs it: the
+/// key file, and its copy beside a backup.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 /// SHA-256 of a token, as stored and looked up.

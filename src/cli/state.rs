@@ -252,7 +252,8 @@ pub(super) fn backup(
     let store = Store::open_read_only(&cfg.storage.path)?;
     let copied = store.backup_to(&dst)?;
     private_file(&dst)?;
-    write_private(&key_dst, &key)?;
+    token::write_private(&key_dst, &key)
+        .with_context(|| format!("cannot write {}", key_dst.display()))?;
     println!(
         "backed up {} to {} ({} obligations, {} messages; integrity ok) and its token key to {}",
         cfg.storage.path.display(),
@@ -278,37 +279,9 @@ fn private_file(path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes a new file readable by its owner only.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
 /// Removes the oldest backups in `dir` beyond the newest `keep` (each with its key file).
 fn prune(dir: &std::path::Path, keep: usize) -> Result<()> {
-    let mut backups: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("nhacviec-") && n.ends_with(".db"))
-        })
-        .collect();
-    backups.sort();
+    let backups = crate::daemon::backups_in(dir);
     let old = backups.len().saturating_sub(keep);
     for b in &backups[..old] {
         std::fs::remove_file(b).with_context(|| format!("cannot remove {}", b.display()))?;

@@ -286,18 +286,7 @@ impl Store {
     /// The obligations of occurrences whose deadline is at or after `since`, with their state,
     /// in deadline order (for the digest and the status views).
     pub fn obligations(&self, since: DateTime<Utc>) -> Result<Vec<Obligation>> {
-        let conn = self.reader();
-        let sql = format!(
-            "SELECT {COLUMNS} {FROM} WHERE o.deadline >= ?1
-              ORDER BY o.deadline, o.rule, o.period, b.id"
-        );
-        let mut st = conn.prepare_cached(&sql)?;
-        let mut rows = st.query(params![ms(since)])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(obligation_row(r)?);
-        }
-        Ok(out)
+        self.unit_obligations(None, since)
     }
 
     /// The obligations of one unit (or of every unit) whose deadline is at or after

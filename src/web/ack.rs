@@ -88,8 +88,8 @@ fn hex32(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// What the ack page and the read-only view show of an obligation.
-fn page_data(cfg: &crate::config::Config, ob: &Obligation, now: DateTime<Utc>) -> Value {
+/// What the ack page, the read-only view and a unit page's item show of an obligation.
+pub(super) fn page_data(cfg: &crate::config::Config, ob: &Obligation, now: DateTime<Utc>) -> Value {
     let tz = cfg.organization.timezone;
     let when = |t: Option<DateTime<Utc>>| {
         t.map_or(Value::Null, |t| {

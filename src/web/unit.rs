@@ -120,27 +120,12 @@ fn time_left(cfg: &Config, ob: &Obligation, now: DateTime<Utc>) -> String {
 }
 
 fn item(cfg: &Config, ob: &Obligation, now: DateTime<Utc>) -> Value {
-    let tz = cfg.organization.timezone;
-    let shown = ob.shown(now);
-    let when = |t: Option<DateTime<Utc>>| t.map(|t| present::moment_words(t.with_timezone(&tz)));
-    json!({
-        "key": ob.key,
-        "anchor": anchor(&ob.key),
-        "title": ob.title,
-        "period_label": ob.period_label,
-        "once": ob.once(),
-        "deadline_words": present::deadline_words(
-            ob.deadline.with_timezone(&tz),
-            ob.due_day,
-            Some(ob.last_day),
-        ),
-        "left": time_left(cfg, ob, now),
-        "state": shown.as_str(),
-        "state_label": shown.label(),
-        "seen_at": when(ob.seen_at),
-        "done_at": when(ob.done_at),
-        "can_seen": ob.state == ObligationState::Pending,
-    })
+    let mut v = super::ack::page_data(cfg, ob, now);
+    v["key"] = json!(ob.key);
+    v["anchor"] = json!(anchor(&ob.key));
+    v["left"] = json!(time_left(cfg, ob, now));
+    v["can_seen"] = json!(ob.state == ObligationState::Pending);
+    v
 }
 
 async fn page(s: &AppState, u: usize, tok: &str, kq: Option<&str>) -> Response {
