@@ -19,6 +19,7 @@ pub mod config;
 pub mod daemon;
 pub mod deliver;
 pub mod engine;
+pub mod i18n;
 pub mod ics;
 pub mod plan;
 pub mod present;

@@ -3,13 +3,18 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use nhacviec::i18n::{self, Lang};
+use nhacviec::tr;
 
 fn main() -> ExitCode {
+    // The admin's commands speak the locale's language (`cli::run` sets the daemon's back
+    // to English); set before parsing, so a bad `--from` date is explained in it too.
+    i18n::set(Lang::from_env());
     let cli = nhacviec::cli::Cli::parse();
     match nhacviec::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("{}", tr!("error: {detail}", detail = format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::present;
 use crate::state::Shown;
 use crate::store::Obligation;
+use crate::tr;
 
 /// What the status views show: occurrences with a deadline from this long ago on.
 pub const RECENT: Duration = Duration::days(60);
@@ -137,29 +138,55 @@ pub fn csv(lines: &[Line]) -> String {
 
 /// A readable table for the terminal.
 pub fn table(lines: &[Line]) -> String {
-    let mut out = String::new();
-    let width = lines
+    let head = [tr!("OBLIGATION"), tr!("STATE"), tr!("SEEN"), tr!("DONE")];
+    let rows: Vec<[String; 4]> = lines
         .iter()
-        .map(|l| l.obligation.chars().count())
-        .max()
-        .unwrap_or(10)
-        .max(10);
-    let _ = writeln!(
-        out,
-        "{:<width$}  {:<8}  {:<25}  {:<25}",
-        "OBLIGATION", "STATE", "SEEN", "DONE"
-    );
-    for l in lines {
+        .map(|l| {
+            [
+                l.obligation.clone(),
+                state_word(l.state),
+                l.seen_at.clone().unwrap_or_else(|| "-".into()),
+                l.done_at.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let width = |i: usize, min: usize| {
+        rows.iter()
+            .chain(std::iter::once(&head))
+            .map(|r| r[i].chars().count())
+            .max()
+            .unwrap_or(min)
+            .max(min)
+    };
+    let w = [width(0, 10), width(1, 8), width(2, 25), width(3, 25)];
+    let mut out = String::new();
+    for r in std::iter::once(&head).chain(&rows) {
         let _ = writeln!(
             out,
-            "{:<width$}  {:<8}  {:<25}  {:<25}",
-            l.obligation,
-            l.state.as_str(),
-            l.seen_at.as_deref().unwrap_or("-"),
-            l.done_at.as_deref().unwrap_or("-")
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2],
+            w3 = w[3]
         );
     }
     out
+}
+
+/// A state as the table of `nhacviec status` names it, in the command's language (JSON and
+/// CSV keep [`Shown::as_str`]).
+fn state_word(s: Shown) -> String {
+    match s {
+        Shown::Done => tr!("done"),
+        Shown::Seen => tr!("seen"),
+        Shown::Pending => tr!("pending"),
+        Shown::Overdue => tr!("overdue"),
+        Shown::Upcoming => tr!("upcoming"),
+    }
 }
 
 /// One column of the grid: an occurrence.

@@ -16,8 +16,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::checked;
 use crate::clock;
 use crate::config::{self, Config, Severity};
+use crate::i18n::{self, Lang};
 use crate::plan::{self, Filter};
 use crate::state::Channel;
+use crate::tr;
 
 mod daemon;
 mod mail;
@@ -222,20 +224,31 @@ pub fn date_arg(s: &str) -> std::result::Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .or_else(|_| NaiveDate::parse_from_str(s, "%d/%m/%Y"))
         .map_err(|_| {
-            format!("`{s}` is not a date: write it as 2026-12-01 or 01/12/2026 (day/month/year)")
+            tr!(
+                "`{s}` is not a date: write it as 2026-12-01 or 01/12/2026 (day/month/year)",
+                s
+            )
         })
 }
 
 fn channel_arg(s: &str) -> std::result::Result<Channel, String> {
     s.parse().map_err(|_| {
         let all: Vec<&str> = Channel::ALL.iter().map(|c| c.as_str()).collect();
-        format!("`{s}` is not a channel; use one of {}", all.join(", "))
+        tr!(
+            "`{s}` is not a channel; use one of {all}",
+            s,
+            all = all.join(", ")
+        )
     })
 }
 
 /// Runs a parsed command line, on the clock `NHACVIEC_CLOCK` sets (the wall clock when it
 /// is not set).
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    if matches!(cli.command, Command::Run { .. }) {
+        // The daemon logs in English whatever the admin's terminal speaks.
+        i18n::set(Lang::En);
+    }
     let clock = clock::from_env()?;
     let now = clock.now();
     match cli.command {
@@ -256,14 +269,25 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 (None, d) => from + chrono::Duration::days(i64::from(d.unwrap_or(365)) - 1),
             };
             if to < from {
-                bail!("--to {to} is before --from {from}");
+                bail!(
+                    "{}",
+                    tr!(
+                        "--to {to} is before --from {from}",
+                        to = date_iso(to),
+                        from = date_iso(from)
+                    )
+                );
             }
             check_years(&[from, to])?;
             let units = || cfg.units.iter().map(|x| x.id.as_str());
             let rules = || cfg.rules.iter().map(|x| x.id.as_str());
             let filter = Filter {
-                unit: unit.map(|u| find("unit", &u, units)).transpose()?,
-                rule: rule.map(|r| find("rule", &r, rules)).transpose()?,
+                unit: unit
+                    .map(|u| find(&u, units, |id, h| tr!("unknown unit `{id}`{h}", id, h)))
+                    .transpose()?,
+                rule: rule
+                    .map(|r| find(&r, rules, |id, h| tr!("unknown rule `{id}`{h}", id, h)))
+                    .transpose()?,
             };
             let p = plan::plan(&cfg, from, to, filter);
             let text = match format {
@@ -348,7 +372,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Calendar { year, format } => {
             let cfg = load_or_explain(&cli.config, now)?;
             let Some(first) = NaiveDate::from_ymd_opt(year, 1, 1) else {
-                bail!("{year} is not a year the calendar can show");
+                bail!(
+                    "{}",
+                    tr!("{year} is not a year the calendar can show", year)
+                );
             };
             check_years(&[first])?;
             let text = match format {
@@ -375,13 +402,18 @@ fn emit(text: &str) -> Result<()> {
 /// The index of `id` among the ids `known` lists, or an error naming it, with the closest
 /// known id as a hint.
 fn find<'a, I: Iterator<Item = &'a str>>(
-    what: &str,
     id: &str,
     known: impl Fn() -> I,
+    unknown: impl Fn(&str, &str) -> String,
 ) -> Result<usize> {
     known()
         .position(|x| x == id)
-        .with_context(|| format!("unknown {what} `{id}`{}", config::diag::hint(id, known())))
+        .with_context(|| unknown(id, &config::diag::hint(id, known())))
+}
+
+/// A date as ISO 8601 (`2026-12-01`), the form the tables' messages quote.
+fn date_iso(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
 }
 
 fn check_years(dates: &[NaiveDate]) -> Result<()> {
@@ -389,10 +421,13 @@ fn check_years(dates: &[NaiveDate]) -> Result<()> {
     for d in dates {
         if !crate::calendar::YEARS.contains(&d.year()) {
             bail!(
-                "{} is outside the years the calendar knows ({}-{})",
-                d.year(),
-                crate::calendar::YEARS.start(),
-                crate::calendar::YEARS.end()
+                "{}",
+                tr!(
+                    "{year} is outside the years the calendar knows ({first}-{last})",
+                    year = d.year(),
+                    first = crate::calendar::YEARS.start(),
+                    last = crate::calendar::YEARS.end()
+                )
             );
         }
     }
@@ -416,46 +451,58 @@ fn check(path: &std::path::Path, now: DateTime<Utc>) -> Result<ExitCode> {
     eprint!("{err}");
     match checked.ready {
         Some((cfg, _)) => {
+            let (units, groups, rules, policies) = (
+                cfg.units.len(),
+                cfg.groups.len(),
+                cfg.rules.len(),
+                cfg.policies.len(),
+            );
+            let summary = tr!(
+                "ok: {units}, {groups}, {rules}, {policies}",
+                units = counted(units, tr!("1 unit"), tr!("{n} units", n = units)),
+                groups = counted(groups, tr!("1 group"), tr!("{n} groups", n = groups)),
+                rules = counted(rules, tr!("1 rule"), tr!("{n} rules", n = rules)),
+                policies = counted(policies, tr!("1 policy"), tr!("{n} policies", n = policies)),
+            );
             emit(&format!(
-                "{}: ok: {}, {}, {}, {}{}\n",
+                "{}: {summary}{}\n",
                 path.display(),
-                plural(cfg.units.len(), "unit"),
-                plural(cfg.groups.len(), "group"),
-                plural(cfg.rules.len(), "rule"),
-                plural_n(cfg.policies.len(), "policy", "policies"),
-                plural_suffix(warnings, "warning")
+                warning_suffix(warnings)
             ))?;
             Ok(ExitCode::SUCCESS)
         }
         None => {
             eprintln!(
-                "{}: {}{}; the config was not applied",
+                "{}: {}",
                 path.display(),
-                plural(errors, "error"),
-                plural_suffix(warnings, "warning")
+                tr!(
+                    "{errors}{warnings}; the config was not applied",
+                    errors = error_count(errors),
+                    warnings = warning_suffix(warnings)
+                )
             );
             Ok(ExitCode::FAILURE)
         }
     }
 }
 
-pub(crate) fn plural(n: usize, word: &str) -> String {
-    plural_n(n, word, &format!("{word}s"))
+/// `one` when `n` is 1, else `many`: both are whole messages (`tr!("1 unit")`,
+/// `tr!("{n} units", n)`), so each language words its own plural.
+pub(crate) fn counted(n: usize, one: String, many: String) -> String {
+    if n == 1 { one } else { many }
 }
 
-fn plural_n(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
+/// "3 errors" / "1 error".
+fn error_count(n: usize) -> String {
+    counted(n, tr!("1 error"), tr!("{n} errors", n))
 }
 
-fn plural_suffix(n: usize, word: &str) -> String {
-    if n == 0 {
-        String::new()
-    } else {
-        format!(", {}", plural(n, word))
+/// ", 2 warnings" / ", 1 warning", or nothing for none.
+fn warning_suffix(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        1 => tr!(", 1 warning"),
+        n => tr!(", {n} warnings", n),
     }
 }
 
@@ -477,8 +524,11 @@ fn load_checked_or_explain(
                 eprintln!("{d}");
             }
             bail!(
-                "the config has {}; fix them and try again (`nhacviec check` also shows warnings)",
-                plural(errors, "error")
+                "{}",
+                tr!(
+                    "the config has {errors}; fix them and try again (`nhacviec check` also shows warnings)",
+                    errors = error_count(errors)
+                )
             )
         }
     }
@@ -499,8 +549,11 @@ fn load_or_explain(path: &std::path::Path, now: DateTime<Utc>) -> Result<Config>
                 eprintln!("{d}");
             }
             bail!(
-                "the config has {}; fix them and try again (`nhacviec check` also shows warnings)",
-                plural(errors.len(), "error")
+                "{}",
+                tr!(
+                    "the config has {errors}; fix them and try again (`nhacviec check` also shows warnings)",
+                    errors = error_count(errors.len())
+                )
             )
         }
     }

@@ -13,6 +13,7 @@ use crate::report;
 use crate::state::{AckAction, AckSource};
 use crate::store::{NewAck, StepRows, Store};
 use crate::token::{self, TokenKey};
+use crate::tr;
 
 fn existing_db(cfg: &Config) -> Result<()> {
     if !cfg.storage.path.is_file() {
@@ -131,16 +132,24 @@ pub(super) fn status(cfg: &Config, format: StatusFormat, now: DateTime<Utc>) -> 
 /// What `status` says when nothing is recorded: why, and the next step the plan has.
 fn nothing_yet(cfg: &Config, now: DateTime<Utc>) -> String {
     let why = if cfg.storage.path.is_file() {
-        "nothing recorded yet: the daemon records each obligation whose deadline is within 12 months at its first start, then once a day".to_string()
+        tr!(
+            "nothing recorded yet: the daemon records each obligation whose deadline is within 12 months at its first start, then once a day"
+        )
     } else {
-        format!(
-            "no database yet at {}: `nhacviec run` creates it, and records each obligation whose deadline is within 12 months at its first start",
-            cfg.storage.path.display()
+        tr!(
+            "no database yet at {path}: `nhacviec run` creates it, and records each obligation whose deadline is within 12 months at its first start",
+            path = cfg.storage.path.display()
         )
     };
     let next = match crate::plan::due::next(cfg, now) {
-        Some(n) => format!("the next reminder step in the plan: {}", n.text),
-        None => "the plan has no reminder step within a year (see `nhacviec plan`)".to_string(),
+        Some(n) => tr!(
+            "the next reminder step in the plan: {step} of {occurrence} at {day} {time}",
+            step = n.step,
+            occurrence = n.occurrence,
+            day = super::show::day(n.local.date()),
+            time = n.local.format("%H:%M")
+        ),
+        None => tr!("the plan has no reminder step within a year (see `nhacviec plan`)"),
     };
     format!("{why}.\n{next}.\n")
 }

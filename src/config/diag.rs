@@ -33,9 +33,10 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Translated like gcc's: `FILE:LINE:COL: lỗi: …` under a Vietnamese locale.
         let sev = match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
+            Severity::Error => crate::tr!("error"),
+            Severity::Warning => crate::tr!("warning"),
         };
         match self.position {
             Some((line, col)) => write!(
@@ -194,14 +195,14 @@ pub fn did_you_mean_within<'a>(
 /// A hint sentence for an unknown name: "; did you mean `x`?" or nothing.
 pub fn hint<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> String {
     did_you_mean(word, known)
-        .map(|k| format!("; did you mean `{k}`?"))
+        .map(|k| crate::tr!("; did you mean `{k}`?", k))
         .unwrap_or_default()
 }
 
 /// "; did you mean `x`?" when a known word is close, else "; " and the fallback advice.
 pub fn hint_or<'a>(word: &str, known: impl IntoIterator<Item = &'a str>, fallback: &str) -> String {
     match did_you_mean(word, known) {
-        Some(k) => format!("; did you mean `{k}`?"),
+        Some(k) => crate::tr!("; did you mean `{k}`?", k),
         None => format!("; {fallback}"),
     }
 }

@@ -114,16 +114,18 @@ pub enum Secret {
 pub fn decode_webhook_secret(secret: &str) -> Result<Vec<u8>, String> {
     use base64::Engine as _;
     let b64 = secret.trim().strip_prefix("whsec_").ok_or_else(|| {
-        "the webhook secret must look like whsec_<base64>; make one with: echo \"whsec_$(head -c 32 /dev/urandom | base64)\"".to_string()
+        crate::tr!(
+            "the webhook secret must look like whsec_<base64>; make one with: echo \"whsec_$(head -c 32 /dev/urandom | base64)\""
+        )
     })?;
     let key = base64::engine::general_purpose::STANDARD
         .decode(b64)
         // base64's error names the character and where: a piece of the secret. Not shown.
-        .map_err(|_| "the webhook secret after `whsec_` is not base64".to_string())?;
+        .map_err(|_| crate::tr!("the webhook secret after `whsec_` is not base64"))?;
     if key.len() < 16 {
-        return Err(format!(
-            "the webhook secret holds {} bytes; use at least 16 (32 is usual)",
-            key.len()
+        return Err(crate::tr!(
+            "the webhook secret holds {n} bytes; use at least 16 (32 is usual)",
+            n = key.len()
         ));
     }
     Ok(key)
@@ -143,7 +145,9 @@ pub fn telegram_token_problem(token: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err("the Telegram bot token is not one: it looks like 123456789:AA… (digits, a colon, then 20 or more letters, digits, `_` and `-`), as @BotFather gave it".into())
+        Err(crate::tr!(
+            "the Telegram bot token is not one: it looks like 123456789:AA… (digits, a colon, then 20 or more letters, digits, `_` and `-`), as @BotFather gave it"
+        ))
     }
 }
 
@@ -151,8 +155,8 @@ impl Secret {
     /// Where it is, for messages: "file /etc/nhacviec/secrets/x", "variable X".
     pub fn origin(&self) -> String {
         match self {
-            Secret::File(p) => format!("file {}", p.display()),
-            Secret::Env(v) => format!("variable {v}"),
+            Secret::File(p) => crate::tr!("file {path}", path = p.display()),
+            Secret::Env(v) => crate::tr!("variable {name}", name = v),
         }
     }
 
@@ -349,9 +353,13 @@ impl Offset {
         };
         match (num.parse::<u32>(), unit) {
             (Ok(n), Some(unit)) if n <= 1000 => Ok(Offset { n, unit }),
-            (Ok(_), Some(_)) => Err(format!("offset `{s}` is too large (at most 1000)")),
-            _ => Err(format!(
-                "bad offset `{s}`: write a number and a unit: d (calendar days), wd (working days), h (hours) or m (minutes), e.g. \"3wd\""
+            (Ok(_), Some(_)) => Err(crate::tr!(
+                "offset `{value}` is too large (at most 1000)",
+                value = s
+            )),
+            _ => Err(crate::tr!(
+                "bad offset `{value}`: write a number and a unit: d (calendar days), wd (working days), h (hours) or m (minutes), e.g. \"3wd\"",
+                value = s
             )),
         }
     }

@@ -19,13 +19,14 @@ use super::reader::{At, Cx, Tbl};
 use super::rules::{read_policy, read_rule, read_unit};
 use super::sections::{read_calendar, read_email, read_org, weekend_mask};
 use super::*;
+use crate::tr;
 
 pub(super) fn load(path: &Path, today: NaiveDate) -> Loaded {
     match std::fs::read_to_string(path) {
         Ok(text) => load_text(path, text, today),
         Err(e) => {
             let mut diags = Diagnostics::default();
-            diags.file_error(path, format!("cannot read the config file: {e}"));
+            diags.file_error(path, tr!("cannot read the config file: {error}", error = e));
             finish(None, diags)
         }
     }
@@ -83,7 +84,7 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
             if !top.has("organization") {
                 cx.error(
                     0..0,
-                    "missing `[organization]`: it names the organization and its time zone",
+                    tr!("missing `[organization]`: it names the organization and its time zone"),
                 );
             }
             None
@@ -113,9 +114,9 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
                     Ok(a) => s.listen = a,
                     Err(_) => cx.error(
                         l.span,
-                        format!(
-                            "`{}` is not a listen address; write IP:PORT, e.g. \"127.0.0.1:8080\"",
-                            l.v
+                        tr!(
+                            "`{value}` is not a listen address; write IP:PORT, e.g. \"127.0.0.1:8080\"",
+                            value = l.v
                         ),
                     ),
                 }
@@ -128,7 +129,10 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
             if let Some(n) = t.int(cx, "ack_per_minute") {
                 match u32::try_from(n.v) {
                     Ok(v) if v > 0 => s.ack_per_minute = v,
-                    _ => cx.error(n.span, "`server.ack_per_minute` must be a positive number"),
+                    _ => cx.error(
+                        n.span,
+                        tr!("`server.ack_per_minute` must be a positive number"),
+                    ),
                 }
             }
             t.finish(cx);
@@ -201,7 +205,10 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
                 .str(cx, "api_url")
                 .map(|u| {
                     if let Some(why) = super::rules::webhook_url_problem(&u.v) {
-                        cx.error(u.span.clone(), format!("`api_url` `{}` {why}", u.v));
+                        cx.error(
+                            u.span.clone(),
+                            tr!("`api_url` `{url}` {why}", url = u.v, why),
+                        );
                     }
                     u.v.trim_end_matches('/').to_string()
                 })
@@ -240,7 +247,7 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
                 Some(n) => {
                     cx.error(
                         n.span,
-                        "`channels.webhook.timeout_seconds` must be between 1 and 60",
+                        tr!("`channels.webhook.timeout_seconds` must be between 1 and 60"),
                     );
                     15
                 }
@@ -268,7 +275,10 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
         if !valid_id(&name.v) {
             cx.error(
                 name.span.clone(),
-                format!("policy name `{}` may hold only a-z, 0-9 and `-`", name.v),
+                tr!(
+                    "policy name `{name}` may hold only a-z, 0-9 and `-`",
+                    name = name.v
+                ),
             );
         }
         let p = read_policy(cx, &mut t, &name.v);
@@ -298,7 +308,7 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
     if units.is_empty() && !top.has("unit") {
         cx.error(
             0..0,
-            "no `[[unit]]`: add at least one unit with an `id`, a `name` and an `email`",
+            tr!("no `[[unit]]`: add at least one unit with an `id`, a `name` and an `email`"),
         );
     }
 
@@ -326,7 +336,7 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
     if rules.is_empty() && !top.has("rule") {
         cx.error(
             0..0,
-            "no `[[rule]]`: add at least one rule saying what is owed, by whom and when",
+            tr!("no `[[rule]]`: add at least one rule saying what is owed, by whom and when"),
         );
     }
 

@@ -11,6 +11,7 @@ use chrono_tz::Tz;
 use super::diag::{Diagnostics, Source};
 use super::reader::{At, Cx, Tbl};
 use super::*;
+use crate::tr;
 
 /// Reports TOML syntax errors; true if there were any.
 pub(super) fn syntax_errors(
@@ -21,7 +22,11 @@ pub(super) fn syntax_errors(
     let any = !errs.is_empty();
     for e in errs {
         let span = e.span().unwrap_or(0..0);
-        diags.error(src, span, format!("TOML syntax: {}", e.message().trim()));
+        diags.error(
+            src,
+            span,
+            tr!("TOML syntax: {detail}", detail = e.message().trim()),
+        );
     }
     any
 }
@@ -123,7 +128,9 @@ pub(super) fn rel(base: &Path, p: &str) -> PathBuf {
 }
 
 /// The path a key names, relative to the config's folder; an error at the key if nothing of
-/// the kind (`is`: a folder or a file) is there. `what` names it in the error.
+/// the kind (`is`: a folder or a file) is there. `what` names it in the error: "templates
+/// folder" or "CA file" (each has its own whole sentence in the catalogue), or any phrase
+/// already in the command's language.
 pub(super) fn existing(
     cx: &mut Cx,
     base: &Path,
@@ -133,14 +140,26 @@ pub(super) fn existing(
 ) -> PathBuf {
     let p = rel(base, &at.v);
     if !is(&p) {
-        cx.error(
-            at.span.clone(),
-            format!(
-                "{what} `{}` does not exist (looked at {})",
-                at.v,
-                p.display()
+        let (name, path) = (&at.v, p.display());
+        let msg = match what {
+            "templates folder" => tr!(
+                "templates folder `{name}` does not exist (looked at {path})",
+                name,
+                path
             ),
-        );
+            "CA file" => tr!(
+                "CA file `{name}` does not exist (looked at {path})",
+                name,
+                path
+            ),
+            _ => tr!(
+                "{what} `{name}` does not exist (looked at {path})",
+                what,
+                name,
+                path
+            ),
+        };
+        cx.error(at.span.clone(), msg);
     }
     p
 }
@@ -152,16 +171,33 @@ pub(super) fn valid_id(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// The `id` of a `[[unit]]`, `[[rule]]` or `[[group]]`; `what` is "unit", "rule" or "group"
+/// (each has its own whole sentence in the catalogue), or any phrase already in the
+/// command's language.
 pub(super) fn id_field(cx: &mut Cx, t: &mut Tbl, what: &str) -> Option<At<String>> {
     let id = t.req_str(cx, "id")?;
     if !valid_id(&id.v) {
-        cx.error(
-            id.span.clone(),
-            format!(
-                "{what} id `{}` may hold only a-z, 0-9 and `-` (it is a stable key: the database uses it)",
-                id.v
+        let v = &id.v;
+        let msg = match what {
+            "unit" => tr!(
+                "unit id `{id}` may hold only a-z, 0-9 and `-` (it is a stable key: the database uses it)",
+                id = v
             ),
-        );
+            "rule" => tr!(
+                "rule id `{id}` may hold only a-z, 0-9 and `-` (it is a stable key: the database uses it)",
+                id = v
+            ),
+            "group" => tr!(
+                "group id `{id}` may hold only a-z, 0-9 and `-` (it is a stable key: the database uses it)",
+                id = v
+            ),
+            _ => tr!(
+                "{what} id `{id}` may hold only a-z, 0-9 and `-` (it is a stable key: the database uses it)",
+                what,
+                id = v
+            ),
+        };
+        cx.error(id.span.clone(), msg);
         return None;
     }
     Some(id)
@@ -204,7 +240,10 @@ pub(super) fn addresses_of(cx: &mut Cx, list: Vec<At<String>>) -> Vec<String> {
         } else {
             cx.error(
                 a.span,
-                format!("`{}` is not an email address (write name@domain)", a.v),
+                tr!(
+                    "`{address}` is not an email address (write name@domain)",
+                    address = a.v
+                ),
             );
         }
     }
@@ -257,7 +296,11 @@ fn secrets_of(
         (Some(_), Some(e)) => {
             cx.error(
                 e.span,
-                format!("give either `{file_key}` or `{env_key}`, not both"),
+                tr!(
+                    "give either `{file_key}` or `{env_key}`, not both",
+                    file_key,
+                    env_key
+                ),
             );
             Vec::new()
         }
@@ -265,7 +308,11 @@ fn secrets_of(
             if files.len() > max {
                 cx.error(
                     files[max].span.clone(),
-                    format!("`{file_key}` lists at most {max} files (the new secret and the old one while it is rotated)"),
+                    tr!(
+                        "`{file_key}` lists at most {max} files (the new secret and the old one while it is rotated)",
+                        file_key,
+                        max
+                    ),
                 );
             }
             files
@@ -297,7 +344,10 @@ pub(super) fn per_minute(cx: &mut Cx, t: &mut Tbl, section: &str, default: u32) 
             .unwrap_or_else(|| {
                 cx.error(
                     n.span,
-                    format!("`{section}.max_per_minute` must be a positive number"),
+                    tr!(
+                        "`{section}.max_per_minute` must be a positive number",
+                        section
+                    ),
                 );
                 default
             }),

@@ -13,6 +13,7 @@ use toml::Spanned;
 use toml::de::{DeArray, DeTable, DeValue};
 
 use super::diag::{Diagnostics, Source};
+use crate::tr;
 
 /// A value with the byte range it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,15 +65,15 @@ pub struct Tbl<'a, 'i> {
 }
 
 /// What a TOML value is, for "must be a string, found an integer".
-pub fn type_name(v: &DeValue<'_>) -> &'static str {
+pub fn type_name(v: &DeValue<'_>) -> String {
     match v {
-        DeValue::String(_) => "a string",
-        DeValue::Integer(_) => "an integer",
-        DeValue::Float(_) => "a float",
-        DeValue::Boolean(_) => "a boolean",
-        DeValue::Datetime(_) => "a date-time",
-        DeValue::Array(_) => "an array",
-        DeValue::Table(_) => "a table",
+        DeValue::String(_) => tr!("a string"),
+        DeValue::Integer(_) => tr!("an integer"),
+        DeValue::Float(_) => tr!("a float"),
+        DeValue::Boolean(_) => tr!("a boolean"),
+        DeValue::Datetime(_) => tr!("a date-time"),
+        DeValue::Array(_) => tr!("an array"),
+        DeValue::Table(_) => tr!("a table"),
     }
 }
 
@@ -114,10 +115,11 @@ impl<'a, 'i> Tbl<'a, 'i> {
     fn wrong_type(&self, cx: &mut Cx, key: &str, v: &Val<'i>, want: &str) {
         cx.error(
             v.span(),
-            format!(
-                "`{}` must be {want}, found {}",
-                self.key_name(key),
-                type_name(v.get_ref())
+            tr!(
+                "`{key}` must be {want}, found {found}",
+                key = self.key_name(key),
+                want,
+                found = type_name(v.get_ref())
             ),
         );
     }
@@ -130,14 +132,14 @@ impl<'a, 'i> Tbl<'a, 'i> {
     }
 
     fn report_missing(&self, cx: &mut Cx, key: &str) {
-        let what = if self.name.is_empty() {
-            "the file".to_string()
+        let msg = if self.name.is_empty() {
+            tr!("missing `{key}` in the file", key)
         } else if self.name.starts_with("[[") {
-            format!("this `{}`", self.name)
+            tr!("missing `{key}` in this `{table}`", key, table = self.name)
         } else {
-            format!("`[{}]`", self.name)
+            tr!("missing `{key}` in `[{table}]`", key, table = self.name)
         };
-        cx.error(self.span.clone(), format!("missing `{key}` in {what}"));
+        cx.error(self.span.clone(), msg);
     }
 
     /// An optional string.
@@ -146,7 +148,7 @@ impl<'a, 'i> Tbl<'a, 'i> {
         match v.get_ref() {
             DeValue::String(s) => Some(At::new(s.to_string(), v.span())),
             _ => {
-                self.wrong_type(cx, key, v, "a string");
+                self.wrong_type(cx, key, v, &tr!("a string"));
                 None
             }
         }
@@ -168,8 +170,9 @@ impl<'a, 'i> Tbl<'a, 'i> {
         if s.v.chars().any(char::is_control) {
             cx.error(
                 s.span.clone(),
-                format!(
-                    "`{key}` must be one line, without line breaks or tabs: it is shown in email headers and subjects"
+                tr!(
+                    "`{key}` must be one line, without line breaks or tabs: it is shown in email headers and subjects",
+                    key
                 ),
             );
         }
@@ -182,7 +185,7 @@ impl<'a, 'i> Tbl<'a, 'i> {
         match v.get_ref() {
             DeValue::Boolean(b) => Some(*b),
             _ => {
-                self.wrong_type(cx, key, v, "true or false");
+                self.wrong_type(cx, key, v, &tr!("true or false"));
                 None
             }
         }
@@ -194,7 +197,7 @@ impl<'a, 'i> Tbl<'a, 'i> {
         match int_of(v) {
             Some(n) => Some(At::new(n, v.span())),
             None => {
-                self.wrong_type(cx, key, v, "an integer");
+                self.wrong_type(cx, key, v, &tr!("an integer"));
                 None
             }
         }
@@ -207,7 +210,7 @@ impl<'a, 'i> Tbl<'a, 'i> {
             DeValue::String(s) => Some(vec![At::new(s.to_string(), v.span())]),
             DeValue::Array(items) => Some(self.strings_of(cx, key, items)),
             _ => {
-                self.wrong_type(cx, key, v, "a list of strings");
+                self.wrong_type(cx, key, v, &tr!("a list of strings"));
                 None
             }
         }
@@ -220,10 +223,10 @@ impl<'a, 'i> Tbl<'a, 'i> {
                 DeValue::String(s) => out.push(At::new(s.to_string(), item.span())),
                 other => cx.error(
                     item.span(),
-                    format!(
-                        "`{}` must list strings, found {}",
-                        self.key_name(key),
-                        type_name(other)
+                    tr!(
+                        "`{key}` must list strings, found {found}",
+                        key = self.key_name(key),
+                        found = type_name(other)
                     ),
                 ),
             }
@@ -237,7 +240,7 @@ impl<'a, 'i> Tbl<'a, 'i> {
         match v.get_ref() {
             DeValue::Table(t) => Some(Tbl::new(t, v.span(), self.key_name(key))),
             _ => {
-                self.wrong_type(cx, key, v, "a table");
+                self.wrong_type(cx, key, v, &tr!("a table"));
                 None
             }
         }
@@ -263,10 +266,11 @@ impl<'a, 'i> Tbl<'a, 'i> {
                 }
                 other => cx.error(
                     v.span(),
-                    format!(
-                        "`{key}.{}` must be a table, found {}",
-                        name.v,
-                        type_name(other)
+                    tr!(
+                        "`{key}.{name}` must be a table, found {found}",
+                        key,
+                        name = name.v,
+                        found = type_name(other)
                     ),
                 ),
             }
@@ -302,7 +306,11 @@ impl<'a, 'i> Tbl<'a, 'i> {
                         }
                         other => cx.error(
                             item.span(),
-                            format!("`{key}` must hold tables, found {}", type_name(other)),
+                            tr!(
+                                "`{key}` must hold tables, found {found}",
+                                key,
+                                found = type_name(other)
+                            ),
                         ),
                     }
                 }
@@ -311,13 +319,13 @@ impl<'a, 'i> Tbl<'a, 'i> {
             DeValue::Table(t) => {
                 cx.error(
                     v.span(),
-                    format!("`{key}` is a list: write `[[{key}]]`, not `[{key}]`"),
+                    tr!("`{key}` is a list: write `[[{key}]]`, not `[{key}]`", key),
                 );
                 // Read it as a list of one, so what refers to it is not reported too.
                 vec![Tbl::new(t, v.span(), format!("[[{key}]]"))]
             }
             _ => {
-                self.wrong_type(cx, key, v, "a list of tables");
+                self.wrong_type(cx, key, v, &tr!("a list of tables"));
                 Vec::new()
             }
         }
@@ -335,15 +343,20 @@ impl<'a, 'i> Tbl<'a, 'i> {
             if let Some(s) = suggestion {
                 hinted.push(s);
             }
-            let suggestion = suggestion
-                .map(|s| format!("; did you mean `{s}`?"))
+            let hint = suggestion
+                .map(|s| tr!("; did you mean `{k}`?", k = s))
                 .unwrap_or_default();
-            let place = if self.name.is_empty() {
-                "at the top level".to_string()
+            let msg = if self.name.is_empty() {
+                tr!("unknown key `{key}` at the top level{hint}", key, hint)
             } else {
-                format!("in `{}`", self.name)
+                tr!(
+                    "unknown key `{key}` in `{table}`{hint}",
+                    key,
+                    table = self.name,
+                    hint
+                )
             };
-            cx.error(k.span(), format!("unknown key `{key}` {place}{suggestion}"));
+            cx.error(k.span(), msg);
         }
         for key in &self.absent {
             if !hinted.contains(key) {
@@ -378,8 +391,9 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
         && parts[2].len() == 2
         && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()));
     if !shape_ok {
-        return Err(format!(
-            "`{s}` is not a date; write YYYY-MM-DD, e.g. \"2025-10-15\""
+        return Err(tr!(
+            "`{value}` is not a date; write YYYY-MM-DD, e.g. \"2025-10-15\"",
+            value = s
         ));
     }
     let (y, m, d) = (
@@ -388,11 +402,20 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
         parts[2].parse::<u32>().unwrap_or(0),
     );
     if !(1..=12).contains(&m) {
-        return Err(format!("`{s}` is not a date: there is no month {m}"));
+        return Err(tr!(
+            "`{value}` is not a date: there is no month {month}",
+            value = s,
+            month = m
+        ));
     }
     NaiveDate::from_ymd_opt(y, m, d).ok_or_else(|| {
         let last = crate::calendar::days_in_month(y, m);
-        format!("`{s}` is not a date: {y}-{m:02} has {last} days")
+        tr!(
+            "`{value}` is not a date: {month} has {last} days",
+            value = s,
+            month = format!("{y}-{m:02}"),
+            last
+        )
     })
 }
 
@@ -404,7 +427,12 @@ pub fn parse_time(s: &str) -> Result<NaiveTime, String> {
     } else {
         None
     };
-    t.ok_or_else(|| format!("`{s}` is not a time of day; write HH:MM (24-hour), e.g. \"08:00\""))
+    t.ok_or_else(|| {
+        tr!(
+            "`{value}` is not a time of day; write HH:MM (24-hour), e.g. \"08:00\"",
+            value = s
+        )
+    })
 }
 
 impl Tbl<'_, '_> {
@@ -443,7 +471,10 @@ pub fn date_of(cx: &mut Cx, v: &Val<'_>, name: &str) -> Option<At<NaiveDate>> {
             _ => {
                 cx.error(
                     v.span(),
-                    format!("`{name}` must be a date without a time, e.g. \"2025-10-15\""),
+                    tr!(
+                        "`{name}` must be a date without a time, e.g. \"2025-10-15\"",
+                        name
+                    ),
                 );
                 None
             }
@@ -451,9 +482,10 @@ pub fn date_of(cx: &mut Cx, v: &Val<'_>, name: &str) -> Option<At<NaiveDate>> {
         other => {
             cx.error(
                 v.span(),
-                format!(
-                    "`{name}` must be a date \"YYYY-MM-DD\", found {}",
-                    type_name(other)
+                tr!(
+                    "`{name}` must be a date \"YYYY-MM-DD\", found {found}",
+                    name,
+                    found = type_name(other)
                 ),
             );
             None

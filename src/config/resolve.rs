@@ -13,6 +13,7 @@ use super::raw::*;
 use super::reader::{At, Cx};
 use super::*;
 use crate::calendar::Calendar;
+use crate::tr;
 
 /// What a name in a `units` list refers to.
 #[derive(Clone, Copy)]
@@ -35,7 +36,10 @@ impl<'r> Names<'r> {
         map.insert("all", (Name::All, 0..0));
         let mut define = |cx: &mut Cx, id: &'r At<String>, name: Name| {
             if id.v == "all" {
-                cx.error(id.span.clone(), "`all` is reserved: it names every unit");
+                cx.error(
+                    id.span.clone(),
+                    tr!("`all` is reserved: it names every unit"),
+                );
                 return;
             }
             match map.get(id.v.as_str()) {
@@ -43,20 +47,23 @@ impl<'r> Names<'r> {
                     let (line, _) = cx.src.line_col(first.start);
                     let msg = match (prev, name) {
                         (Name::Unit(_), Name::Unit(_)) => {
-                            format!(
-                                "duplicate unit id `{}` (first defined on line {line})",
-                                id.v
+                            tr!(
+                                "duplicate unit id `{id}` (first defined on line {line})",
+                                id = id.v,
+                                line
                             )
                         }
                         (Name::Group(_), Name::Group(_)) => {
-                            format!(
-                                "duplicate group id `{}` (first defined on line {line})",
-                                id.v
+                            tr!(
+                                "duplicate group id `{id}` (first defined on line {line})",
+                                id = id.v,
+                                line
                             )
                         }
-                        _ => format!(
-                            "`{}` is already a unit (line {line}): units and groups share names",
-                            id.v
+                        _ => tr!(
+                            "`{id}` is already a unit (line {line}): units and groups share names",
+                            id = id.v,
+                            line
                         ),
                     };
                     cx.error(id.span.clone(), msg);
@@ -85,13 +92,13 @@ impl<'r> Names<'r> {
             Some(_) => {
                 cx.error(
                     r.span.clone(),
-                    format!("`{}` is a group; {role} takes a unit", r.v),
+                    tr!("`{id}` is a group; {role} takes a unit", id = r.v, role),
                 );
                 None
             }
             None => {
                 let h = hint(&r.v, self.units.iter().copied());
-                cx.error(r.span.clone(), format!("unknown unit `{}`{h}", r.v));
+                cx.error(r.span.clone(), tr!("unknown unit `{id}`{h}", id = r.v, h));
                 None
             }
         }
@@ -107,7 +114,7 @@ impl<'r> Names<'r> {
                 let h = hint(&r.v, known);
                 cx.error(
                     r.span.clone(),
-                    format!("unknown unit or group `{}`{h}", r.v),
+                    tr!("unknown unit or group `{id}`{h}", id = r.v, h),
                 );
                 None
             }
@@ -118,6 +125,7 @@ impl<'r> Names<'r> {
 pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) -> Option<Config> {
     let names = Names::build(cx, &raw);
 
+    let a_group = tr!("a group");
     let groups: Vec<Group> = raw
         .groups
         .iter()
@@ -126,7 +134,7 @@ pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) ->
             units: g
                 .units
                 .iter()
-                .filter_map(|m| names.unit(cx, m, "a group"))
+                .filter_map(|m| names.unit(cx, m, &a_group))
                 .collect(),
         })
         .collect();
@@ -152,9 +160,10 @@ pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) ->
             let h = hint(&a.v, names.units.iter().copied());
             cx.error(
                 a.span.clone(),
-                format!(
-                    "`{}` in `admins` is neither an email address (name@domain) nor a unit{h}",
-                    a.v
+                tr!(
+                    "`{id}` in `admins` is neither an email address (name@domain) nor a unit{h}",
+                    id = a.v,
+                    h
                 ),
             );
             None
@@ -178,9 +187,10 @@ pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) ->
                 let (line, _) = cx.src.line_col(*first);
                 cx.error(
                     id.span.clone(),
-                    format!(
-                        "duplicate rule id `{}` (first defined on line {line})",
-                        id.v
+                    tr!(
+                        "duplicate rule id `{id}` (first defined on line {line})",
+                        id = id.v,
+                        line
                     ),
                 );
             } else {
@@ -200,7 +210,7 @@ pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) ->
                 .position(|&n| n == p.v)
                 .unwrap_or_else(|| {
                     let h = hint(&p.v, policy_names.iter().copied());
-                    cx.error(p.span.clone(), format!("unknown policy `{}`{h}", p.v));
+                    cx.error(p.span.clone(), tr!("unknown policy `{id}`{h}", id = p.v, h));
                     0
                 }),
         };
@@ -214,9 +224,10 @@ pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) ->
             if outside {
                 cx.warning(
                     r.span.clone(),
-                    format!(
-                        "rule `{}` never fires: its date {date} is outside its `active` bounds",
-                        id.v
+                    tr!(
+                        "rule `{id}` never fires: its date {date} is outside its `active` bounds",
+                        id = id.v,
+                        date
                     ),
                 );
             }
@@ -241,7 +252,7 @@ pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) ->
         if p.explicit && !used {
             cx.warning(
                 p.name.span.clone(),
-                format!("policy `{}` is not used by any rule", p.name.v),
+                tr!("policy `{id}` is not used by any rule", id = p.name.v),
             );
         }
     }
@@ -250,14 +261,14 @@ pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) ->
     if raw.server.admin_password_file.is_none() {
         cx.diags.file_warning(
             &cx.src.path,
-            "no `server.admin_password_file`: the status page /status is off",
+            tr!("no `server.admin_password_file`: the status page /status is off"),
         );
     }
     let org = raw.org?;
     if org.admins.is_empty() && admin_units.is_empty() {
         cx.warning(
             org.span.clone(),
-            "no `organization.admins`: nobody will be told when the daemon itself has trouble",
+            tr!("no `organization.admins`: nobody will be told when the daemon itself has trouble"),
         );
     }
     let mail_setup = (
@@ -273,7 +284,7 @@ pub(super) fn resolve(cx: &mut Cx, raw: Raw, calendar: Calendar, path: &Path) ->
         } else {
             cx.error(
                 raw.email_span.clone(),
-                "missing `from` in `[email]`: the SMTP transport needs a sender, e.g. \"Nhắc việc <nhacviec@example.vn>\"",
+                tr!("missing `from` in `[email]`: the SMTP transport needs a sender, e.g. \"Nhắc việc <nhacviec@example.vn>\""),
             );
         }
     }
@@ -328,42 +339,42 @@ fn resolve_unit(cx: &mut Cx, names: &Names, raw: &Raw, u: &RawUnit) -> Unit {
     if u.escalate_to.iter().any(|e| e.v == u.id.v) {
         cx.warning(
             u.span.clone(),
-            format!("unit `{}` escalates to itself", u.id.v),
+            tr!("unit `{id}` escalates to itself", id = u.id.v),
         );
     }
     if !u.email_given && u.telegram.is_none() && u.webhook.is_empty() && u.zalo.is_empty() {
         cx.error(
             u.span.clone(),
-            format!(
-                "unit `{}` has no way to reach it: give it an `email` (or `telegram`, `webhook`, `zalo`)",
-                u.id.v
+            tr!(
+                "unit `{id}` has no way to reach it: give it an `email` (or `telegram`, `webhook`, `zalo`)",
+                id = u.id.v
             ),
         );
     }
     if let (Some(tg), None) = (&u.telegram, &raw.channels.telegram) {
         cx.error(
             tg.span.clone(),
-            format!(
-                "unit `{}` has `telegram` but `[channels.telegram]` (the bot token) is not configured",
-                u.id.v
+            tr!(
+                "unit `{id}` has `telegram` but `[channels.telegram]` (the bot token) is not configured",
+                id = u.id.v
             ),
         );
     }
     if let (Some(z), None) = (u.zalo.first(), &raw.channels.zalo) {
         cx.error(
             z.span.clone(),
-            format!(
-                "unit `{}` has `zalo` but `[channels.zalo]` (the Official Account's app and its ZNS templates) is not configured",
-                u.id.v
+            tr!(
+                "unit `{id}` has `zalo` but `[channels.zalo]` (the Official Account's app and its ZNS templates) is not configured",
+                id = u.id.v
             ),
         );
     }
     if let (Some(w), None) = (u.webhook.first(), &raw.channels.webhook) {
         cx.error(
             w.span.clone(),
-            format!(
-                "unit `{}` has `webhook` but `[channels.webhook]` (the signing secret) is not configured",
-                u.id.v
+            tr!(
+                "unit `{id}` has `webhook` but `[channels.webhook]` (the signing secret) is not configured",
+                id = u.id.v
             ),
         );
     }
@@ -402,12 +413,18 @@ fn owed_by(
     if r.units.is_empty() && r.has_units_key {
         cx.error(
             r.span.clone(),
-            format!("rule `{label}` is owed by nobody: list units or groups in `units`"),
+            tr!(
+                "rule `{label}` is owed by nobody: list units or groups in `units`",
+                label
+            ),
         );
     } else if owed.is_empty() && !r.units.is_empty() && !unknown {
         cx.error(
             r.span.clone(),
-            format!("rule `{label}` is owed by nobody: its `units` name no unit"),
+            tr!(
+                "rule `{label}` is owed by nobody: its `units` name no unit",
+                label
+            ),
         );
     }
     owed
@@ -450,16 +467,18 @@ fn check_reachable(
     if real_mail && loopback {
         cx.warning(
             span.clone(),
-            format!(
-                "`public_url` is {public_url}, this machine's own address: every link in the messages (the ack pages, the unit pages) would point at the reader's own computer; set it to the address the units reach the daemon at, e.g. https://nhacviec.your-ward.gov.vn behind a reverse proxy"
+            tr!(
+                "`public_url` is {public_url}, this machine's own address: every link in the messages (the ack pages, the unit pages) would point at the reader's own computer; set it to the address the units reach the daemon at, e.g. https://nhacviec.your-ward.gov.vn behind a reverse proxy",
+                public_url
             ),
         );
     }
     if real_mail && from.to_ascii_lowercase().contains("example.invalid") {
         cx.warning(
             email_span,
-            format!(
-                "`from` is still the example sender ({from}): mail servers refuse or junk it; set the ward's own sending address"
+            tr!(
+                "`from` is still the example sender ({from}): mail servers refuse or junk it; set the ward's own sending address",
+                from
             ),
         );
     }
@@ -469,9 +488,11 @@ fn check_reachable(
     if same_machine && port.is_some_and(|p| p != listen.port()) {
         cx.warning(
             span,
-            format!(
-                "`public_url` ({public_url}) names port {} but the daemon listens on {listen}: the links reach it only through a reverse proxy forwarding that port; otherwise make the two agree",
-                port.unwrap_or_default()
+            tr!(
+                "`public_url` ({public_url}) names port {port} but the daemon listens on {listen}: the links reach it only through a reverse proxy forwarding that port; otherwise make the two agree",
+                public_url,
+                port = port.unwrap_or_default(),
+                listen
             ),
         );
     }
@@ -486,23 +507,24 @@ fn check_secrets(cx: &mut Cx, raw: &Raw) {
         match s {
             Secret::File(p) if p.is_file() && readable_by_all(p) => cx.warning(
                 at.span.clone(),
-                format!(
-                    "secret file `{}` is readable by every user of this machine; make it readable by root and the daemon only: `chmod 640` it, group `nhacviec`",
-                    at.v
+                tr!(
+                    "secret file `{file}` is readable by every user of this machine; make it readable by root and the daemon only: `chmod 640` it, group `nhacviec`",
+                    file = at.v
                 ),
             ),
             Secret::File(p) if !p.is_file() => cx.error(
                 at.span.clone(),
-                format!(
-                    "secret file `{}` does not exist (looked at {}); create it holding only the secret, readable by the daemon's user",
-                    at.v,
-                    p.display()
+                tr!(
+                    "secret file `{file}` does not exist (looked at {path}); create it holding only the secret, readable by the daemon's user",
+                    file = at.v,
+                    path = p.display()
                 ),
             ),
             Secret::Env(var) if std::env::var_os(var).is_none() => cx.error(
                 at.span.clone(),
-                format!(
-                    "environment variable `{var}` is not set; set it to the secret before starting nhacviec"
+                tr!(
+                    "environment variable `{var}` is not set; set it to the secret before starting nhacviec",
+                    var
                 ),
             ),
             _ => {}
@@ -519,11 +541,19 @@ fn check_secrets(cx: &mut Cx, raw: &Raw) {
     {
         cx.error(
             at.span.clone(),
-            format!(
-                "the status-page password in `{}` is {}: anyone could log in; put a password of at least {MIN_ADMIN_PASSWORD} characters there",
-                at.v,
-                if text.trim().is_empty() { "empty".to_string() } else { "too short".to_string() }
-            ),
+            if text.trim().is_empty() {
+                tr!(
+                    "the status-page password in `{file}` is empty: anyone could log in; put a password of at least {min} characters there",
+                    file = at.v,
+                    min = MIN_ADMIN_PASSWORD
+                )
+            } else {
+                tr!(
+                    "the status-page password in `{file}` is too short: anyone could log in; put a password of at least {min} characters there",
+                    file = at.v,
+                    min = MIN_ADMIN_PASSWORD
+                )
+            },
         );
     }
     // A bot token or webhook secret that is there must also be one: `run` would refuse it.

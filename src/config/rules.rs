@@ -4,6 +4,7 @@ use super::diag::hint_or;
 use super::raw::*;
 use super::reader::{At, Cx, Tbl, int_of, str_of};
 use super::*;
+use crate::tr;
 
 pub(super) fn offsets(
     cx: &mut Cx,
@@ -20,20 +21,20 @@ pub(super) fn offsets(
             Ok(o) if out.contains(&o) => {
                 cx.warning(
                     s.span,
-                    format!("step `{o}` is listed twice; it is sent once"),
+                    tr!("step `{o}` is listed twice; it is sent once", o),
                 );
             }
             Ok(o) => {
                 if o.n == 0 {
                     let msg = if key == "before" {
-                        format!(
-                            "step `{}` falls on the last day: it is the same as `on_due` and never fires on its own",
-                            s.v
+                        tr!(
+                            "step `{step}` falls on the last day: it is the same as `on_due` and never fires on its own",
+                            step = s.v
                         )
                     } else {
-                        format!(
-                            "step `{}` falls on the last day, not after it: use `on_due = true` instead",
-                            s.v
+                        tr!(
+                            "step `{step}` falls on the last day, not after it: use `on_due = true` instead",
+                            step = s.v
                         )
                     };
                     cx.warning(s.span.clone(), msg);
@@ -61,12 +62,13 @@ pub(super) fn read_policy(cx: &mut Cx, t: &mut Tbl, name: &str) -> Policy {
             other => {
                 cx.error(
                     v.span,
-                    format!(
-                        "unknown `on_day_off = \"{other}\"`{}",
-                        hint_or(
+                    tr!(
+                        "unknown `on_day_off = \"{other}\"`{h}",
+                        other,
+                        h = hint_or(
                             other,
                             ["earlier", "later", "keep"],
-                            "use \"earlier\", \"later\" or \"keep\""
+                            &tr!("use \"earlier\", \"later\" or \"keep\"")
                         )
                     ),
                 );
@@ -86,13 +88,21 @@ pub(super) fn read_policy(cx: &mut Cx, t: &mut Tbl, name: &str) -> Policy {
                 Some(i) => Some(i),
                 None => {
                     let list: Vec<String> = after.iter().map(Offset::to_string).collect();
-                    cx.error(
-                        s.span,
-                        format!(
-                            "`escalate_from = \"{o}\"` is not one of policy `{name}`'s `after` steps ({})",
-                            if list.is_empty() { "none".to_string() } else { list.join(", ") }
-                        ),
-                    );
+                    let msg = if list.is_empty() {
+                        tr!(
+                            "`escalate_from = \"{o}\"` is not one of policy `{name}`'s `after` steps (none)",
+                            o,
+                            name
+                        )
+                    } else {
+                        tr!(
+                            "`escalate_from = \"{o}\"` is not one of policy `{name}`'s `after` steps ({steps})",
+                            o,
+                            name,
+                            steps = list.join(", ")
+                        )
+                    };
+                    cx.error(s.span, msg);
                     None
                 }
             },
@@ -126,25 +136,28 @@ pub fn is_chat_id(s: &str) -> bool {
 /// Why a webhook URL cannot be used, if it cannot: it must parse (the WHATWG URL rules the
 /// HTTP client uses: a port out of range is refused here, not at the first send), be
 /// `https://`, or `http://` to a loopback address (a receiver on the same server).
-pub fn webhook_url_problem(url: &str) -> Option<&'static str> {
-    const NOT_A_URL: &str = "is not a URL (write https://host/path)";
+///
+/// The reason is a predicate in the command's language, to follow the URL's name:
+/// "webhook `http://x/` {why}".
+pub fn webhook_url_problem(url: &str) -> Option<String> {
+    let not_a_url = || Some(tr!("is not a URL (write https://host/path)"));
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Some(NOT_A_URL);
+        return not_a_url();
     }
     let Ok(u) = reqwest::Url::parse(url) else {
-        return Some(NOT_A_URL);
+        return not_a_url();
     };
     let Some(host) = u.host_str().filter(|h| !h.is_empty()) else {
-        return Some(NOT_A_URL);
+        return not_a_url();
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     match u.scheme() {
         "https" => None,
         "http" if is_loopback(host) => None,
-        "http" => Some(
-            "is not https: webhooks go over https, except to a receiver on this server (127.0.0.1, ::1, localhost)",
-        ),
-        _ => Some("is not an https URL"),
+        "http" => Some(tr!(
+            "is not https: webhooks go over https, except to a receiver on this server (127.0.0.1, ::1, localhost)"
+        )),
+        _ => Some(tr!("is not an https URL")),
     }
 }
 
@@ -182,7 +195,9 @@ pub(super) fn read_unit(cx: &mut Cx, t: &mut Tbl) -> Option<RawUnit> {
             _ => {
                 cx.error(
                     v.span(),
-                    "`unit.telegram` must be a chat id (\"-1001234567\" for a group, a number for a person) or a public channel's \"@name\"; see docs/channels.md for how to find it",
+                    tr!(
+                        "`unit.telegram` must be a chat id (\"-1001234567\" for a group, a number for a person) or a public channel's \"@name\"; see docs/channels.md for how to find it"
+                    ),
                 );
                 None
             }
@@ -195,7 +210,7 @@ pub(super) fn read_unit(cx: &mut Cx, t: &mut Tbl) -> Option<RawUnit> {
         .filter_map(|w| match webhook_url_problem(&w.v) {
             None => Some(w),
             Some(why) => {
-                cx.error(w.span, format!("webhook `{}` {why}", w.v));
+                cx.error(w.span, tr!("webhook `{url}` {why}", url = w.v, why));
                 None
             }
         })
@@ -223,12 +238,13 @@ pub(super) fn read_rule(cx: &mut Cx, t: &mut Tbl) -> RawRule {
             other => {
                 cx.error(
                     k.span,
-                    format!(
-                        "unknown kind `{other}`{}",
-                        hint_or(
+                    tr!(
+                        "unknown kind `{other}`{h}",
+                        other,
+                        h = hint_or(
                             other,
                             ["report", "task"],
-                            "use \"report\" (báo cáo) or \"task\" (nhiệm vụ)"
+                            &tr!("use \"report\" (báo cáo) or \"task\" (nhiệm vụ)")
                         )
                     ),
                 );
@@ -259,14 +275,15 @@ pub(super) fn read_rule(cx: &mut Cx, t: &mut Tbl) -> RawRule {
             other => {
                 cx.error(
                     p.span,
-                    format!(
-                        "unknown period `{other}`{}",
-                        hint_or(
+                    tr!(
+                        "unknown period `{other}`{h}",
+                        other,
+                        h = hint_or(
                             other,
                             PERIODS,
-                            &format!(
-                                "use one of {}",
-                                PERIODS.map(|p| format!("\"{p}\"")).join(", ")
+                            &tr!(
+                                "use one of {list}",
+                                list = PERIODS.map(|p| format!("\"{p}\"")).join(", ")
                             )
                         )
                     ),
@@ -290,7 +307,10 @@ pub(super) fn read_rule(cx: &mut Cx, t: &mut Tbl) -> RawRule {
         if let (Some(f), Some(u)) = (&from, &until)
             && u.v < f.v
         {
-            cx.error(u.span.clone(), "`active.until` is before `active.from`");
+            cx.error(
+                u.span.clone(),
+                tr!("`active.until` is before `active.from`"),
+            );
         }
         active_from = from.map(|f| f.v);
         active_until = until.map(|u| u.v);
@@ -334,11 +354,17 @@ pub(super) fn read_which(cx: &mut Cx, t: &mut Tbl, period: Option<PeriodKind>) -
         return Some((1..=max).collect());
     };
     if max == 0 {
-        cx.error(v.span(), "`which` does not apply to `period = \"once\"`");
+        cx.error(
+            v.span(),
+            tr!("`which` does not apply to `period = \"once\"`"),
+        );
         return None;
     }
     let toml::de::DeValue::Array(items) = v.get_ref() else {
-        cx.error(v.span(), "`which` must be a list of numbers, e.g. [1, 3]");
+        cx.error(
+            v.span(),
+            tr!("`which` must be a list of numbers, e.g. [1, 3]"),
+        );
         return None;
     };
     let mut out = Vec::new();
@@ -350,7 +376,10 @@ pub(super) fn read_which(cx: &mut Cx, t: &mut Tbl, period: Option<PeriodKind>) -
                 ok = false;
                 cx.error(
                     item.span(),
-                    format!("`which` holds period numbers from 1 to {max} for this period"),
+                    tr!(
+                        "`which` holds period numbers from 1 to {max} for this period",
+                        max
+                    ),
                 );
             }
         }
@@ -371,7 +400,9 @@ pub(super) fn read_due(cx: &mut Cx, t: &mut Tbl, period: Option<PeriodKind>) -> 
     if let (true, Some(tm)) = (before, &time) {
         cx.error(
             tm.span.clone(),
-            "`time` and `before = true` contradict each other: \"before the day\" ends at 00:00",
+            tr!(
+                "`time` and `before = true` contradict each other: \"before the day\" ends at 00:00"
+            ),
         );
     }
     let due = if period == Some(PeriodKind::Once) {
@@ -379,7 +410,10 @@ pub(super) fn read_due(cx: &mut Cx, t: &mut Tbl, period: Option<PeriodKind>) -> 
             if let Some(v) = d.get(if k == "month" { "month" } else { "day" }) {
                 cx.error(
                     v.span(),
-                    format!("`due.{k}` is for periodic rules; a one-off takes `due = {{ date = \"YYYY-MM-DD\" }}`"),
+                    tr!(
+                        "`due.{k}` is for periodic rules; a one-off takes `due = {{ date = \"YYYY-MM-DD\" }}`",
+                        k
+                    ),
                 );
             }
         }
@@ -396,7 +430,7 @@ pub(super) fn read_due(cx: &mut Cx, t: &mut Tbl, period: Option<PeriodKind>) -> 
         if let Some(v) = d.get("date") {
             cx.error(
                 v.span(),
-                "`due.date` is for `period = \"once\"`; periodic rules take `month` and `day`",
+                tr!("`due.date` is for `period = \"once\"`; periodic rules take `month` and `day`"),
             );
         }
         let months_after = match d.get("month") {
@@ -408,7 +442,9 @@ pub(super) fn read_due(cx: &mut Cx, t: &mut Tbl, period: Option<PeriodKind>) -> 
                 _ => {
                     cx.error(
                         v.span(),
-                        "`due.month` must be \"last\" (the period's last month), \"next\" (the month after), or a number of months after the period's last month (0-12)",
+                        tr!(
+                            "`due.month` must be \"last\" (the period's last month), \"next\" (the month after), or a number of months after the period's last month (0-12)"
+                        ),
                     );
                     None
                 }
@@ -425,7 +461,7 @@ pub(super) fn read_due(cx: &mut Cx, t: &mut Tbl, period: Option<PeriodKind>) -> 
                 _ => {
                     cx.error(
                         v.span(),
-                        "`due.day` must be a day of the month (1-31) or \"last\"",
+                        tr!("`due.day` must be a day of the month (1-31) or \"last\""),
                     );
                     None
                 }

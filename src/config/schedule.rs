@@ -9,6 +9,7 @@ use super::diag::{Diagnostics, Source};
 use super::raw::*;
 use super::reader::{At, Cx, Tbl};
 use crate::calendar::{Calendar, CalendarSpec, DayEntry, Schedule};
+use crate::tr;
 
 /// The shipped official schedules, used when `[calendar] include` is not given.
 const BUILTIN_SCHEDULES: &[(&str, &str)] = &[
@@ -36,11 +37,11 @@ pub(super) fn build_calendar(
                    span: Option<std::ops::Range<usize>>| {
         if let Some(s) = read_schedule(diags, path, text) {
             if let Some(prev) = schedules.iter().find(|p| p.year == s.year) {
-                let msg = format!(
-                    "two official schedules for {}: `{}` and `{}`",
-                    s.year,
-                    prev.file.display(),
-                    s.file.display()
+                let msg = tr!(
+                    "two official schedules for {year}: `{first}` and `{second}`",
+                    year = s.year,
+                    first = prev.file.display(),
+                    second = s.file.display()
                 );
                 match span {
                     Some(sp) => diags.error(src, sp, msg),
@@ -65,10 +66,11 @@ pub(super) fn build_calendar(
                     Err(e) => diags.error(
                         src,
                         inc.span.clone(),
-                        format!(
-                            "cannot read calendar schedule `{}`: {e} (looked at {})",
-                            inc.v,
-                            path.display()
+                        tr!(
+                            "cannot read calendar schedule `{file}`: {e} (looked at {path})",
+                            file = inc.v,
+                            e,
+                            path = path.display()
                         ),
                     ),
                 }
@@ -98,7 +100,10 @@ pub(super) fn build_calendar(
             diags.error(
                 src,
                 d.span.clone(),
-                format!("{} is listed both in `days_off` and `working_days`", d.v),
+                tr!(
+                    "{date} is listed both in `days_off` and `working_days`",
+                    date = d.v
+                ),
             );
         }
     }
@@ -110,8 +115,9 @@ pub(super) fn build_calendar(
             if within && !schedules.iter().any(|s| s.year == year) {
                 diags.file_warning(
                     &src.path,
-                    format!(
-                        "no official calendar schedule for {year}: its holidays are the statutory estimate (Tết, Quốc khánh and day swaps may differ); add `calendar/vn-{year}.toml` when the government announces it"
+                    tr!(
+                        "no official calendar schedule for {year}: its holidays are the statutory estimate (Tết, Quốc khánh and day swaps may differ); add `calendar/vn-{year}.toml` when the government announces it",
+                        year
                     ),
                 );
             }
@@ -160,13 +166,16 @@ pub(super) fn read_schedule(
                         .collect()
                 }
                 (None, Some(_), Some(t)) => {
-                    cx.error(t.span, "`to` is before `from`");
+                    cx.error(t.span, tr!("`to` is before `from`"));
                     vec![]
                 }
                 _ => {
                     cx.error(
                         e.span.clone(),
-                        format!("each `[[{key}]]` takes either `date`, or `from` and `to`"),
+                        tr!(
+                            "each `[[{key}]]` takes either `date`, or `from` and `to`",
+                            key
+                        ),
                     );
                     vec![]
                 }
@@ -176,7 +185,11 @@ pub(super) fn read_schedule(
                     if i64::from(d.v.year()) != y.v {
                         cx.error(
                             d.span.clone(),
-                            format!("{} is not in {}, the year of this schedule", d.v, y.v),
+                            tr!(
+                                "{date} is not in {year}, the year of this schedule",
+                                date = d.v,
+                                year = y.v
+                            ),
                         );
                         continue;
                     }

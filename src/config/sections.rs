@@ -9,21 +9,27 @@ use super::diag::{did_you_mean_within, hint_or};
 use super::raw::*;
 use super::reader::{At, Cx, Tbl};
 use super::*;
+use crate::tr;
 
 /// The message for a time zone chrono-tz does not know.
 fn unknown_time_zone(name: &str) -> String {
     // An offset such as "UTC+7" or "+07:00" is not a zone; "UTC" would be 7 hours off.
     let offset_like = name.contains('+') || name.contains("-0") || name.contains("-1");
     if offset_like {
-        return format!(
-            "`{name}` is an offset, not a time zone: write an IANA name (Vietnam, UTC+7, is `Asia/Ho_Chi_Minh`)"
+        return tr!(
+            "`{name}` is an offset, not a time zone: write an IANA name (Vietnam, UTC+7, is `Asia/Ho_Chi_Minh`)",
+            name
         );
     }
     // Time zone names are long and alike: only a near miss is worth a hint.
     let h = did_you_mean_within(name, chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()), 2)
-        .map(|z| format!("; did you mean `{z}`?"))
+        .map(|k| tr!("; did you mean `{k}`?", k))
         .unwrap_or_default();
-    format!("unknown time zone `{name}`{h} (an IANA name; Vietnam is `Asia/Ho_Chi_Minh`)")
+    tr!(
+        "unknown time zone `{name}`{h} (an IANA name; Vietnam is `Asia/Ho_Chi_Minh`)",
+        name,
+        h
+    )
 }
 
 pub(super) fn read_org(cx: &mut Cx, t: &mut Tbl) -> Option<RawOrg> {
@@ -47,9 +53,9 @@ pub(super) fn read_org(cx: &mut Cx, t: &mut Tbl) -> Option<RawOrg> {
         } else {
             cx.error(
                 u.span,
-                format!(
-                    "`{}` is not a URL; write http://HOST[:PORT] or https://HOST",
-                    u.v
+                tr!(
+                    "`{url}` is not a URL; write http://HOST[:PORT] or https://HOST",
+                    url = u.v
                 ),
             );
             None
@@ -87,9 +93,9 @@ pub(super) fn read_email(
         } else {
             cx.error(
                 f.span,
-                format!(
-                    "`{}` is not a mailbox; write \"Name <address@domain>\" or an address",
-                    f.v
+                tr!(
+                    "`{from}` is not a mailbox; write \"Name <address@domain>\" or an address",
+                    from = f.v
                 ),
             );
         }
@@ -98,7 +104,10 @@ pub(super) fn read_email(
         if valid_mailbox(&r.v) {
             e.reply_to = Some(r.v);
         } else {
-            cx.error(r.span, format!("`{}` is not an email address", r.v));
+            cx.error(
+                r.span,
+                tr!("`{address}` is not an email address", address = r.v),
+            );
         }
     }
     if let Some(tr) = t.str(cx, "transport") {
@@ -107,9 +116,10 @@ pub(super) fn read_email(
             "file" => e.transport = Transport::File,
             other => cx.error(
                 tr.span,
-                format!(
-                    "unknown transport `{other}`{}",
-                    hint_or(other, ["smtp", "file"], "use \"smtp\" or \"file\"")
+                tr!(
+                    "unknown transport `{other}`{h}",
+                    other,
+                    h = hint_or(other, ["smtp", "file"], &tr!("use \"smtp\" or \"file\""))
                 ),
             ),
         }
@@ -125,12 +135,13 @@ pub(super) fn read_email(
                 other => {
                     cx.error(
                         v.span,
-                        format!(
-                            "unknown security `{other}`{}",
-                            hint_or(
+                        tr!(
+                            "unknown security `{other}`{h}",
+                            other,
+                            h = hint_or(
                                 other,
                                 ["starttls", "tls", "none"],
-                                "use \"starttls\", \"tls\" or \"none\""
+                                &tr!("use \"starttls\", \"tls\" or \"none\"")
                             )
                         ),
                     );
@@ -147,7 +158,10 @@ pub(super) fn read_email(
             Some(p) => match u16::try_from(p.v) {
                 Ok(v) if v > 0 => Some(v),
                 _ => {
-                    cx.error(p.span, format!("port {} is out of range (1-65535)", p.v));
+                    cx.error(
+                        p.span,
+                        tr!("port {port} is out of range (1-65535)", port = p.v),
+                    );
                     None
                 }
             },
@@ -157,7 +171,9 @@ pub(super) fn read_email(
         if username.is_some() && password.is_none() {
             cx.error(
                 s.span.clone(),
-                "`email.smtp.username` is set but no password: add `password_file` or `password_env`",
+                tr!(
+                    "`email.smtp.username` is set but no password: add `password_file` or `password_env`"
+                ),
             );
         }
         let ca_file = s
@@ -169,7 +185,10 @@ pub(super) fn read_email(
         {
             cx.error(
                 h.span.clone(),
-                format!("`security = \"none\"` sends passwords and mail in clear: it is allowed only to 127.0.0.1 or localhost, not `{}`", h.v),
+                tr!(
+                    "`security = \"none\"` sends passwords and mail in clear: it is allowed only to 127.0.0.1 or localhost, not `{host}`",
+                    host = h.v
+                ),
             );
         }
         if let (Some(host), Some(port), Some(security)) = (host, port, security) {
@@ -194,7 +213,7 @@ pub(super) fn read_email(
     if e.transport == Transport::Smtp && e.smtp.is_none() && !t.has("smtp") {
         cx.error(
             t.span.clone(),
-            "`transport = \"smtp\"` needs an `[email.smtp]` section with at least `host`",
+            tr!("`transport = \"smtp\"` needs an `[email.smtp]` section with at least `host`"),
         );
     }
 }
@@ -216,9 +235,9 @@ pub(super) fn read_calendar(cx: &mut Cx, t: &mut Tbl) -> RawCalendar {
                 Ok(w) => days.push(w),
                 Err(_) => cx.error(
                     d.span,
-                    format!(
-                        "`{}` is not a weekday; write mon, tue, wed, thu, fri, sat or sun",
-                        d.v
+                    tr!(
+                        "`{day}` is not a weekday; write mon, tue, wed, thu, fri, sat or sun",
+                        day = d.v
                     ),
                 ),
             }
@@ -227,7 +246,9 @@ pub(super) fn read_calendar(cx: &mut Cx, t: &mut Tbl) -> RawCalendar {
         if weekend.iter().all(|w| *w) {
             cx.error(
                 t.span.clone(),
-                "`calendar.weekend` covers every day of the week: there would be no working day",
+                tr!(
+                    "`calendar.weekend` covers every day of the week: there would be no working day"
+                ),
             );
             weekend = weekend_mask(&[Weekday::Sat, Weekday::Sun]);
         }
@@ -240,7 +261,10 @@ pub(super) fn read_calendar(cx: &mut Cx, t: &mut Tbl) -> RawCalendar {
             other => {
                 cx.error(
                     h.span,
-                    format!("unknown holiday set `{other}`; use \"vn\" (Vietnamese statutory holidays) or \"none\""),
+                    tr!(
+                        "unknown holiday set `{other}`; use \"vn\" (Vietnamese statutory holidays) or \"none\"",
+                        other
+                    ),
                 );
                 true
             }
@@ -269,7 +293,7 @@ pub(super) fn day_list(
     };
     let name = t.key_name(key);
     let toml::de::DeValue::Array(items) = v.get_ref() else {
-        cx.error(v.span(), format!("`{name}` must be a list of dates"));
+        cx.error(v.span(), tr!("`{name}` must be a list of dates", name));
         return Vec::new();
     };
     let mut out = Vec::new();

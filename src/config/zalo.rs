@@ -14,6 +14,7 @@ use super::raw::*;
 use super::reader::{At, Cx, Tbl, int_of, str_of};
 use super::{Secret, Zalo, ZaloTemplate};
 use crate::state::TemplateKind;
+use crate::tr;
 
 /// The kinds a ZNS template is needed for: the reminders and the leadership's done notice
 /// (the digest and the admins' notices do not go to Zalo).
@@ -54,9 +55,9 @@ pub(super) fn read_phones(cx: &mut Cx, t: &mut Tbl) -> Vec<At<String>> {
             Some(n) => out.push(At::new(n, p.span)),
             None => cx.error(
                 p.span,
-                format!(
-                    "`{}` is not a Vietnamese mobile number: write the 10 digits, starting 03, 05, 07, 08 or 09 (e.g. \"0912 345 678\")",
-                    p.v
+                tr!(
+                    "`{number}` is not a Vietnamese mobile number: write the 10 digits, starting 03, 05, 07, 08 or 09 (e.g. \"0912 345 678\")",
+                    number = p.v
                 ),
             ),
         }
@@ -84,7 +85,7 @@ pub(super) fn read_zalo(
             _ => {
                 cx.error(
                     v.span(),
-                    "`channels.zalo.app_id` must be the app's id from Zalo for Developers (digits)",
+                    tr!("`channels.zalo.app_id` must be the app's id from Zalo for Developers (digits)"),
                 );
                 None
             }
@@ -100,9 +101,9 @@ pub(super) fn read_zalo(
             if !path.is_file() {
                 cx.warning(
                     f.span,
-                    format!(
-                        "`refresh_token_file` {} does not exist: fine once the database holds the tokens (the daemon takes them at its first start); before that, put the OA's refresh token in it",
-                        path.display()
+                    tr!(
+                        "`refresh_token_file` {path} does not exist: fine once the database holds the tokens (the daemon takes them at its first start); before that, put the OA's refresh token in it",
+                        path = path.display()
                     ),
                 );
             }
@@ -117,7 +118,10 @@ pub(super) fn read_zalo(
         z.str(cx, key)
             .map(|u| {
                 if let Some(why) = super::rules::webhook_url_problem(&u.v) {
-                    cx.error(u.span.clone(), format!("`{key}` `{}` {why}", u.v));
+                    cx.error(
+                        u.span.clone(),
+                        tr!("`{key}` `{url}` {why}", key, url = u.v, why),
+                    );
                 }
                 u.v.trim_end_matches('/').to_string()
             })
@@ -132,7 +136,7 @@ pub(super) fn read_zalo(
         Some(m) => {
             cx.error(
                 m.span,
-                "`mode` is \"production\" (the default) or \"development\" (sends only to the OA's own admins, to try a template)",
+                tr!("`mode` is \"production\" (the default) or \"development\" (sends only to the OA's own admins, to try a template)"),
             );
             false
         }
@@ -146,10 +150,10 @@ pub(super) fn read_zalo(
             let kinds: Vec<&str> = ZALO_KINDS.iter().map(|k| k.as_str()).collect();
             cx.error(
                 name.span,
-                format!(
-                    "`{}` is not a kind Zalo messages are sent for: {}",
-                    name.v,
-                    kinds.join(", ")
+                tr!(
+                    "`{name}` is not a kind Zalo messages are sent for: {kinds}",
+                    name = name.v,
+                    kinds = kinds.join(", ")
                 ),
             );
             continue;
@@ -164,8 +168,9 @@ pub(super) fn read_zalo(
         if !seen.contains(kind) {
             cx.error(
                 span.clone(),
-                format!(
-                    "no `[channels.zalo.templates.{kind}]`: every reminder kind needs its approved ZNS template (its id and parameters)"
+                tr!(
+                    "no `[channels.zalo.templates.{kind}]`: every reminder kind needs its approved ZNS template (its id and parameters)",
+                    kind
                 ),
             );
         }
@@ -192,22 +197,21 @@ fn read_template(cx: &mut Cx, t: &mut Tbl) -> Option<ZaloTemplate> {
                 let mut env = minijinja::Environment::new();
                 env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
                 if let Err(e) = env.template_from_str(expr) {
-                    cx.error(
-                        v.span(),
-                        format!(
-                            "parameter `{}`: {}",
-                            param.v,
-                            e.detail().unwrap_or("syntax error")
-                        ),
-                    );
+                    let msg = match e.detail() {
+                        Some(detail) => {
+                            tr!("parameter `{param}`: {detail}", param = param.v, detail)
+                        }
+                        None => tr!("parameter `{param}`: syntax error", param = param.v),
+                    };
+                    cx.error(v.span(), msg);
                 }
                 data.push((param.v, expr.to_string()));
             }
             None => cx.error(
                 v.span(),
-                format!(
-                    "parameter `{}` must be a string, e.g. \"{{{{ unit.name }}}}\"",
-                    param.v
+                tr!(
+                    "parameter `{param}` must be a string, e.g. \"{{{{ unit.name }}}}\"",
+                    param = param.v
                 ),
             ),
         }
@@ -215,7 +219,7 @@ fn read_template(cx: &mut Cx, t: &mut Tbl) -> Option<ZaloTemplate> {
     if data.is_empty() {
         cx.error(
             t.span.clone(),
-            "no `data`: give the value of each parameter of the ZNS template",
+            tr!("no `data`: give the value of each parameter of the ZNS template"),
         );
     }
     let mut max_len = BTreeMap::new();
@@ -229,12 +233,15 @@ fn read_template(cx: &mut Cx, t: &mut Tbl) -> Option<ZaloTemplate> {
             }
             Some(_) => cx.error(
                 param.span,
-                format!(
-                    "`{}` is not one of this template's `data` parameters",
-                    param.v
+                tr!(
+                    "`{param}` is not one of this template's `data` parameters",
+                    param = param.v
                 ),
             ),
-            None => cx.error(v.span(), "a `max_len` is a positive number of characters"),
+            None => cx.error(
+                v.span(),
+                tr!("a `max_len` is a positive number of characters"),
+            ),
         }
     }
     Some(ZaloTemplate {

@@ -10,12 +10,13 @@
 
 use std::path::{Path, PathBuf};
 
-use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde_json::{Value, json};
 
 use crate::config::Diagnostic;
 use crate::config::diag::{Diagnostics, Source};
 use crate::state::TemplateKind;
+use crate::tr;
 
 macro_rules! builtin {
     ($($name:literal),* $(,)?) => {
@@ -130,12 +131,12 @@ impl Templates {
                 Some(p) => match std::fs::read_to_string(&p) {
                     Ok(t) => (p, t),
                     Err(e) => {
-                        diags.file_error(&p, format!("cannot read template: {e}"));
+                        diags.file_error(&p, tr!("cannot read template: {error}", error = e));
                         continue;
                     }
                 },
                 None => (
-                    PathBuf::from(format!("(built-in) templates/{name}")),
+                    PathBuf::from(tr!("(built-in) templates/{name}", name)),
                     (*builtin).to_string(),
                 ),
             };
@@ -180,7 +181,7 @@ impl Templates {
         let name = e.name().unwrap_or_default();
         match self.origins.iter().find(|o| o.name == name) {
             Some(o) => report(diags, &o.path, &o.text, e),
-            None => diags.file_error(Path::new("templates"), describe(e)),
+            None => diags.file_error(Path::new("templates"), describe_for_check(e)),
         }
     }
 
@@ -255,12 +256,46 @@ fn describe(e: &minijinja::Error) -> String {
     s
 }
 
-fn report(diags: &mut Diagnostics, path: &Path, text: &str, e: &minijinja::Error) {
-    let src = Source::new(path, text.to_string());
+/// [`describe`] in the language of `check`: minijinja's own words stay as they are.
+fn describe_for_check(e: &minijinja::Error) -> String {
     let detail = e
         .detail()
-        .map_or_else(|| e.kind().to_string(), str::to_string);
-    let msg = format!("template: {}: {detail}", e.kind());
+        .map_or_else(|| kind_words(e.kind()), str::to_string);
+    match e.line() {
+        Some(line) => tr!("{detail} (line {line})", detail, line),
+        None => detail,
+    }
+}
+
+/// What kind of error minijinja found, in the language of `check` (its own English words
+/// for the kinds a template's author meets; the others as minijinja names them).
+fn kind_words(kind: ErrorKind) -> String {
+    match kind {
+        ErrorKind::SyntaxError => tr!("syntax error"),
+        ErrorKind::UndefinedError => tr!("undefined value"),
+        ErrorKind::TemplateNotFound => tr!("template not found"),
+        ErrorKind::InvalidOperation => tr!("invalid operation"),
+        ErrorKind::TooManyArguments => tr!("too many arguments"),
+        ErrorKind::MissingArgument => tr!("missing argument"),
+        ErrorKind::UnknownFilter => tr!("unknown filter"),
+        ErrorKind::UnknownFunction => tr!("unknown function"),
+        ErrorKind::UnknownTest => tr!("unknown test"),
+        ErrorKind::UnknownMethod => tr!("unknown method"),
+        ErrorKind::UnknownBlock => tr!("unknown block"),
+        ErrorKind::BadEscape => tr!("bad string escape"),
+        ErrorKind::BadInclude => tr!("could not render include"),
+        ErrorKind::CannotUnpack => tr!("cannot unpack"),
+        other => other.to_string(),
+    }
+}
+
+fn report(diags: &mut Diagnostics, path: &Path, text: &str, e: &minijinja::Error) {
+    let src = Source::new(path, text.to_string());
+    let kind = kind_words(e.kind());
+    let msg = match e.detail() {
+        Some(detail) => tr!("template: {kind}: {detail}", kind, detail),
+        None => tr!("template: {kind}: {kind}", kind),
+    };
     match (e.range(), e.line()) {
         (Some(r), _) => diags.error(&src, r, msg),
         (None, Some(line)) => {
@@ -387,6 +422,29 @@ pub fn sample_test() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_in_english_are_minijinjas_words() {
+        use ErrorKind::*;
+        for kind in [
+            SyntaxError,
+            UndefinedError,
+            TemplateNotFound,
+            InvalidOperation,
+            TooManyArguments,
+            MissingArgument,
+            UnknownFilter,
+            UnknownFunction,
+            UnknownTest,
+            UnknownMethod,
+            UnknownBlock,
+            BadEscape,
+            BadInclude,
+            CannotUnpack,
+        ] {
+            assert_eq!(kind_words(kind), kind.to_string());
+        }
+    }
 
     #[test]
     fn builtins_render_every_kind() {

@@ -143,6 +143,12 @@ pub struct Next {
     pub at: DateTime<Utc>,
     /// "before-14d of bao-cao-nam/2026 at Mon 21/12/2026 08:00" (local time).
     pub text: String,
+    /// The step's name (`before-14d`).
+    pub step: String,
+    /// The occurrence's key (`bao-cao-nam/2026`).
+    pub occurrence: String,
+    /// When it leaves, in the organization's time zone.
+    pub local: chrono::NaiveDateTime,
 }
 
 /// The first step after `now` within [`HORIZON_DAYS`].
@@ -163,6 +169,9 @@ pub fn next(cfg: &Config, now: DateTime<Utc>) -> Option<Next> {
                 o.key(cfg),
                 s.at.format("%a %d/%m/%Y %H:%M")
             ),
+            step: s.name.to_string(),
+            occurrence: o.key(cfg),
+            local: s.at.naive_local(),
         })
 }
 

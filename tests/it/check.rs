@@ -9,6 +9,8 @@
 //! "now" is the clock the harness sets (`NHACVIEC_CLOCK`), so the warnings are pinned for
 //! any date the tests choose.
 
+use std::collections::BTreeSet;
+
 use crate::support::{CLOCK, Test, lines, plural, repo_toml};
 
 /// A broken fixture run through `check`, which must fail.
@@ -617,4 +619,94 @@ fn a_config_not_ready_for_a_ward_says_what_to_change() {
         .stderr("")
         .run();
     assert_eq!(quiet.status, 0);
+}
+
+/// The shipped config with the examples of its comments applied: the indented comment lines
+/// (`#   key = value`) of a block just above a section replace or add that section's keys; a
+/// block that starts with its own header (`#   [[rule]]`) is appended as written. The
+/// sections whose comments hold an example, by name.
+fn with_comment_examples(text: &str) -> (String, BTreeSet<String>) {
+    let section = |header: &str| header.trim_matches(['[', ']']).to_string();
+    let mut out: Vec<String> = Vec::new();
+    let mut appended: Vec<Vec<String>> = Vec::new();
+    let mut pending: Vec<String> = Vec::new();
+    let mut replaced: BTreeSet<String> = BTreeSet::new();
+    let mut shown = BTreeSet::new();
+    let key = |line: &str| line.split('=').next().unwrap_or("").trim().to_string();
+    for line in text.lines() {
+        if let Some(example) = line.strip_prefix("#   ") {
+            pending.push(example.to_string());
+            continue;
+        }
+        if pending.first().is_some_and(|l| l.starts_with('[')) {
+            let header = section(pending[0].split_whitespace().next().unwrap());
+            shown.insert(header.split('.').next().unwrap().to_string());
+            appended.push(std::mem::take(&mut pending));
+        }
+        if line.starts_with('[') {
+            replaced.clear();
+            if !pending.is_empty() {
+                shown.insert(section(line).split('.').next().unwrap().to_string());
+                out.push(line.to_string());
+                replaced = pending
+                    .iter()
+                    .filter(|l| l.contains('='))
+                    .map(|l| key(l))
+                    .collect();
+                out.append(&mut pending);
+                continue;
+            }
+        }
+        pending.clear();
+        if line.contains('=') && !line.starts_with('#') && replaced.contains(&key(line)) {
+            continue;
+        }
+        out.push(line.to_string());
+    }
+    let mut text = out.join("\n");
+    for block in appended {
+        text.push_str("\n\n");
+        text.push_str(&block.join("\n"));
+    }
+    (text, shown)
+}
+
+#[test]
+fn every_section_of_the_shipped_config_has_an_example_that_passes_check() {
+    let shipped = crate::support::read(std::path::Path::new(crate::support::SHIPPED));
+    let (text, shown) = with_comment_examples(&shipped);
+    let sections = [
+        "calendar",
+        "digest",
+        "email",
+        "group",
+        "organization",
+        "policy",
+        "rule",
+        "server",
+        "storage",
+        "unit",
+    ];
+    assert_eq!(shown, sections.iter().map(|s| s.to_string()).collect());
+    // The examples are meant for a real ward: `/etc` and `/var/lib` paths, which this test
+    // points back into its own directory.
+    let text = text
+        .replace("/var/lib/nhacviec/", "var/")
+        .replace("/etc/nhacviec/secrets/", "secrets/");
+    assert!(text.contains("\n[policy.hop]\n") && text.contains("\nid = \"cong-an\"\n"));
+    let out = Test::new()
+        .config(&text)
+        .shipped_calendar()
+        .file("secrets/admin-password", "mật khẩu dài\n")
+        .file("secrets/smtp-password", "mật khẩu ứng dụng\n")
+        .args(&["check"])
+        .run();
+    assert!(
+        out.stdout
+            .contains(": ok: 11 units, 4 groups, 12 rules, 3 policies"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(!out.stderr.contains("error"), "{}", out.stderr);
 }

@@ -15,6 +15,7 @@ mod channels;
 mod check;
 mod crash;
 mod daemon;
+mod lang;
 mod mail;
 mod plan;
 mod smtp;

@@ -47,8 +47,12 @@ pub const CLOCK: &str = "2025-09-15T09:00:00+07:00";
 /// The binary under test.
 pub fn nhacviec() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_nhacviec"));
+    // The commands speak the locale's language: tests read English unless they set one.
     c.env_remove("NHACVIEC_CONFIG")
         .env_remove("RUST_LOG")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env("LANG", "C")
         .env("NHACVIEC_CLOCK", CLOCK);
     c
 }
@@ -82,6 +86,7 @@ pub struct Test {
     files: Vec<(PathBuf, String)>,
     args: Vec<String>,
     clock: String,
+    lang: String,
     stdout: Option<String>,
     stderr: Option<String>,
     status: i32,
@@ -96,6 +101,7 @@ impl Test {
             files: Vec::new(),
             args: Vec::new(),
             clock: CLOCK.to_string(),
+            lang: "C".to_string(),
             stdout: None,
             stderr: None,
             status: 0,
@@ -155,6 +161,12 @@ impl Test {
         self
     }
 
+    /// The locale it runs under (`LANG`; `C` unless told).
+    pub fn lang(mut self, locale: &str) -> Test {
+        self.lang = locale.to_string();
+        self
+    }
+
     /// What stdout must be, exactly.
     pub fn stdout(mut self, text: &str) -> Test {
         self.stdout = Some(text.to_string());
@@ -181,6 +193,7 @@ impl Test {
         let out = nhacviec()
             .current_dir(&self.dir.path)
             .env("NHACVIEC_CLOCK", &self.clock)
+            .env("LANG", &self.lang)
             .arg("--config")
             .arg(&self.config)
             .args(&self.args)
