@@ -228,6 +228,9 @@ pub struct Smtp {
     pub ca_file: Option<PathBuf>,
     /// Send rate limit.
     pub max_per_minute: u32,
+    /// How long one SMTP command (connecting, the greeting, each reply) may take before the
+    /// attempt counts as a temporary failure.
+    pub timeout_seconds: u32,
 }
 
 /// `[digest]`.

@@ -180,6 +180,17 @@ pub(super) fn read_email(
             .str(cx, "ca_file")
             .map(|c| existing(cx, base, &c, "CA file", Path::is_file));
         let max_per_minute = per_minute(cx, &mut s, "email.smtp", 120);
+        let timeout_seconds = match s.int(cx, "timeout_seconds") {
+            None => 30,
+            Some(n) if (1..=300).contains(&n.v) => u32::try_from(n.v).unwrap_or(30),
+            Some(n) => {
+                cx.error(
+                    n.span,
+                    tr!("`email.smtp.timeout_seconds` must be between 1 and 300"),
+                );
+                30
+            }
+        };
         if let (Some(Security::None), Some(h)) = (security, &host)
             && !super::rules::is_loopback(&h.v)
         {
@@ -200,6 +211,7 @@ pub(super) fn read_email(
                 password,
                 ca_file,
                 max_per_minute,
+                timeout_seconds,
             });
         }
         s.finish(cx);

@@ -133,9 +133,6 @@ impl std::fmt::Debug for Mailer {
     }
 }
 
-/// How long one SMTP command may take before the attempt counts as a transient failure.
-const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
-
 impl Mailer {
     /// The configured transport; reads the SMTP password and CA file now, so a problem with
     /// them is reported at start or reload, not at the first send.
@@ -190,7 +187,7 @@ impl Mailer {
                         port: s.port,
                         tls,
                         credentials,
-                        timeout: SMTP_TIMEOUT,
+                        timeout: Duration::from_secs(u64::from(s.timeout_seconds)),
                     })),
                     description: format!("SMTP {}:{} ({security})", s.host, s.port),
                 })
@@ -295,8 +292,7 @@ fn classify(e: lettre::transport::smtp::Error) -> SendError {
             "{text} (if the server's certificate is from a private CA, name it in `email.smtp.ca_file`)"
         )),
         _ if e.is_timeout() => SendError::Transient(format!(
-            "{text} (no answer within {} s)",
-            SMTP_TIMEOUT.as_secs()
+            "{text} (no answer in time; `email.smtp.timeout_seconds` sets how long to wait)"
         )),
         _ if e.is_response() && text.contains("incomplete") => SendError::Transient(
             "the server closed the connection without answering: the message may or may not have arrived; it is sent again (same Message-ID)".into(),

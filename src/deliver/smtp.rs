@@ -74,7 +74,9 @@ struct Idle {
 
 /// Adds what to change to an error that comes from `security` not matching the port: TLS
 /// spoken to a server that greets in plain text (rustls reads "220 …" as a corrupt record),
-/// or plain SMTP waiting for a greeting from port 465, which waits for TLS first.
+/// or plain SMTP waiting for a greeting from a server that waits for TLS first (port 465, or
+/// any port where the greeting never comes: an SMTP server greets at once, a TLS one says
+/// nothing until the client's hello).
 fn security_hint(e: SendError, s: &Server) -> SendError {
     let hint = |text: &str| -> Option<String> {
         match &s.tls {
@@ -89,6 +91,10 @@ fn security_hint(e: SendError, s: &Server) -> SendError {
             Tls::Starttls(_) | Tls::None if s.port == 465 => Some(
                 "port 465 speaks TLS at once and wants `security = \"tls\"`; `starttls` is for ports 587 and 25".to_string(),
             ),
+            Tls::Starttls(_) | Tls::None if text.starts_with(GREETING_TIMEOUT) => Some(format!(
+                "port {} sent no greeting: a server that waits in silence expects TLS at once, as port 465 does, and wants `security = \"tls\"`",
+                s.port
+            )),
             _ => None,
         }
     };
@@ -104,6 +110,9 @@ fn security_hint(e: SendError, s: &Server) -> SendError {
         other => other,
     }
 }
+
+/// What a greeting that never came is called in the error (see [`security_hint`]).
+const GREETING_TIMEOUT: &str = "greeting";
 
 /// A pool of SMTP connections to one server.
 pub struct Pool {
@@ -231,7 +240,7 @@ impl Pool {
         };
         let mut conn = self
             .timed(
-                "greeting",
+                GREETING_TIMEOUT,
                 AsyncSmtpConnection::connect_with_transport(stream, &self.hello),
             )
             .await

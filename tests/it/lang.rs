@@ -76,7 +76,9 @@ fn a_warning_and_the_summary_of_a_valid_config_in_vietnamese() {
         .lang(VI)
         .args(&["check"])
         .stdout("nhacviec.toml: hợp lệ: 2 đơn vị, 0 nhóm, 2 nhiệm vụ, 2 lịch nhắc, 1 cảnh báo\n")
-        .stderr("nhacviec.toml:15:9: cảnh báo: lịch nhắc `nhiem-vu` không được nhiệm vụ nào sử dụng\n")
+        .stderr(
+            "nhacviec.toml:15:9: cảnh báo: lịch nhắc `nhiem-vu` không được nhiệm vụ nào sử dụng\n",
+        )
         .run();
 }
 

@@ -784,6 +784,29 @@ fn file_transport_writes_one_eml_per_message_named_by_its_message_id() {
     }
 }
 
+/// `security = "starttls"` against a server that speaks TLS from the first byte (an SMTPS
+/// port, here not 465): no greeting comes, and after `timeout_seconds` the error says the
+/// silence means TLS is expected and which setting the port wants; temporary.
+#[test]
+fn send_test_with_starttls_on_an_implicit_tls_port_says_what_to_set() {
+    let server = server_for(Security::Tls, SmtpOpts::default());
+    let mut cfg = mail_cfg(&["vp"]).smtp(&server, Security::StartTls);
+    cfg.email.push_str("timeout_seconds = 2\n");
+    let stderr = send_test_fails(&cfg, Security::StartTls.describe(server.port));
+    assert_contains(
+        &stderr,
+        &[
+            "greeting: no answer within 2 s",
+            &format!(
+                "port {} sent no greeting: a server that waits in silence expects TLS at once, as port 465 does, and wants `security = \"tls\"`",
+                server.port
+            ),
+            "[temporary: the daemon would retry it for 48 hours]",
+        ],
+    );
+    assert!(server.captured().is_empty());
+}
+
 /// `security = "tls"` against a server that greets in plain text (a STARTTLS port): the
 /// error says which setting the port wants, and that the failure is temporary.
 #[test]
