@@ -70,6 +70,23 @@ fn no_token_in_logs_or_database() {
         files.iter().any(|f| f.ends_with("nhacviec.db")),
         "{files:?}"
     );
+    // Everything the daemon created is its user's alone (umask 077), though this test
+    // process, which started it, creates files others can read.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let mine = d.path("made-by-the-test");
+    std::fs::write(&mine, "x").unwrap();
+    assert_ne!(mode(&mine) & 0o044, 0, "the premise: a permissive umask here");
+    assert_eq!(mode(&d.path("var")), 0o700);
+    assert_eq!(mode(&d.path("var/mail")), 0o700);
+    let emls: Vec<_> = std::fs::read_dir(d.path("var/mail"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!emls.is_empty());
+    for f in files.iter().chain(&emls) {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
     for (u, t) in tokens.iter().chain([(&"forged".to_string(), &forged)]) {
         assert!(!log.contains(t.as_str()), "{u}'s token in the log:\n{log}");
         for f in &files {
