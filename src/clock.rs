@@ -130,7 +130,14 @@ mod wall_timer {
                 tv_nsec: t.timestamp_subsec_nanos().into(),
             },
         };
-        timerfd_settime(&fd, TimerfdTimerFlags::ABSTIME, &at)?;
+        // CANCEL_ON_SET: a step of the wall clock (NTP, a VM resumed, an admin's `date -s`)
+        // ends the wait at once, so the engine looks at the new time now, not when the old
+        // target comes round (an hour late after a step back of an hour).
+        timerfd_settime(
+            &fd,
+            TimerfdTimerFlags::ABSTIME | TimerfdTimerFlags::CANCEL_ON_SET,
+            &at,
+        )?;
         // SAFETY: the `AsyncFd` owns the `OwnedFd`, so the descriptor stays open and the
         // same for as long as it is registered.
         let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE)? };
@@ -138,7 +145,8 @@ mod wall_timer {
             let mut ready = fd.readable().await?;
             // The count of expirations: readable once the timer has fired.
             match rustix::io::read(fd.get_ref(), &mut [0u8; 8]) {
-                Ok(_) => return Ok(()),
+                // ECANCELED: the wall clock was set while we waited.
+                Ok(_) | Err(rustix::io::Errno::CANCELED) => return Ok(()),
                 Err(rustix::io::Errno::AGAIN) => ready.clear_ready(),
                 Err(e) => return Err(e.into()),
             }

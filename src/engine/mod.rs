@@ -227,7 +227,10 @@ impl Engine {
                 _ => out.pending += 1,
             }
         }
-        self.store.enqueue(now, &groups, Some(now))?;
+        // The mark never moves back: after the wall clock steps back (NTP correcting a fast
+        // clock), the replayed time is already enqueued up to the old mark.
+        let until = w.mark.map_or(now, |m| m.max(now));
+        self.store.enqueue(now, &groups, Some(until))?;
         Ok(out)
     }
 
@@ -257,6 +260,14 @@ impl Engine {
     /// One wake: reload if needed, enqueue, send, and say when to wake next.
     pub async fn wake_once(&self) -> Result<DateTime<Utc>, StoreError> {
         let now = self.clock.now();
+        if let Some(last) = self.status.last_wake()
+            && now < last
+        {
+            tracing::warn!(
+                by_seconds = (last - now).num_seconds(),
+                "the wall clock went back; steps already enqueued are not sent again"
+            );
+        }
         self.maybe_reload(now)?;
         // What is recorded ahead is for the views and early answers; a failure to record
         // it (a full disk, a lock held too long) must not hold up the reminders due now.

@@ -442,3 +442,62 @@ async fn obligations_ahead_are_recorded_and_follow_the_config() {
         "vp's, never reminded nor answered, is withdrawn"
     );
 }
+
+/// The wall clock stepped back an hour and then forward a day while the daemon runs (NTP
+/// correcting a fast clock, a VM resumed): no step is sent twice, nothing is sent early for
+/// the steps the hour replays, and the jump forward is caught up like a downtime: only the
+/// latest missed step goes out, the ones it passed are recorded skipped.
+#[tokio::test]
+async fn clock_jumps_back_and_forward_send_no_step_twice() {
+    let f = fixture("jumps", local(2025, 10, 2, 7, 0));
+    f.engine.wake_once().await.unwrap();
+    f.clock.set(local(2025, 10, 2, 8, 0));
+    f.engine.wake_once().await.unwrap();
+    let before = statuses(&f.store);
+    assert_eq!(
+        before.last().unwrap(),
+        &row("bao-cao-9-thang/2025-9M/vp", "before-1wd", "sent")
+    );
+    let mark = f.store.engine_until().unwrap();
+
+    // Back an hour: the hour 07:00-08:00 replays; the before-1wd step of 08:00 is not sent
+    // again, neither during the hour nor when 08:00 comes round again.
+    f.clock.set(local(2025, 10, 2, 7, 0));
+    let next = f.engine.wake_once().await.unwrap();
+    assert!(next > local(2025, 10, 2, 7, 0));
+    assert_eq!(
+        statuses(&f.store),
+        before,
+        "nothing new after the step back"
+    );
+    assert_eq!(
+        f.store.engine_until().unwrap(),
+        mark,
+        "the mark never moves back"
+    );
+    for t in [
+        local(2025, 10, 2, 7, 30),
+        local(2025, 10, 2, 8, 0),
+        local(2025, 10, 2, 8, 1),
+    ] {
+        f.clock.set(t);
+        f.engine.wake_once().await.unwrap();
+        assert_eq!(statuses(&f.store), before, "at {t}");
+    }
+
+    // Forward past two steps in one jump (Fri 03/10 `due` 08:00 and Mon 06/10 `after-1wd`):
+    // the latest is sent, `due` is recorded skipped, as after a downtime.
+    f.clock.set(local(2025, 10, 6, 9, 0));
+    f.engine.wake_once().await.unwrap();
+    let rows = statuses(&f.store);
+    assert_eq!(rows.len(), before.len() + 2, "{rows:#?}");
+    assert!(rows.contains(&row("bao-cao-9-thang/2025-9M/vp", "due", "skipped")));
+    assert!(rows.contains(&row("bao-cao-9-thang/2025-9M/vp", "after-1wd", "sent")));
+    let sent: Vec<_> = rows
+        .iter()
+        .filter(|r| r.2 == MessageStatus::Sent)
+        .map(|r| (&r.0, &r.1))
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = sent.iter().collect();
+    assert_eq!(sent.len(), distinct.len(), "no step sent twice: {rows:#?}");
+}
