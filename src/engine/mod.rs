@@ -47,6 +47,7 @@ pub struct Enqueued {
 pub struct Status {
     last_wake_ms: AtomicI64,
     next: Mutex<Option<due::Next>>,
+    failing: Mutex<Option<(DateTime<Utc>, String)>>,
 }
 
 impl Status {
@@ -61,6 +62,32 @@ impl Status {
     /// The next step: "before-7d of bao-cao-9-thang/2025-9M at Fri 26/09/2025 08:00".
     pub fn next(&self) -> Option<due::Next> {
         self.next.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Since when, and why, the engine's wakes fail (a full disk, a read-only or locked
+    /// database): `None` once a wake succeeds again.
+    pub fn failing(&self) -> Option<(DateTime<Utc>, String)> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records the outcome of a wake: the first failure of a run of them (with its error),
+    /// or a success, which ends it. True when the state changed.
+    fn set_failing(&self, now: DateTime<Utc>, error: Option<String>) -> bool {
+        let mut f = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        match (f.is_some(), error) {
+            (false, Some(e)) => {
+                *f = Some((now, e));
+                true
+            }
+            (true, None) => {
+                *f = None;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Records a wake; true if the next step changed, or at the first wake (so the log
@@ -321,6 +348,10 @@ impl Engine {
                     return;
                 }
             };
+            let failing = result.as_ref().err().map(ToString::to_string);
+            if self.status.set_failing(self.clock.now(), failing.clone()) && failing.is_none() {
+                tracing::info!("the engine's wakes succeed again; what waited is sent now");
+            }
             let next = match result {
                 Ok(next) => next,
                 Err(e) => {

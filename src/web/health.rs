@@ -88,6 +88,12 @@ pub(super) async fn healthz(State(s): State<AppState>) -> Response {
         }
     };
     let mut problems = Vec::new();
+    if let Some((since, error)) = status.failing() {
+        problems.push(format!(
+            "the engine cannot write to the database since {}: {error}; reminders and acknowledgements wait, nothing is lost, and what fell due is sent once it can (free disk space, check the file's permissions)",
+            since.to_rfc3339()
+        ));
+    }
     if let Some(oldest) = &h.oldest_stuck {
         problems.push(format!(
             "{} message(s) sending for more than {} minutes, the oldest {}: the sender did not come back; restart the daemon to send them again",
