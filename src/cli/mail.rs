@@ -22,26 +22,35 @@ use crate::present;
 use crate::state::{Channel, TemplateKind};
 use crate::store::Store;
 use crate::token::{self, TokenKey};
+use crate::tr;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")
+        .with_context(|| tr!("cannot start the async runtime"))
 }
 
 /// Refuses an address that `channel` cannot take, saying what it takes.
 fn check_address(channel: Channel, to: &str) -> Result<()> {
     match channel {
         Channel::Telegram if !is_chat_id(to) => bail!(
-            "`{to}` is not a Telegram chat id: write a number (\"-1001234567\" for a group) or a public channel's \"@name\""
+            "{}",
+            tr!(
+                "`{to}` is not a Telegram chat id: write a number (\"-1001234567\" for a group) or a public channel's \"@name\"",
+                to
+            )
         ),
         Channel::Webhook => match webhook_url_problem(to) {
-            Some(why) => bail!("webhook `{to}` {why}"),
+            Some(why) => bail!("{}", tr!("webhook `{url}` {why}", url = to, why)),
             None => Ok(()),
         },
         Channel::Zalo if crate::config::normalise_phone(to).is_none() => bail!(
-            "`{to}` is not a Vietnamese mobile number: write the 10 digits, starting 03, 05, 07, 08 or 09"
+            "{}",
+            tr!(
+                "`{to}` is not a Vietnamese mobile number: write the 10 digits, starting 03, 05, 07, 08 or 09",
+                to
+            )
         ),
         _ => Ok(()),
     }
@@ -69,8 +78,11 @@ pub(super) fn send_test(
         // Zalo's tokens are in the database.
         let store = match channel {
             Channel::Zalo if !cfg.storage.path.is_file() => bail!(
-                "no database at {} yet: `nhacviec run` creates it and takes Zalo's first refresh token; start it first",
-                cfg.storage.path.display()
+                "{}",
+                tr!(
+                    "no database at {path} yet: `nhacviec run` creates it and takes Zalo's first refresh token; start it first",
+                    path = cfg.storage.path.display()
+                )
             ),
             Channel::Zalo => Some(Arc::new(Store::open(&cfg.storage.path, now)?)),
             _ => None,
@@ -86,7 +98,11 @@ pub(super) fn send_test(
         };
         let Some(sender) = sender else {
             bail!(
-                "the config has no `[channels.{channel}]`: set it up (docs/channels.md) before sending on {channel}"
+                "{}",
+                tr!(
+                    "the config has no `[channels.{channel}]`: set it up (docs/channels.md) before sending on {channel}",
+                    channel
+                )
             );
         };
         let describe = sender.describe().to_string();
@@ -121,13 +137,23 @@ pub(super) fn send_test(
         anyhow::Ok((result, describe))
     })?;
     let (what, id_name) = match channel {
-        Channel::Email => ("email".to_string(), "Message-ID"),
-        Channel::Webhook => ("webhook event".to_string(), "webhook-id"),
-        _ => (format!("{channel} message"), "id"),
+        Channel::Email => (tr!("email"), "Message-ID"),
+        Channel::Webhook => (tr!("webhook event"), "webhook-id"),
+        _ => (tr!("{channel} message", channel), "id"),
     };
     match result {
         Ok(_) => {
-            println!("sent a test {what} to {to} via {describe}; {id_name} {id}");
+            println!(
+                "{}",
+                tr!(
+                    "sent a test {what} to {to} via {describe}; {id_name} {id}",
+                    what,
+                    to,
+                    describe,
+                    id_name,
+                    id
+                )
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -135,12 +161,20 @@ pub(super) fn send_test(
             // starting it with this setup.
             use crate::deliver::channel::SendError;
             let kind = match e {
-                SendError::Permanent(_) => "permanent: the daemon would not retry it",
+                SendError::Permanent(_) => tr!("permanent: the daemon would not retry it"),
                 SendError::Transient(_) | SendError::RetryAt(..) => {
-                    "temporary: the daemon would retry it for 48 hours"
+                    tr!("temporary: the daemon would retry it for 48 hours")
                 }
             };
-            eprintln!("error: the test {what} to {to} was not sent via {describe}: {e} [{kind}]");
+            let detail = tr!(
+                "the test {what} to {to} was not sent via {describe}: {e} [{kind}]",
+                what,
+                to,
+                describe,
+                e,
+                kind
+            );
+            eprintln!("{}", tr!("error: {detail}", detail));
             Ok(ExitCode::FAILURE)
         }
     }
@@ -151,45 +185,77 @@ pub(super) fn send_test(
 pub(super) fn planned(cfg: &Config, obligation: &str) -> Result<(plan::Occurrence, usize)> {
     let parts: Vec<&str> = obligation.split('/').collect();
     let [rule_id, period_id, unit_id] = parts[..] else {
-        bail!("write the obligation as RULE/PERIOD/UNIT, e.g. bao-cao-9-thang/2025-9M/vp");
+        bail!(
+            "{}",
+            tr!("write the obligation as RULE/PERIOD/UNIT, e.g. bao-cao-9-thang/2025-9M/vp")
+        );
     };
     let ri = cfg.rule_index(rule_id).ok_or_else(|| {
         anyhow!(
-            "unknown rule `{rule_id}`{}",
-            hint(rule_id, cfg.rules.iter().map(|r| r.id.as_str()))
+            "{}",
+            tr!(
+                "unknown rule `{id}`{h}",
+                id = rule_id,
+                h = hint(rule_id, cfg.rules.iter().map(|r| r.id.as_str()))
+            )
         )
     })?;
     let rule = &cfg.rules[ri];
     let period = Period::parse(rule.period, period_id).ok_or_else(|| {
         anyhow!(
-            "`{period_id}` is not a period of rule `{rule_id}` (write it like {})",
-            example_period(rule.period)
+            "{}",
+            tr!(
+                "`{period_id}` is not a period of rule `{rule_id}` (write it like {example})",
+                period_id,
+                rule_id,
+                example = example_period(rule.period)
+            )
         )
     })?;
     let ui = cfg.unit_index(unit_id).ok_or_else(|| {
         anyhow!(
-            "unknown unit `{unit_id}`{}",
-            hint(unit_id, cfg.units.iter().map(|u| u.id.as_str()))
+            "{}",
+            tr!(
+                "unknown unit `{id}`{h}",
+                id = unit_id,
+                h = hint(unit_id, cfg.units.iter().map(|u| u.id.as_str()))
+            )
         )
     })?;
     if rule.units.binary_search(&ui).is_err() {
-        bail!("unit `{unit_id}` does not owe rule `{rule_id}`");
+        bail!(
+            "{}",
+            tr!(
+                "unit `{unit_id}` does not owe rule `{rule_id}`",
+                unit_id,
+                rule_id
+            )
+        );
     }
     let occ = plan::occurrence(cfg, ri, period)
         .filter(|o| !matches!(o.period, Period::Once(d) if d != o.due_day))
-        .ok_or_else(|| anyhow!("rule `{rule_id}` has no occurrence `{period_id}`"))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "{}",
+                tr!(
+                    "rule `{rule_id}` has no occurrence `{period_id}`",
+                    rule_id,
+                    period_id
+                )
+            )
+        })?;
     Ok((occ, ui))
 }
 
 /// An example period id for a rule's period kind, for error messages.
-fn example_period(kind: PeriodKind) -> &'static str {
+fn example_period(kind: PeriodKind) -> String {
     match kind {
-        PeriodKind::Month => "2025-07",
-        PeriodKind::Quarter => "2025-Q3",
-        PeriodKind::HalfYear => "2025-H1",
-        PeriodKind::NineMonths => "2025-9M",
-        PeriodKind::Year => "2025",
-        PeriodKind::Once => "the rule's date, 2025-10-15",
+        PeriodKind::Month => "2025-07".into(),
+        PeriodKind::Quarter => "2025-Q3".into(),
+        PeriodKind::HalfYear => "2025-H1".into(),
+        PeriodKind::NineMonths => "2025-9M".into(),
+        PeriodKind::Year => "2025".into(),
+        PeriodKind::Once => tr!("the rule's date, 2025-10-15"),
     }
 }
 
@@ -235,17 +301,27 @@ pub(super) fn preview(
         .ok_or_else(|| {
             let names: Vec<String> = occ.steps.iter().map(|s| s.name.to_string()).collect();
             anyhow!(
-                "`{step_name}` is not a step of {rule_id}/{period_id}; its steps are {}",
-                names.join(", ")
+                "{}",
+                tr!(
+                    "`{step_name}` is not a step of {rule_id}/{period_id}; its steps are {names}",
+                    step_name,
+                    rule_id,
+                    period_id,
+                    names = names.join(", ")
+                )
             )
         })?;
     let to = if escalated {
         let Some(&e) = cfg.units[ui].escalate_to.first() else {
-            bail!("unit `{unit_id}` has no `escalate_to`");
+            bail!("{}", tr!("unit `{unit_id}` has no `escalate_to`", unit_id));
         };
         if !step.escalate {
             bail!(
-                "step `{step_name}` is not escalated (the policy's `escalate_from` is later or unset)"
+                "{}",
+                tr!(
+                    "step `{step_name}` is not escalated (the policy's `escalate_from` is later or unset)",
+                    step_name
+                )
             );
         }
         Recipient::Escalation(e)
@@ -272,8 +348,11 @@ pub(super) fn preview(
         }
         None => {
             eprintln!(
-                "note: {} does not exist yet (`nhacviec run` creates it), so the links below are placeholders",
-                key_file.display()
+                "{}",
+                tr!(
+                    "note: {path} does not exist yet (`nhacviec run` creates it), so the links below are placeholders",
+                    path = key_file.display()
+                )
             );
             ("<ma-xac-nhan>".to_string(), "<ma-don-vi>".to_string())
         }
@@ -297,8 +376,12 @@ pub(super) fn preview(
         .map(|(_, a)| a)
         .ok_or_else(|| {
             anyhow!(
-                "unit `{}` has no {channel} address",
-                cfg.units[recipient_unit].id
+                "{}",
+                tr!(
+                    "unit `{unit_id}` has no {channel} address",
+                    unit_id = cfg.units[recipient_unit].id,
+                    channel
+                )
             )
         })?;
     let id = message_id(&okey, step_name, channel, to_addr, &email::from_domain(cfg));

@@ -395,7 +395,7 @@ fn emit(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r.context("while writing to stdout"),
+        r => r.with_context(|| tr!("while writing to stdout")),
     }
 }
 

@@ -1,5 +1,7 @@
-//! `ack` and `status`: acknowledgements and states from the command line.
+//! `ack`, `status`, `links` and `backup`: acknowledgements, states, the units' links and
+//! copies of the database from the command line.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
@@ -10,7 +12,7 @@ use crate::config::Config;
 use crate::deliver::notices;
 use crate::deliver::{context, enqueue};
 use crate::report;
-use crate::state::{AckAction, AckSource};
+use crate::state::{AckAction, AckSource, ObligationState};
 use crate::store::{NewAck, StepRows, Store};
 use crate::token::{self, TokenKey};
 use crate::tr;
@@ -18,11 +20,38 @@ use crate::tr;
 fn existing_db(cfg: &Config) -> Result<()> {
     if !cfg.storage.path.is_file() {
         bail!(
-            "no database at {} yet: `nhacviec run` creates it (check `storage.path`)",
-            cfg.storage.path.display()
+            "{}",
+            tr!(
+                "no database at {path} yet: `nhacviec run` creates it (check `storage.path`)",
+                path = cfg.storage.path.display()
+            )
         );
     }
     Ok(())
+}
+
+/// The token key of the database, or an error saying the daemon's first start makes it.
+fn token_key(cfg: &Config) -> Result<TokenKey> {
+    let key_file = token::key_path(&cfg.storage.path);
+    match TokenKey::load(&key_file)? {
+        Some(key) => Ok(key),
+        None => bail!(
+            "{}",
+            tr!(
+                "{path} does not exist yet: `nhacviec run` creates it; start the daemon first",
+                path = key_file.display()
+            )
+        ),
+    }
+}
+
+/// A recorded state in the command's language.
+fn state_word(s: ObligationState) -> String {
+    match s {
+        ObligationState::Pending => tr!("pending"),
+        ObligationState::Seen => tr!("seen"),
+        ObligationState::Done => tr!("done"),
+    }
 }
 
 /// `nhacviec ack --obligation RULE/PERIOD/UNIT --seen|--done [--note TEXT]`.
@@ -51,17 +80,12 @@ pub(super) fn ack(
         let (occ, ui) = match super::mail::planned(cfg, obligation) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("error: unknown obligation `{obligation}`: {e}");
+                let detail = tr!("unknown obligation `{obligation}`: {e}", obligation, e);
+                eprintln!("{}", tr!("error: {detail}", detail));
                 return Ok(ExitCode::FAILURE);
             }
         };
-        let key_file = token::key_path(&cfg.storage.path);
-        let Some(key) = TokenKey::load(&key_file)? else {
-            bail!(
-                "{} does not exist yet: `nhacviec run` creates it; start the daemon first",
-                key_file.display()
-            );
-        };
+        let key = token_key(cfg)?;
         let okey = occ.obligation_key(cfg, ui);
         let rows = StepRows {
             occurrence: enqueue::occurrence_record(cfg, &occ),
@@ -73,26 +97,41 @@ pub(super) fn ack(
         outcome = notices::record_ack(&store, cfg, &okey, &ack)?;
     }
     let ahead = if ahead {
-        " (recorded ahead of its first reminder: the reminders it silences are never sent)"
+        tr!(" (recorded ahead of its first reminder: the reminders it silences are never sent)")
     } else {
-        ""
+        String::new()
     };
     match outcome {
         Some(o) if o.changed() => {
-            println!("{obligation}: {} (was {}){ahead}", o.after, o.before);
+            println!(
+                "{}",
+                tr!(
+                    "{obligation}: {after} (was {before}){ahead}",
+                    obligation,
+                    after = state_word(o.after),
+                    before = state_word(o.before),
+                    ahead
+                )
+            );
             Ok(ExitCode::SUCCESS)
         }
         Some(o) => {
             println!(
-                "{obligation}: already {}; recorded again, nothing changed",
-                o.after
+                "{}",
+                tr!(
+                    "{obligation}: already {state}; recorded again, nothing changed",
+                    obligation,
+                    state = state_word(o.after)
+                )
             );
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            eprintln!(
-                "error: unknown obligation `{obligation}`: write RULE/PERIOD/UNIT as `nhacviec status` lists them (an obligation is recorded when its first reminder is due)"
+            let detail = tr!(
+                "unknown obligation `{obligation}`: write RULE/PERIOD/UNIT as `nhacviec status` lists them (an obligation is recorded when its first reminder is due)",
+                obligation
             );
+            eprintln!("{}", tr!("error: {detail}", detail));
             Ok(ExitCode::FAILURE)
         }
     }
@@ -168,26 +207,19 @@ pub(super) fn links(
         Some(id) => match cfg.unit_index(id) {
             Some(u) => vec![u],
             None => {
-                eprintln!(
-                    "error: unknown unit `{id}`: the units are {}",
-                    cfg.units
-                        .iter()
-                        .map(|u| u.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                let ids: Vec<&str> = cfg.units.iter().map(|u| u.id.as_str()).collect();
+                let detail = tr!(
+                    "unknown unit `{id}`: the units are {ids}",
+                    id,
+                    ids = ids.join(", ")
                 );
+                eprintln!("{}", tr!("error: {detail}", detail));
                 return Ok(ExitCode::FAILURE);
             }
         },
         None => (0..cfg.units.len()).collect(),
     };
-    let key_file = token::key_path(&cfg.storage.path);
-    let Some(key) = TokenKey::load(&key_file)? else {
-        bail!(
-            "{} does not exist yet: `nhacviec run` creates it; start the daemon first",
-            key_file.display()
-        );
-    };
+    let key = token_key(cfg)?;
     // Opened for writing, as `ack` does: a database the daemon has not migrated yet (a new
     // binary installed, the daemon not restarted) is brought up to date first.
     let store = Store::open(&cfg.storage.path, now)?;
@@ -195,8 +227,12 @@ pub(super) fn links(
         for &u in &units {
             let g = store.rotate_unit_link(&cfg.units[u].id, now)?;
             eprintln!(
-                "{}: new links (generation {g}); the old ones no longer work, and the next messages carry the new ones",
-                cfg.units[u].id
+                "{}",
+                tr!(
+                    "{unit}: new links (generation {g}); the old ones no longer work, and the next messages carry the new ones",
+                    unit = cfg.units[u].id,
+                    g
+                )
             );
         }
     }
@@ -206,14 +242,13 @@ pub(super) fn links(
         let unit = &cfg.units[u];
         let url = context::unit_url(cfg, &context::unit_token(&key, &generations, &unit.id));
         let coordinator = if cfg.organization.coordinator == Some(u) {
-            " (coordinator: its feed has every unit's deadlines)"
+            tr!(" (coordinator: its feed has every unit's deadlines)")
         } else {
-            ""
+            String::new()
         };
-        out.push_str(&format!(
-            "{}  {}{coordinator}\n  page: {url}\n  feed: {url}.ics\n",
-            unit.id, unit.name
-        ));
+        let _ = writeln!(out, "{}  {}{coordinator}", unit.id, unit.name);
+        let _ = writeln!(out, "  {}", tr!("page: {url}", url));
+        let _ = writeln!(out, "  {}", tr!("feed: {url}.ics", url));
     }
     super::emit(&out)?;
     Ok(ExitCode::SUCCESS)
@@ -232,8 +267,11 @@ pub(super) fn backup(
     let into_dir = path.is_dir();
     if keep.is_some() && !into_dir {
         bail!(
-            "--keep needs a folder to keep the backups in, and {} is not one",
-            path.display()
+            "{}",
+            tr!(
+                "--keep needs a folder to keep the backups in, and {path} is not one",
+                path = path.display()
+            )
         );
     }
     let dst = if into_dir {
@@ -248,28 +286,34 @@ pub(super) fn backup(
     let key_dst = token::key_path(&dst);
     if key_dst.exists() {
         bail!(
-            "{} exists; a backup never overwrites a file",
-            key_dst.display()
+            "{}",
+            tr!(
+                "{path} exists; a backup never overwrites a file",
+                path = key_dst.display()
+            )
         );
     }
     let key = std::fs::read(&key_src).with_context(|| {
-        format!(
-            "cannot read the token key {}: a backup without it would break every link already sent",
-            key_src.display()
+        tr!(
+            "cannot read the token key {path}: a backup without it would break every link already sent",
+            path = key_src.display()
         )
     })?;
     let store = Store::open_read_only(&cfg.storage.path)?;
     let copied = store.backup_to(&dst)?;
     private_file(&dst)?;
     token::write_private(&key_dst, &key)
-        .with_context(|| format!("cannot write {}", key_dst.display()))?;
+        .with_context(|| tr!("cannot write {path}", path = key_dst.display()))?;
     println!(
-        "backed up {} to {} ({} obligations, {} messages; integrity ok) and its token key to {}",
-        cfg.storage.path.display(),
-        dst.display(),
-        copied.obligations,
-        copied.messages,
-        key_dst.display()
+        "{}",
+        tr!(
+            "backed up {db} to {copy} ({obligations} obligations, {messages} messages; integrity ok) and its token key to {key}",
+            db = cfg.storage.path.display(),
+            copy = dst.display(),
+            obligations = copied.obligations,
+            messages = copied.messages,
+            key = key_dst.display()
+        )
     );
     if let Some(n) = keep {
         prune(path, usize::try_from(n).unwrap_or(usize::MAX))?;
@@ -283,7 +327,7 @@ fn private_file(path: &std::path::Path) -> Result<()> {
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot make {} private", path.display()))?;
+            .with_context(|| tr!("cannot make {path} private", path = path.display()))?;
     }
     Ok(())
 }
@@ -293,13 +337,16 @@ fn prune(dir: &std::path::Path, keep: usize) -> Result<()> {
     let backups = crate::daemon::backups_in(dir);
     let old = backups.len().saturating_sub(keep);
     for b in &backups[..old] {
-        std::fs::remove_file(b).with_context(|| format!("cannot remove {}", b.display()))?;
+        std::fs::remove_file(b).with_context(|| tr!("cannot remove {path}", path = b.display()))?;
         let key = token::key_path(b);
         if key.exists() {
             std::fs::remove_file(&key)
-                .with_context(|| format!("cannot remove {}", key.display()))?;
+                .with_context(|| tr!("cannot remove {path}", path = key.display()))?;
         }
-        println!("removed the old backup {}", b.display());
+        println!(
+            "{}",
+            tr!("removed the old backup {path}", path = b.display())
+        );
     }
     Ok(())
 }

@@ -177,3 +177,64 @@ fn the_daemon_logs_in_english_under_a_vietnamese_locale() {
     assert_contains(&out.stderr, &["error: unknown unit or group `vhx`"]);
     assert_lacks(&out.stderr, "lỗi", "the log is English");
 }
+
+#[test]
+fn links_preview_and_send_test_explain_in_vietnamese() {
+    // Before the daemon's first start: no database, said in the locale's language.
+    let links = |locale: &str| {
+        Test::new()
+            .shipped()
+            .lang(locale)
+            .args(&["links"])
+            .status(1)
+            .run()
+            .stderr
+    };
+    assert_contains(
+        &links(VI),
+        &[
+            "lỗi: chưa có cơ sở dữ liệu tại ",
+            ": `nhacviec run` sẽ tạo nó (kiểm tra `storage.path`)\n",
+        ],
+    );
+    assert_contains(&links("C"), &["error: no database at "]);
+
+    // A step the obligation does not have: its steps listed, the words Vietnamese.
+    let preview = Test::new()
+        .shipped()
+        .lang(VI)
+        .args(&[
+            "preview",
+            "--obligation",
+            "bao-cao-9-thang/2025-9M/vp",
+            "--step",
+            "after-99d",
+        ])
+        .status(1)
+        .run();
+    assert_contains(
+        &preview.stderr,
+        &[
+            "lỗi: `after-99d` không phải một lần nhắc của bao-cao-9-thang/2025-9M; các lần nhắc của nó là before-14d, ",
+        ],
+    );
+
+    // An address the channel cannot take, refused before anything is sent.
+    let send = Test::new()
+        .shipped()
+        .lang(VI)
+        .args(&[
+            "send-test",
+            "--channel",
+            "telegram",
+            "--to",
+            "nhom-van-phong",
+        ])
+        .status(1)
+        .run();
+    assert_eq!(
+        send.stderr,
+        "lỗi: `nhom-van-phong` không phải mã cuộc trò chuyện Telegram: hãy viết một số (\"-1001234567\" cho một nhóm) hoặc \"@name\" của một kênh công khai\n"
+    );
+    assert_lacks(&send.stderr, "error", "the message is Vietnamese");
+}
