@@ -70,6 +70,18 @@ impl ClockKind {
     }
 }
 
+/// How long ago, on the system's wall clock, a file was last modified (zero for a time in
+/// the future, `None` when the file system does not say). File times are wall-clock times
+/// whatever clock the engine runs on, so this reads the real clock: the one other place.
+pub fn modified_ago(meta: &std::fs::Metadata) -> Option<std::time::Duration> {
+    let modified = meta.modified().ok()?;
+    Some(
+        std::time::SystemTime::now()
+            .duration_since(modified)
+            .unwrap_or_default(),
+    )
+}
+
 /// The system's wall clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;

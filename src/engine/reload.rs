@@ -2,12 +2,15 @@
 //! size or inode, looked at each wake: an editor that saves by renaming a new file into place
 //! counts). The new config goes through exactly `check`; one that fails is not applied: the
 //! daemon keeps the old one, logs each error, and each admin gets one notice per broken
-//! version.
+//! version. A file written in place is applied once it has been still for [`SETTLE`] (one
+//! renamed into place is whole at once): an editor or `cp` that truncates and then writes
+//! must not be caught half way (an empty file read as a broken config, and a needless
+//! notice to the admins). SIGHUP applies at once: whoever sends it has finished writing.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -39,26 +42,58 @@ fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
+/// What the watch saw of the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    None,
+    /// Written in place: maybe not finished yet.
+    InPlace,
+    /// Another file renamed over it, or it appeared or went away.
+    Replaced,
+}
+
+/// How long a config file written in place must stay unchanged before the watch applies it.
+pub const SETTLE: Duration = Duration::from_secs(1);
+
 /// The config file the engine watches, with its last seen identity.
 #[derive(Debug)]
 pub(super) struct Watch {
     path: PathBuf,
     seen: Mutex<Option<Stamp>>,
+    /// A change seen while the file was still being written, to apply once it settles.
+    pending: AtomicBool,
 }
 
 impl Watch {
     pub(super) fn new(path: PathBuf) -> Watch {
         let seen = Mutex::new(stamp(&path));
-        Watch { path, seen }
+        Watch {
+            path,
+            seen,
+            pending: AtomicBool::new(false),
+        }
     }
 
-    /// True if the file changed since the last look.
-    fn changed(&self) -> bool {
+    /// True while the file was modified less than [`SETTLE`] ago.
+    fn settling(&self) -> bool {
+        std::fs::metadata(&self.path)
+            .ok()
+            .and_then(|m| crate::clock::modified_ago(&m))
+            .is_some_and(|ago| ago < SETTLE)
+    }
+
+    /// What happened to the file since the last look: nothing, written in place, or
+    /// replaced by another file (renamed into place, which is atomic: it is whole).
+    fn changed(&self) -> Change {
         let current = stamp(&self.path);
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let changed = *seen != current;
+        let change = match (*seen, current) {
+            (a, b) if a == b => Change::None,
+            (Some(a), Some(b)) if a.inode == b.inode => Change::InPlace,
+            _ => Change::Replaced,
+        };
         *seen = current;
-        changed
+        change
     }
 }
 
@@ -82,9 +117,16 @@ impl Engine {
         let Some(watch) = &self.watch else {
             return Ok(());
         };
-        let changed = watch.changed();
+        let change = watch.changed();
+        let pending = watch.pending.swap(false, Ordering::SeqCst);
         let asked = self.reload_requested.swap(false, Ordering::SeqCst);
-        if !(changed || asked) {
+        if change == Change::None && !pending && !asked {
+            return Ok(());
+        }
+        let in_place = change == Change::InPlace || (pending && change == Change::None);
+        if !asked && in_place && watch.settling() {
+            // Looked at again at the next wake (within a minute).
+            watch.pending.store(true, Ordering::SeqCst);
             return Ok(());
         }
         let path = &watch.path;

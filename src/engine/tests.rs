@@ -501,3 +501,54 @@ async fn clock_jumps_back_and_forward_send_no_step_twice() {
     let distinct: std::collections::BTreeSet<_> = sent.iter().collect();
     assert_eq!(sent.len(), distinct.len(), "no step sent twice: {rows:#?}");
 }
+
+/// A config file caught half written by the watch (truncated by an editor or `cp`, the new
+/// text not in yet) is not loaded: no broken-config notice for a file nobody finished, and
+/// the old config stays; once the file has been still for `SETTLE`, the new text applies.
+#[tokio::test]
+async fn the_watch_waits_for_a_config_file_to_settle() {
+    let f = fixture("settle", local(2025, 9, 29, 9, 0));
+    f.engine.wake_once().await.unwrap();
+    let units = f.engine.current.config().units.len();
+    let notices = |store: &Store| {
+        store
+            .messages()
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.obligation.starts_with("admin/"))
+            .count()
+    };
+    std::fs::write(&f.path, "").unwrap();
+    f.engine.wake_once().await.unwrap();
+    assert_eq!(
+        notices(&f.store),
+        0,
+        "the empty file is not read as a config"
+    );
+    assert_eq!(
+        f.engine.current.config().units.len(),
+        units,
+        "the old config stays"
+    );
+
+    let added = config_text(&rules()).replace("units = [\"vp\"]", "units = [\"vp\", \"kt\"]");
+    std::fs::write(&f.path, &added).unwrap();
+    f.engine.wake_once().await.unwrap();
+    assert_eq!(f.store.config_hashes().unwrap().len(), 0, "still settling");
+    std::thread::sleep(reload::SETTLE);
+    f.engine.wake_once().await.unwrap();
+    assert_eq!(notices(&f.store), 0);
+    assert_eq!(
+        f.store.config_hashes().unwrap().len(),
+        1,
+        "applied once still"
+    );
+    assert!(
+        f.store
+            .messages()
+            .unwrap()
+            .iter()
+            .any(|m| m.obligation.ends_with("/kt")),
+        "the unit the new text adds is caught up"
+    );
+}
