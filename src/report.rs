@@ -102,8 +102,14 @@ pub fn lines(cfg: &Config, states: &[Obligation], now: DateTime<Utc>) -> Vec<Lin
         .collect()
 }
 
+/// One CSV field, quoted when it must be. A field a spreadsheet would take for a formula
+/// (starting with `=`, `+`, `-`, `@`, a tab or a carriage return: a unit or rule named
+/// `=HYPERLINK(…)` in the config) gets a `'` in front, inside the quotes, as OWASP advises
+/// against CSV injection: the admin opening the file sees the text, and nothing runs.
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("\"'{}\"", s.replace('"', "\"\""))
+    } else if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
@@ -314,6 +320,27 @@ mod tests {
             done_at: None,
             reminded,
             recorded_at: now,
+        }
+    }
+
+    #[test]
+    fn csv_fields_a_spreadsheet_would_run_are_text() {
+        for (field, want) in [
+            (
+                "=HYPERLINK(\"http://x.invalid\",\"bấm\")",
+                "\"'=HYPERLINK(\"\"http://x.invalid\"\",\"\"bấm\"\")\"",
+            ),
+            ("+1", "\"'+1\""),
+            ("-2+3", "\"'-2+3\""),
+            ("@SUM(A1)", "\"'@SUM(A1)\""),
+            ("\t=1", "\"'\t=1\""),
+            ("\r=1", "\"'\r=1\""),
+            ("Văn phòng", "Văn phòng"),
+            ("a=b", "a=b"),
+            ("Phòng Kinh tế, Hạ tầng", "\"Phòng Kinh tế, Hạ tầng\""),
+            ("", ""),
+        ] {
+            assert_eq!(csv_field(field), want, "{field:?}");
         }
     }
 

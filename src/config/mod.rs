@@ -7,6 +7,7 @@
 //! resolved to indices here, so later stages cannot meet a dangling name.
 
 pub mod diag;
+mod net;
 mod parse;
 mod raw;
 pub mod reader;
@@ -25,6 +26,7 @@ use chrono_tz::Tz;
 
 use crate::calendar::Calendar;
 pub use diag::{Diagnostic, Severity};
+pub use net::IpRange;
 pub use rules::{is_chat_id, is_loopback, webhook_shown, webhook_url_problem};
 pub use zalo::{ZALO_KINDS, normalise_phone};
 
@@ -96,8 +98,21 @@ pub struct Server {
     pub listen: SocketAddr,
     /// The file holding the `/status` password; `None` turns the status page off.
     pub admin_password_file: Option<PathBuf>,
-    /// Ack POSTs allowed per client address per minute.
+    /// Ack POSTs allowed per client address: that many at once, then one every
+    /// `60 / ack_per_minute` seconds (a token bucket: [`crate::web::guard::RateLimit`]).
     pub ack_per_minute: u32,
+    /// How long a client may stay silent, in seconds: to send a request's headers, its body,
+    /// or the next request on a kept-alive connection. A client that stops half-way would
+    /// otherwise hold its connection, and a file descriptor, for ever.
+    pub timeout_seconds: u32,
+    /// Connections served at once; more wait in the kernel's queue until one closes, so a
+    /// crowd of idle sockets cannot use up the process's file descriptors.
+    pub max_connections: u32,
+    /// The reverse proxies in front of the daemon: only a request whose TCP peer is one of
+    /// them has its client address read from `X-Forwarded-For` (or `Forwarded: for=`), so a
+    /// client cannot choose the address it is rate-limited and recorded by. Empty: the
+    /// headers are ignored and every client is its TCP peer.
+    pub trusted_proxies: Vec<IpRange>,
 }
 
 /// Where a secret comes from: it never sits in the config file itself.

@@ -72,6 +72,45 @@ pub(super) fn load_text(path: &Path, text: String, today: NaiveDate) -> Loaded {
     finish(config, diags)
 }
 
+/// `server.trusted_proxies`: each an IP address or a CIDR range. A range written with bits
+/// past its prefix (`10.0.0.1/8`), or one that trusts every address (`0.0.0.0/0`: any client
+/// could then choose the address it is counted by), is taken but warned about.
+fn trusted_proxies(cx: &mut Cx, list: &[At<String>]) -> Vec<IpRange> {
+    let mut out = Vec::new();
+    for item in list {
+        let Some(range) = IpRange::parse(&item.v) else {
+            cx.error(
+                item.span.clone(),
+                tr!(
+                    "`{value}` in `server.trusted_proxies` is not an IP address or a CIDR range; write e.g. \"127.0.0.1\", \"10.0.0.0/8\" or \"2001:db8::/32\"",
+                    value = item.v
+                ),
+            );
+            continue;
+        };
+        if range.prefix() == 0 {
+            cx.warning(
+                item.span.clone(),
+                tr!(
+                    "`{value}` in `server.trusted_proxies` trusts every address: any client could then choose the address it is counted and recorded by; list only the proxies in front of nhacviec",
+                    value = item.v
+                ),
+            );
+        } else if range != range.network() {
+            cx.warning(
+                item.span.clone(),
+                tr!(
+                    "`{value}` in `server.trusted_proxies` has bits set past its prefix length; it is read as `{network}`",
+                    value = item.v,
+                    network = range.network()
+                ),
+            );
+        }
+        out.push(range);
+    }
+    out
+}
+
 pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
     let mut secrets = Vec::new();
     let org = match top.table(cx, "organization") {
@@ -107,6 +146,9 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_password_file: None,
             ack_per_minute: 30,
+            timeout_seconds: 10,
+            max_connections: 512,
+            trusted_proxies: Vec::new(),
         };
         if let Some(mut t) = top.table(cx, "server") {
             if let Some(l) = t.str(cx, "listen") {
@@ -134,6 +176,28 @@ pub(super) fn read_root(cx: &mut Cx, top: &mut Tbl, base: &Path) -> Raw {
                         tr!("`server.ack_per_minute` must be a positive number"),
                     ),
                 }
+            }
+            // English only for now: the Vietnamese catalogue gets these two with its next edit.
+            if let Some(n) = t.int(cx, "timeout_seconds") {
+                match u32::try_from(n.v) {
+                    Ok(v) if (1..=300).contains(&v) => s.timeout_seconds = v,
+                    _ => cx.error(
+                        n.span,
+                        tr!("`server.timeout_seconds` must be between 1 and 300"),
+                    ),
+                }
+            }
+            if let Some(n) = t.int(cx, "max_connections") {
+                match u32::try_from(n.v) {
+                    Ok(v) if (1..=100_000).contains(&v) => s.max_connections = v,
+                    _ => cx.error(
+                        n.span,
+                        tr!("`server.max_connections` must be between 1 and 100000"),
+                    ),
+                }
+            }
+            if let Some(list) = t.str_list(cx, "trusted_proxies") {
+                s.trusted_proxies = trusted_proxies(cx, &list);
             }
             t.finish(cx);
         }

@@ -39,6 +39,10 @@ pub struct Applied {
     pub templates: Templates,
     /// One sender per channel that can send.
     senders: HashMap<Channel, Arc<dyn Sender>>,
+    /// The `/status` password, from `server.admin_password_file`; `None` turns the page off.
+    /// Read with the rest of the version, so a reload (SIGHUP, or the file watch) puts a new
+    /// password in force for the next request, together with the config that names it.
+    pub admin_password: Option<String>,
 }
 
 impl std::fmt::Debug for Applied {
@@ -48,9 +52,9 @@ impl std::fmt::Debug for Applied {
 }
 
 impl Applied {
-    /// The config and templates `check` accepted, with their senders. Reads the SMTP password
-    /// and CA file now, so a problem with them is reported at start or reload, not at the
-    /// first send.
+    /// The config and templates `check` accepted, with their senders. Reads the SMTP password,
+    /// the CA file and the status page's password now, so a problem with them is reported at
+    /// start or reload (which then keeps the version in force), not at the first use.
     pub fn new(
         config: Config,
         templates: Templates,
@@ -62,10 +66,18 @@ impl Applied {
                 senders.insert(channel, s);
             }
         }
+        let admin_password =
+            match &config.server.admin_password_file {
+                Some(f) => Some(crate::config::Secret::File(f.clone()).read().map_err(|e| {
+                    anyhow::anyhow!("cannot read `server.admin_password_file`: {e}")
+                })?),
+                None => None,
+            };
         Ok(Applied {
             config: Arc::new(config),
             templates,
             senders,
+            admin_password,
         })
     }
 

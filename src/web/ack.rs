@@ -4,18 +4,19 @@
 //! never records the unit's answer.
 //!
 //! GET changes nothing (mail scanners prefetch links). POST is idempotent, rate-limited per
-//! client address, records time, action, address and user agent, wakes the engine, and shows
-//! the result. Unknown, expired (90 days after the deadline) and tampered tokens all get the
-//! same 404 page.
+//! client address, records time, action, address and user agent, wakes the engine, and
+//! answers with a redirect (303) to the page with the result (`?kq=done|seen|same`), so a
+//! refresh of the result does not post again. Unknown, expired (90 days after the deadline)
+//! and tampered tokens all get the same 404 page.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
@@ -120,11 +121,17 @@ fn render(s: &AppState, ob: &Obligation, now: DateTime<Utc>, result: Option<&str
     s.render(StatusCode::OK, "ack.html.j2", data)
 }
 
-/// `GET /a/{token}`.
-pub(super) async fn page(State(s): State<AppState>, Path(token): Path<String>) -> Response {
+/// `GET /a/{token}`, and `GET /a/{token}?kq=…` after a POST: the page with what it recorded
+/// ([`super::unit::result_text`]; records nothing, so a refresh is harmless).
+pub(super) async fn page(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let now = s.clock.now();
+    let result = q.get("kq").and_then(|kq| super::unit::result_text(kq));
     match lookup(&s, &token, now).await {
-        Ok(Some(ob)) => render(&s, &ob, now, None),
+        Ok(Some(ob)) => render(&s, &ob, now, result),
         Ok(None) => s.not_found(),
         Err(r) => *r,
     }
@@ -138,10 +145,10 @@ pub(super) async fn post(
     headers: HeaderMap,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
-    let now = s.clock.now();
-    if !s.ack_limit.allow(addr.ip(), now) {
-        return super::rate_limited(&s);
+    if let Err(r) = super::ack_allowed(&s, addr) {
+        return *r;
     }
+    let now = s.clock.now();
     let ob = match lookup(&s, &token, now).await {
         Ok(Some(ob)) => ob,
         Ok(None) => return s.not_found(),
@@ -160,20 +167,23 @@ pub(super) async fn post(
         source: AckSource::Web,
         note: None,
     };
-    let result = match s.record_ack(ack, addr, &headers).await {
-        Ok(Some(o)) if o.changed() && o.after == ObligationState::Done => {
-            "Đã ghi nhận: đơn vị đã hoàn thành. Hệ thống sẽ không gửi thêm nhắc nhở."
-        }
-        Ok(Some(o)) if o.changed() => {
-            "Đã ghi nhận: đơn vị đã nhận nhiệm vụ. Hệ thống vẫn nhắc khi đến hạn."
-        }
-        Ok(Some(_)) => "Trạng thái này đã được ghi nhận trước đó.",
+    let kq = match s.record_ack(ack, addr, &headers).await {
+        Ok(Some(o)) if o.changed() && o.after == ObligationState::Done => "done",
+        Ok(Some(o)) if o.changed() => "seen",
+        Ok(Some(_)) => "same",
         Ok(None) => return s.not_found(),
         Err(page) => return page,
     };
-    match lookup(&s, &token, now).await {
-        Ok(Some(ob)) => render(&s, &ob, now, Some(result)),
-        Ok(None) => s.not_found(),
-        Err(r) => *r,
-    }
+    // POST, redirect, GET: the result is a page of its own, which a refresh reloads
+    // without posting again.
+    let to = format!("{}/a/{token}?kq={kq}", s.base());
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, to),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (header::REFERRER_POLICY, "no-referrer".to_string()),
+        ],
+    )
+        .into_response()
 }

@@ -2,8 +2,10 @@
 //!
 //! `/healthz` answers 200 with `"status": "ok"` or `"degraded"` (with the reasons in
 //! `problems`), and 503 only when the database does not answer. Degraded means a reminder
-//! may be stuck in silence: a message `sending` for longer than [`STUCK_AFTER`] (a sender
-//! that never came back), or one that failed for good within [`FAILED_WITHIN`]. Both pages
+//! may be stuck in silence: the engine cannot write to the database (a full disk, a
+//! read-only file system), the file transport cannot write the messages waiting for it,
+//! a message `sending` for longer than [`STUCK_AFTER`] (a sender that never came back),
+//! or one that failed for good within [`FAILED_WITHIN`]. Both pages
 //! count messages per channel: every channel the config sets up, and any that has messages.
 //! A webhook URL is shown by its host only (such URLs often carry a secret in their path).
 
@@ -90,7 +92,15 @@ pub(super) async fn healthz(State(s): State<AppState>) -> Response {
     let mut problems = Vec::new();
     if let Some((since, error)) = status.failing() {
         problems.push(format!(
-            "the engine cannot write to the database since {}: {error}; reminders and acknowledgements wait, nothing is lost, and what fell due is sent once it can (free disk space, check the file's permissions)",
+            "the engine cannot write to the database since {}: {error}; what falls due meanwhile is sent once it can, and acknowledgements are refused until then (the unit is asked to try again)",
+            since.to_rfc3339()
+        ));
+    }
+    // Only while email waits for the folder: an ack may have taken away the last message.
+    let waiting = count(&by_channel, Channel::Email, MessageStatus::Pending);
+    if let Some((since, error)) = status.mail_folder().filter(|_| waiting > 0) {
+        problems.push(format!(
+            "email cannot be written to files since {}: {error}; {waiting} message(s) wait and are written at their next attempt once the folder takes them (free space on its file system, or make it writable by the daemon's user)",
             since.to_rfc3339()
         ));
     }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
@@ -17,21 +18,46 @@ use crate::present;
 use crate::report::{self, Column, Row};
 use crate::state::{AckAction, AckSource, Shown};
 
-/// `Ok` if the request carries the admin's credentials; else the response to send.
-fn authorized(s: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
-    let Some(password) = &s.admin_password else {
+/// `Ok` if the request carries the admin's credentials; else the response to send. A
+/// client with too many failed logins lately is turned away first (429); each failure (wrong
+/// credentials, not a request without any, which is how a browser asks for the prompt) is
+/// counted and logged with the client's address, never with what it sent.
+fn authorized(s: &AppState, headers: &HeaderMap, addr: SocketAddr) -> Result<(), Box<Response>> {
+    // The password in force: a reload puts a new one in force for the next request.
+    let applied = s.current.get();
+    let Some(password) = &applied.admin_password else {
         return Err(Box::new(s.message(
             StatusCode::NOT_FOUND,
             "Trang theo dõi đang tắt",
             "Quản trị cần đặt server.admin_password_file trong tệp cấu hình để bật trang này.",
         )));
     };
+    let now = s.clock.now();
+    if let Some(wait) = s.logins.refused(addr.ip(), now) {
+        let mut r = s.message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Quá nhiều lần đăng nhập sai",
+            "Địa chỉ này đã đăng nhập sai quá nhiều lần trong một phút. Vui lòng thử lại sau.",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+        return Err(Box::new(r));
+    }
     let given = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+        .map(|v| v.to_str().unwrap_or(""));
     if guard::basic_auth_ok(given, password) {
         Ok(())
     } else {
+        if given.is_some()
+            && let guard::LogLine::Write { not_logged } = s.logins.failed(addr.ip(), now)
+        {
+            tracing::warn!(
+                client = %addr.ip(),
+                not_logged,
+                "status page: wrong credentials"
+            );
+        }
         let mut r = s.message(
             StatusCode::UNAUTHORIZED,
             "Cần đăng nhập",
@@ -132,16 +158,24 @@ fn later_json(
 }
 
 /// `GET /status`.
-pub(super) async fn page(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&s, &headers) {
+pub(super) async fn page(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorized(&s, &headers, addr) {
         return *r;
     }
     render_page(&s, None).await
 }
 
 /// `GET /status.csv`.
-pub(super) async fn csv(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&s, &headers) {
+pub(super) async fn csv(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorized(&s, &headers, addr) {
         return *r;
     }
     let now = s.clock.now();
@@ -161,6 +195,10 @@ pub(super) async fn csv(State(s): State<AppState>, headers: HeaderMap) -> Respon
                     header::CONTENT_DISPOSITION,
                     "attachment; filename=\"nhacviec-status.csv\"",
                 ),
+                // Every unit's state, behind a password: in no cache, and never taken for
+                // anything but CSV.
+                (header::CACHE_CONTROL, "no-store"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             ],
             csv,
         )
@@ -173,8 +211,12 @@ pub(super) async fn csv(State(s): State<AppState>, headers: HeaderMap) -> Respon
 }
 
 /// `GET /status.ics`: every unit's deadlines as one calendar feed, behind the same login.
-pub(super) async fn feed(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&s, &headers) {
+pub(super) async fn feed(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorized(&s, &headers, addr) {
         return *r;
     }
     super::unit::admin_feed(&s, &headers).await
@@ -189,11 +231,11 @@ pub(super) async fn back_to_status(State(s): State<AppState>) -> Response {
 /// `POST /status/ack` with `obligation` and `csrf`: marks it done on the unit's behalf.
 pub(super) async fn mark_done(
     State(s): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
-    if let Err(r) = authorized(&s, &headers) {
+    if let Err(r) = authorized(&s, &headers, addr) {
         return *r;
     }
     let form = match form {

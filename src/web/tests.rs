@@ -110,7 +110,7 @@ impl Site {
             req = req.header(*k, *v);
         }
         let mut req = req.body(Body::from(body.to_string())).unwrap();
-        let addr: SocketAddr = format!("{from}:40000").parse().unwrap();
+        let addr = SocketAddr::new(from.parse().unwrap(), 40000);
         req.extensions_mut().insert(ConnectInfo(addr));
         let r = self.daemon.router().oneshot(req).await.unwrap();
         let (parts, body) = r.into_parts();
@@ -131,6 +131,16 @@ impl Site {
         let mut h = headers.to_vec();
         h.push(("content-type", "application/x-www-form-urlencoded"));
         self.call("POST", uri, &h, form, from).await
+    }
+
+    /// A form POST from 127.0.0.1 that must answer with a redirect (303, not cached), and the
+    /// page it leads to.
+    async fn follow(&self, uri: &str, form: &str) -> Answer {
+        let r = self.post(uri, &[], form, "127.0.0.1").await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{r:#?}");
+        assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+        let to = r.headers[header::LOCATION].to_str().unwrap();
+        self.get(to, &[]).await
     }
 
     fn acks(&self) -> u64 {
@@ -154,45 +164,61 @@ fn basic(user: &str, password: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn ack_posts_are_limited_per_address_and_clock_minute() {
-    let s = site("ack_per_minute = 3").await;
-    let (vp, kt) = (s.token("vp"), s.token("kt"));
-    let mut answers = Vec::new();
-    for (t, action) in [(&vp, "seen"), (&vp, "done"), (&kt, "seen"), (&kt, "done")] {
+/// `n` ack POSTs from `from` (alternating seen and done on `vp`'s link): how many passed
+/// the limit (anything but 429).
+async fn ack_burst(s: &Site, n: usize, from: &str) -> usize {
+    let vp = s.token("vp");
+    let mut passed = 0;
+    for i in 0..n {
+        let action = if i % 2 == 0 { "seen" } else { "done" };
         let r = s
-            .post(
-                &format!("/a/{t}"),
-                &[],
-                &format!("action={action}"),
-                "127.0.0.1",
-            )
+            .post(&format!("/a/{vp}"), &[], &format!("action={action}"), from)
             .await;
-        answers.push(r.status.as_u16());
         if r.status == StatusCode::TOO_MANY_REQUESTS {
             assert!(r.body.contains("Quá nhiều yêu cầu"), "{}", r.body);
+        } else {
+            passed += 1;
         }
     }
-    assert_eq!(answers, [200, 200, 200, 429]);
-    assert_eq!(s.acks(), 3);
+    passed
+}
+
+/// The ack limit is a token bucket per client: `ack_per_minute` at once, then one every
+/// `60 / ack_per_minute` seconds. A fixed window per clock minute let twice the limit
+/// through within a second across a minute's boundary (3 at 09:00:59.5, 3 more at
+/// 09:01:00.5): no more.
+#[tokio::test]
+async fn ack_posts_are_a_token_bucket_per_address_even_across_a_minute_boundary() {
+    let s = site("ack_per_minute = 3").await;
+    // t0 is 09:00:00 sharp: half a second before the clock minute ends.
+    s.clock.advance(Duration::milliseconds(59_500));
+    assert_eq!(ack_burst(&s, 3, "127.0.0.1").await, 3);
+    s.clock.advance(Duration::seconds(1));
     assert_eq!(
-        s.state("kt"),
-        crate::state::ObligationState::Seen,
-        "the 4th did nothing"
+        ack_burst(&s, 3, "127.0.0.1").await,
+        0,
+        "over the minute's boundary, nothing more"
     );
-    // GET is not limited; another address is not limited by this one.
-    assert_eq!(s.get(&format!("/a/{kt}"), &[]).await.status, StatusCode::OK);
-    let other = s
-        .post(&format!("/a/{kt}"), &[], "action=done", "127.0.0.2")
-        .await;
-    assert_eq!(other.status, StatusCode::OK);
-    // The next minute of the clock, this address may again.
+    assert_eq!(s.acks(), 3, "a refused POST records nothing");
+    // Another address has a bucket of its own; GET is not limited.
+    assert_eq!(ack_burst(&s, 4, "127.0.0.2").await, 3);
+    assert_eq!(
+        s.get(&format!("/a/{}", s.token("kt")), &[]).await.status,
+        StatusCode::OK
+    );
+    // One token comes back every 20 s (60 / 3): 19 s after the burst, none yet.
+    s.clock.advance(Duration::seconds(18));
+    assert_eq!(ack_burst(&s, 1, "127.0.0.1").await, 0);
+    s.clock.advance(Duration::seconds(1));
+    assert_eq!(ack_burst(&s, 2, "127.0.0.1").await, 1);
+    // A quiet minute fills the bucket again, to the limit and no more.
     s.clock.advance(Duration::seconds(60));
-    let again = s
-        .post(&format!("/a/{vp}"), &[], "action=done", "127.0.0.1")
-        .await;
-    assert_eq!(again.status, StatusCode::OK);
-    assert_eq!(s.acks(), 5);
+    assert_eq!(ack_burst(&s, 5, "127.0.0.1").await, 3);
+    // An IPv6 client counts by its /64: its neighbours share its bucket.
+    assert_eq!(ack_burst(&s, 2, "2001:db8:1:2::1").await, 2);
+    assert_eq!(ack_burst(&s, 2, "2001:db8:1:2::ffff").await, 1);
+    assert_eq!(ack_burst(&s, 1, "2001:db8:1:3::1").await, 1);
+    assert_eq!(s.acks(), 3 + 3 + 1 + 3 + 3 + 1);
 }
 
 #[tokio::test]
@@ -206,8 +232,24 @@ async fn a_body_over_16_kib_is_refused_and_records_nothing() {
     let ok = s
         .post(&format!("/a/{vp}"), &[], "action=done", "127.0.0.1")
         .await;
-    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
     assert_eq!(s.state("vp"), crate::state::ObligationState::Done);
+    // Announced by its Content-Length, the body is refused before it is read: the same page.
+    let r = s
+        .call(
+            "POST",
+            &format!("/a/{vp}"),
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("content-length", &big.len().to_string()),
+            ],
+            &big,
+            "127.0.0.1",
+        )
+        .await;
+    r.expect(StatusCode::PAYLOAD_TOO_LARGE, "Yêu cầu quá lớn.");
+    assert!(r.body.contains("<html lang=\"vi\">"), "{}", r.body);
+    assert_eq!(s.acks(), 1);
 }
 
 #[tokio::test]
@@ -299,6 +341,9 @@ async fn the_status_page_needs_the_password_and_its_forms_a_fresh_csrf_token() {
             assert!(!r.body.contains("Văn phòng"), "{path}: {}", r.body);
         }
     }
+    // Those were ten failed logins from this address: it is turned away for a minute
+    // (`status_logins_are_throttled_per_address`).
+    s.clock.advance(Duration::seconds(60));
     let auth = basic("admin", PASSWORD);
     let auth = [("authorization", auth.as_str())];
     let page = s.get("/status", &auth).await;
@@ -377,4 +422,454 @@ async fn healthz_is_degraded_after_a_message_failed_for_good_and_says_why() {
     s.clock.advance(Duration::hours(25));
     let v: serde_json::Value = serde_json::from_str(&s.get("/healthz", &[]).await.body).unwrap();
     assert_eq!(v["status"], "ok", "{v:#}");
+}
+
+/// `GET /status` from `from`, with `auth` as its `Authorization`.
+async fn login(s: &Site, auth: Option<&str>, from: &str) -> Answer {
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", *a)).collect();
+    s.call("GET", "/status", &headers, "", from).await
+}
+
+#[tokio::test]
+async fn status_logins_are_throttled_per_address() {
+    let s = site("admin_password_file = \"secrets/admin-password\"").await;
+    let wrong = basic("admin", "mật khẩu sai");
+    let right = basic("admin", PASSWORD);
+    // A browser's first request carries no credentials (it asks for the prompt): not a
+    // failure, however often.
+    for _ in 0..20 {
+        assert_eq!(
+            login(&s, None, "127.0.0.1").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for i in 0..super::guard::LOGIN_FAILURES {
+        let r = login(&s, Some(&wrong), "127.0.0.1").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "failure {i}");
+    }
+    // Turned away now, the right password too, until a minute after the first failure.
+    for auth in [Some(wrong.as_str()), Some(right.as_str()), None] {
+        let r = login(&s, auth, "127.0.0.1").await;
+        r.expect(StatusCode::TOO_MANY_REQUESTS, "Quá nhiều lần đăng nhập sai");
+        assert_eq!(
+            r.headers
+                .get(header::RETRY_AFTER)
+                .map(|v| v.to_str().unwrap()),
+            Some("60"),
+            "{r:#?}"
+        );
+        assert!(!r.body.contains("Văn phòng"));
+    }
+    let csv = s
+        .call(
+            "GET",
+            "/status.csv",
+            &[("authorization", &right)],
+            "",
+            "127.0.0.1",
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::TOO_MANY_REQUESTS);
+    // Another address logs in; the scheme's name in any case.
+    let lower = right.replacen("Basic", "basic", 1);
+    for auth in [&right, &lower] {
+        let r = login(&s, Some(auth), "127.0.0.2").await;
+        r.expect(StatusCode::OK, "Văn phòng");
+    }
+    s.clock.advance(Duration::seconds(30));
+    let r = login(&s, Some(&right), "127.0.0.1").await;
+    assert_eq!(
+        r.headers
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap()),
+        Some("30")
+    );
+    s.clock.advance(Duration::seconds(30));
+    login(&s, Some(&right), "127.0.0.1")
+        .await
+        .expect(StatusCode::OK, "Văn phòng");
+}
+
+#[tokio::test]
+async fn every_page_forbids_framing_and_loads_nothing() {
+    let s = site("admin_password_file = \"secrets/admin-password\"").await;
+    let ack = s.token("vp");
+    let view: String = crate::token::hash(&ack)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let generations = s.daemon.store().unit_generations().unwrap();
+    let unit = crate::deliver::context::unit_token(s.daemon.key(), &generations, "vp");
+    let auth = basic("admin", PASSWORD);
+    let auth = [("authorization", auth.as_str())];
+    let pages = [
+        (s.get(&format!("/a/{ack}"), &[]).await, StatusCode::OK),
+        (s.get(&format!("/v/{view}"), &[]).await, StatusCode::OK),
+        (s.get(&format!("/u/{unit}"), &[]).await, StatusCode::OK),
+        (s.get("/status", &auth).await, StatusCode::OK),
+        (s.get("/status", &[]).await, StatusCode::UNAUTHORIZED),
+        (s.get("/khong-co", &[]).await, StatusCode::NOT_FOUND),
+        (
+            s.post(&format!("/a/{ack}"), &[], "action=x", "127.0.0.1")
+                .await,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            s.follow(&format!("/a/{ack}"), "action=done").await,
+            StatusCode::OK,
+        ),
+    ];
+    for (r, status) in &pages {
+        assert_eq!(r.status, *status, "{r:#?}");
+        assert!(
+            r.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{r:#?}"
+        );
+        assert_eq!(
+            r.headers
+                .get(header::CONTENT_SECURITY_POLICY)
+                .map(|v| v.to_str().unwrap()),
+            Some(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+            ),
+            "{r:#?}"
+        );
+        assert_eq!(
+            r.headers
+                .get(header::X_FRAME_OPTIONS)
+                .map(|v| v.to_str().unwrap()),
+            Some("DENY")
+        );
+        // Nothing the policy would block: no script, image, font, stylesheet or frame.
+        for tag in [
+            "<script", "<img", "<link", "<iframe", "<object", "<embed", "url(", "@import",
+        ] {
+            assert!(!r.body.contains(tag), "{tag} in {}", r.body);
+        }
+    }
+    // The admin's downloads: never cached, never sniffed.
+    for path in ["/status.csv", "/status.ics"] {
+        let r = s.get(path, &auth).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_eq!(
+            r.headers[header::X_CONTENT_TYPE_OPTIONS],
+            "nosniff",
+            "{path}"
+        );
+    }
+    let csv = s.get("/status.csv", &auth).await;
+    assert_eq!(csv.headers[header::CACHE_CONTROL], "no-store");
+}
+
+/// A request body that sends its first bytes and then nothing.
+struct Stalls(Option<axum::body::Bytes>);
+
+impl hyper::body::Body for Stalls {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        match self.0.take() {
+            Some(b) => std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(b)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_gets_408_and_records_nothing() {
+    let s = site("timeout_seconds = 1").await;
+    let vp = s.token("vp");
+    let mut req = Request::builder()
+        .method("POST")
+        .uri(format!("/a/{vp}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("content-length", "11")
+        .body(Body::new(Stalls(Some("action=".into()))))
+        .unwrap();
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+    // Far beyond the one second of the config: only a body that is never cut off fails.
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        s.daemon.router().oneshot(req),
+    )
+    .await
+    .expect("the stalled body was not cut off")
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+    let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("quá chậm"));
+    assert_eq!(s.acks(), 0);
+    assert_eq!(s.state("vp"), crate::state::ObligationState::Pending);
+}
+
+#[tokio::test]
+async fn an_ack_post_redirects_to_its_result_and_a_refresh_posts_nothing() {
+    let s = site("").await;
+    let vp = s.token("vp");
+    let link = format!("/a/{vp}");
+    let r = s.post(&link, &[], "action=seen", "127.0.0.1").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{r:#?}");
+    assert_eq!(r.headers[header::LOCATION], format!("{link}?kq=seen"));
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(s.acks(), 1);
+    // The page it leads to shows the result and the state; loading it again (a refresh)
+    // records nothing.
+    for _ in 0..2 {
+        let page = s.get(&format!("{link}?kq=seen"), &[]).await;
+        page.expect(
+            StatusCode::OK,
+            "Đã ghi nhận: đơn vị đã nhận nhiệm vụ. Hệ thống vẫn nhắc khi đến hạn.",
+        );
+        assert!(page.body.contains("Đã nhận lúc"), "{}", page.body);
+    }
+    assert_eq!(s.acks(), 1, "a GET records nothing");
+    assert_eq!(s.state("vp"), crate::state::ObligationState::Seen);
+    let done = s.follow(&link, "action=done").await;
+    done.expect(
+        StatusCode::OK,
+        "Đã ghi nhận: đơn vị đã hoàn thành. Hệ thống sẽ không gửi thêm nhắc nhở.",
+    );
+    assert!(done.body.contains("Hoàn thành lúc"), "{}", done.body);
+    let again = s.follow(&link, "action=done").await;
+    again.expect(StatusCode::OK, "Trạng thái này đã được ghi nhận trước đó.");
+    assert_eq!(s.acks(), 3);
+    // The plain link, or a result it does not know, shows no result.
+    for uri in [link.clone(), format!("{link}?kq=khac")] {
+        let page = s.get(&uri, &[]).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(!page.body.contains("role=\"status\""), "{}", page.body);
+    }
+    // What is not recorded is answered at once, not redirected.
+    let bad = s.post(&link, &[], "action=x", "127.0.0.1").await;
+    bad.expect(StatusCode::BAD_REQUEST, "Yêu cầu không hợp lệ");
+    let forged = "0123456789abcdef0123456789abcdef";
+    let r = s
+        .post(&format!("/a/{forged}"), &[], "action=done", "127.0.0.1")
+        .await;
+    r.expect(
+        StatusCode::NOT_FOUND,
+        "Đường dẫn không hợp lệ hoặc đã hết hạn",
+    );
+    assert_eq!(s.acks(), 3);
+}
+
+/// Panics: what a handler with a bug does.
+async fn boom() -> &'static str {
+    panic!("a bug in a handler")
+}
+
+/// Asserts that `r` is one of the Vietnamese pages, with `status`, saying `text`, with the
+/// pages' headers.
+fn is_page(what: &str, r: &Answer, status: StatusCode, text: &str) {
+    assert_eq!(r.status, status, "{what}: {r:#?}");
+    assert!(
+        r.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{what}: {r:#?}"
+    );
+    assert!(
+        r.body.contains("<html lang=\"vi\">") && r.body.contains(text),
+        "{what}: {text:?} missing in {}",
+        r.body
+    );
+    assert_eq!(
+        r.headers[header::CONTENT_SECURITY_POLICY],
+        super::PAGE_CSP,
+        "{what}"
+    );
+}
+
+#[tokio::test]
+async fn every_error_answer_is_a_vietnamese_page_with_its_status() {
+    let s = site("ack_per_minute = 1").await;
+    let vp = s.token("vp");
+    let link = format!("/a/{vp}");
+    let not_found = "Đường dẫn không hợp lệ hoặc đã hết hạn";
+    is_page(
+        "404",
+        &s.get("/khong-co", &[]).await,
+        StatusCode::NOT_FOUND,
+        not_found,
+    );
+    // A method a route does not take: 405, with the methods it does.
+    for (method, uri, allow) in [
+        ("PUT", link.as_str(), "GET,HEAD,POST"),
+        ("DELETE", "/status", "GET,HEAD"),
+        ("POST", "/healthz", "GET,HEAD"),
+    ] {
+        let r = s.call(method, uri, &[], "", "127.0.0.1").await;
+        is_page(
+            &format!("{method} {uri}"),
+            &r,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Địa chỉ này không nhận kiểu yêu cầu đó.",
+        );
+        assert_eq!(r.headers[header::ALLOW], allow, "{method} {uri}");
+    }
+    // A path that is not UTF-8: axum's 400.
+    let r = s.get("/a/%FF%FE", &[]).await;
+    is_page(
+        "bad path",
+        &r,
+        StatusCode::BAD_REQUEST,
+        "Máy chủ không hiểu yêu cầu này.",
+    );
+    // Over the ack limit: 429, and when to come back.
+    assert_eq!(
+        s.post(&link, &[], "action=seen", "127.0.0.1").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let r = s.post(&link, &[], "action=done", "127.0.0.1").await;
+    is_page(
+        "429",
+        &r,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Quá nhiều yêu cầu",
+    );
+    assert_eq!(r.headers[header::RETRY_AFTER], "60");
+    // A handler that panics, and answers that come as plain text: the same pages.
+    let routes = axum::Router::new()
+        .route("/boom", axum::routing::get(boom))
+        .route(
+            "/plain/{code}",
+            axum::routing::get(
+                |axum::extract::Path(code): axum::extract::Path<u16>| async move {
+                    (StatusCode::from_u16(code).unwrap(), "plain text\n")
+                },
+            ),
+        );
+    let app = super::layered(routes, s.daemon.state());
+    let call = |uri: &str| {
+        let mut req = Request::builder().uri(uri).body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        let app = app.clone();
+        async move {
+            let r = app.oneshot(req).await.unwrap();
+            let (parts, body) = r.into_parts();
+            let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+            Answer {
+                status: parts.status,
+                headers: parts.headers,
+                body: String::from_utf8(bytes.to_vec()).unwrap(),
+            }
+        }
+    };
+    is_page(
+        "panic",
+        &call("/boom").await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Hệ thống gặp lỗi khi xử lý yêu cầu.",
+    );
+    for (code, text) in [
+        (400, "Máy chủ không hiểu yêu cầu này."),
+        (404, not_found),
+        (408, "Yêu cầu gửi đến quá chậm."),
+        (413, "Yêu cầu quá lớn."),
+        (500, "Hệ thống gặp lỗi khi xử lý yêu cầu."),
+        (503, "Không đọc được dữ liệu. Vui lòng thử lại sau ít phút."),
+    ] {
+        let r = call(&format!("/plain/{code}")).await;
+        is_page(
+            &code.to_string(),
+            &r,
+            StatusCode::from_u16(code).unwrap(),
+            text,
+        );
+        assert!(!r.body.contains("plain text"));
+    }
+    // What is not an error stays as it is.
+    let ok = call("/plain/200").await;
+    assert_eq!(
+        (ok.status, ok.body.as_str()),
+        (StatusCode::OK, "plain text\n")
+    );
+}
+
+/// The client addresses the acks of `vp`'s obligation were recorded with, in order.
+fn ack_ips(s: &Site) -> Vec<String> {
+    let db = rusqlite::Connection::open(s.daemon.store().path()).unwrap();
+    let mut st = db.prepare("SELECT ip FROM acks ORDER BY id").unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_client_is_the_one_it_reports() {
+    let s = site(
+        "trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\nack_per_minute = 2\n\
+         admin_password_file = \"secrets/admin-password\"",
+    )
+    .await;
+    let link = format!("/a/{}", s.token("vp"));
+    let from = |via: &'static str, client: &'static str, action: &'static str| {
+        let xff = [("x-forwarded-for", client)];
+        let link = link.clone();
+        let s = &s;
+        async move {
+            s.post(&link, &xff, &format!("action={action}"), via)
+                .await
+                .status
+                .as_u16()
+        }
+    };
+    // Through the proxy (127.0.0.1), each client has its own bucket and is recorded.
+    assert_eq!(from("127.0.0.1", "203.0.113.7", "seen").await, 303);
+    assert_eq!(
+        from("127.0.0.1", "198.51.100.1, 203.0.113.7", "done").await,
+        303
+    );
+    assert_eq!(from("127.0.0.1", "203.0.113.7", "done").await, 429);
+    assert_eq!(
+        from("127.0.0.1", "203.0.113.8, 10.1.1.1", "done").await,
+        303
+    );
+    // From an address that is no proxy, the header is ignored: one bucket, however it lies.
+    assert_eq!(from("127.0.0.2", "203.0.113.20", "done").await, 303);
+    assert_eq!(from("127.0.0.2", "203.0.113.21", "done").await, 303);
+    assert_eq!(from("127.0.0.2", "203.0.113.22", "done").await, 429);
+    assert_eq!(
+        ack_ips(&s),
+        [
+            "203.0.113.7",
+            "203.0.113.7",
+            "203.0.113.8",
+            "127.0.0.2",
+            "127.0.0.2"
+        ]
+    );
+    // The login throttle counts the client too: one guessing behind the proxy is turned
+    // away, another behind the same proxy is not.
+    let wrong = basic("admin", "mật khẩu sai");
+    let right = basic("admin", PASSWORD);
+    let status = |client: &'static str, auth: String| {
+        let s = &s;
+        async move {
+            let headers = [
+                ("x-forwarded-for", client),
+                ("authorization", auth.as_str()),
+            ];
+            s.call("GET", "/status", &headers, "", "127.0.0.1")
+                .await
+                .status
+                .as_u16()
+        }
+    };
+    for _ in 0..super::guard::LOGIN_FAILURES {
+        assert_eq!(status("192.0.2.66", wrong.clone()).await, 401);
+    }
+    assert_eq!(status("192.0.2.66", right.clone()).await, 429);
+    assert_eq!(status("192.0.2.67", right).await, 200);
 }

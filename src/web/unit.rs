@@ -88,8 +88,9 @@ pub(super) async fn get(
     }
 }
 
-/// What a finished POST says on the page it redirects to (`?kq=`).
-fn result_text(kq: &str) -> Option<&'static str> {
+/// What a finished POST says on the page it redirects to (`?kq=`), here and on the ack
+/// page.
+pub(super) fn result_text(kq: &str) -> Option<&'static str> {
     Some(match kq {
         "done" => "Đã ghi nhận: đơn vị đã hoàn thành. Hệ thống sẽ không gửi thêm nhắc nhở.",
         "seen" => "Đã ghi nhận: đơn vị đã nhận nhiệm vụ. Hệ thống vẫn nhắc khi đến hạn.",
@@ -178,9 +179,8 @@ pub(super) async fn post(
     headers: HeaderMap,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
-    let now = s.clock.now();
-    if !s.ack_limit.allow(addr.ip(), now) {
-        return super::rate_limited(&s);
+    if let Err(r) = super::ack_allowed(&s, addr) {
+        return *r;
     }
     let u = match unit_of(&s, &tok).await {
         Ok(Some(u)) => u,
@@ -423,6 +423,10 @@ pub(super) fn feed_response(f: &ics::Feed, headers: &HeaderMap) -> Response {
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
     r
 }

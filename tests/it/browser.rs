@@ -365,7 +365,11 @@ fn status_and_ack_pages_in_chromium() {
     // "Đã nhận" pressed: the result, the time, and only the other button left.
     let after = &seen["ack_seen"];
     assert_eq!(after["http"], 200);
-    assert_eq!(after["url"], link, "the POST answers on the same address");
+    assert_eq!(
+        after["url"],
+        format!("{link}?kq=seen"),
+        "the POST is redirected to its result on the same link"
+    );
     assert_eq!(
         after["result"],
         "Đã ghi nhận: đơn vị đã nhận nhiệm vụ. Hệ thống vẫn nhắc khi đến hạn."

@@ -900,3 +900,33 @@ fn sigterm_while_a_webhook_stalls_releases_it_and_the_next_start_delivers_it() {
         Some(webhook_id(rows_of(&rows, "webhook")[0]).as_str())
     );
 }
+
+/// SIGHUP with a new `max_per_minute` for webhooks applies it to the messages already
+/// waiting: a burst paced at one a minute (the first event at once, the others a minute
+/// apart) goes out at once after the reload raises the limit.
+#[test]
+fn a_reload_applies_a_channels_new_max_per_minute_at_once() {
+    const N: usize = 4;
+    let hooks = HookServer::start();
+    let cfg = Cfg::webhook_burst(&hooks, N, 1);
+    let mut d = Setup::new(&cfg).start();
+    hooks.wait_requests(1, WAIT);
+    let text = cfg.toml();
+    let paced = "secret_file = \"secrets/webhook-secret\"\nmax_per_minute = 1\n";
+    assert!(text.contains(paced), "{text}");
+    d.write_config(&text.replace(
+        paced,
+        "secret_file = \"secrets/webhook-secret\"\nmax_per_minute = 100000\n",
+    ));
+    d.signal("HUP");
+    d.wait_log("config reloaded", 1);
+    // Paced at one a minute, the other three would take three minutes: far beyond WAIT.
+    let got = hooks.wait_requests(N, WAIT);
+    assert_eq!(got.len(), N);
+    d.wait_rows("every event sent", |rows| {
+        rows.iter()
+            .filter(|r| r.channel == "webhook" && r.status == "sent")
+            .count()
+            == N
+    });
+}

@@ -710,3 +710,17 @@ fn every_section_of_the_shipped_config_has_an_example_that_passes_check() {
     );
     assert!(!out.stderr.contains("error"), "{}", out.stderr);
 }
+
+#[test]
+fn trusted_proxies_must_be_addresses_or_ranges() {
+    broken("trusted-proxies")
+        .stderr(&lines(&[
+            "nhacviec.toml:11:33: error: `10.0.0.0/33` in `server.trusted_proxies` is not an IP address or a CIDR range; write e.g. \"127.0.0.1\", \"10.0.0.0/8\" or \"2001:db8::/32\"",
+            "nhacviec.toml:11:48: error: `nginx.local` in `server.trusted_proxies` is not an IP address or a CIDR range; write e.g. \"127.0.0.1\", \"10.0.0.0/8\" or \"2001:db8::/32\"",
+            "nhacviec.toml:11:63: warning: `10.0.0.1/8` in `server.trusted_proxies` has bits set past its prefix length; it is read as `10.0.0.0/8`",
+            "nhacviec.toml:11:77: warning: `0.0.0.0/0` in `server.trusted_proxies` trusts every address: any client could then choose the address it is counted and recorded by; list only the proxies in front of nhacviec",
+            "nhacviec.toml: 2 errors, 2 warnings; the config was not applied",
+        ]))
+        .stdout("")
+        .run();
+}

@@ -83,13 +83,29 @@ pub fn site_with(owing: &[&str], cfg: Cfg, args: &[&str]) -> (Daemon, BTreeMap<S
     (d, tokens)
 }
 
-/// A unit's `POST /a/{token}` with `action`, from [`UA`].
+/// A unit's `POST /a/{token}` with `action`, from [`UA`], as a browser sends it: an ack
+/// recorded answers with a redirect (303, not cached) to the link with its result
+/// (`?kq=done|seen|same`), which is followed; the page it leads to is returned. A refusal
+/// (404, 400, 429, 503) is returned as it is; any other answer fails the test.
 pub fn ack(d: &Daemon, token: &str, action: &str) -> Http {
-    d.post(
-        &format!("/a/{token}"),
-        &[("User-Agent", UA)],
-        &[("action", action)],
-    )
+    let link = format!("/a/{token}");
+    let r = d.post(&link, &[("User-Agent", UA)], &[("action", action)]);
+    if r.status != 303 {
+        assert!(
+            r.status >= 400,
+            "an ack taken must redirect to its result: {r:#?}"
+        );
+        return r;
+    }
+    assert_eq!(r.header("cache-control"), Some("no-store"), "{r:#?}");
+    let to = r.header("location").unwrap_or_else(|| panic!("{r:#?}"));
+    // Behind a proxy under a path, the address carries it; the daemon serves from `/a/`.
+    let to = &to[to.find("/a/").unwrap_or_else(|| panic!("{to}"))..];
+    let kq = to
+        .strip_prefix(&format!("{link}?kq="))
+        .unwrap_or_else(|| panic!("redirected elsewhere: {to}"));
+    assert!(["done", "seen", "same"].contains(&kq), "{to}");
+    d.get(to, &[("User-Agent", UA)])
 }
 
 /// What the status views must show for each obligation of the database whose deadline is
