@@ -65,9 +65,11 @@ pub struct Daemon {
     current: Arc<Current>,
     engine: Arc<Engine>,
     key: TokenKey,
-    admin_password: Option<String>,
-    /// The limit on ack POSTs, one for the daemon's life.
+    /// The limit on ack POSTs, one for the daemon's life: a reload changes its limit, not
+    /// the clients' buckets.
     ack_limit: Arc<web::guard::RateLimit>,
+    /// The throttle on failed `/status` logins, one for the daemon's life.
+    logins: Arc<web::guard::LoginThrottle>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -93,12 +95,10 @@ impl Reloader {
 /// database. A database that has recorded obligations has sent links made with its key; a
 /// new key would silently break every one of them, so a missing or different key file is
 /// refused, naming the file and what to do.
-fn token_key(store: &Store, db: &Path) -> Result<TokenKey> {
+fn token_key(store: &Store, db: &Path, loaded: Option<TokenKey>) -> Result<TokenKey> {
     let key_file = token::key_path(db);
     let fingerprint = store.meta(KEY_FINGERPRINT)?;
-    let key = match TokenKey::load(&key_file)
-        .with_context(|| format!("cannot read the token key {}", key_file.display()))?
-    {
+    let key = match loaded {
         Some(key) => key,
         None if fingerprint.is_some() || store.has_obligations()? => bail!(
             "the token key {} is missing, but the database {} has sent reminders whose links were made with it: restore the key file from the backup of this database and start again (a new key would break every link already sent; to start afresh with no history, move the database away too)",
@@ -118,6 +118,28 @@ fn token_key(store: &Store, db: &Path) -> Result<TokenKey> {
         None => store.set_meta(KEY_FINGERPRINT, &key.fingerprint())?,
     }
     Ok(key)
+}
+
+/// Reads the token key file of the database at `db`, if there is one, before the database
+/// is opened: a key that cannot be read is refused, naming the file and what to do, with
+/// nothing written (not even SQLite's -wal and -shm files). A key the daemon's user may not
+/// read (a copy restored as root, mode 0600) is a permission to fix, not a key to replace:
+/// a new one would break every link already sent.
+fn read_key(db: &Path) -> Result<Option<TokenKey>> {
+    let key_file = token::key_path(db);
+    match TokenKey::load(&key_file) {
+        Ok(key) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+            "the token key {0} cannot be read by the user this process runs as (uid {1}): permission denied; not started: give the key file to the user the daemon runs as, mode 0600 (`sudo chown nhacviec: {0} && sudo chmod 0600 {0}`); do not make a new key, it would break every link already sent",
+            key_file.display(),
+            rustix::process::geteuid().as_raw()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(e.into()),
+        Err(e) => bail!(
+            "cannot read the token key {}: {e}; not started: restore it from the backup of this database",
+            key_file.display()
+        ),
+    }
 }
 
 /// Where `nhacviec backup DIR` keeps a database's backups by default, and where a refusal
@@ -211,9 +233,10 @@ impl Daemon {
         let Some((cfg, templates)) = checked.ready else {
             bail!("the config has {errors} error(s); not started (`nhacviec check` lists them)");
         };
+        let loaded = read_key(&cfg.storage.path)?;
         let store = Arc::new(open_sound(&cfg.storage.path, now)?);
         same_clock(&store, &cfg.storage.path, clock.kind())?;
-        let key = token_key(&store, &cfg.storage.path)?;
+        let key = token_key(&store, &cfg.storage.path, loaded)?;
         let recovered = store.recover_sending(now)?;
         if recovered > 0 {
             tracing::warn!(
@@ -224,15 +247,10 @@ impl Daemon {
         let hash = crate::engine::file_hash(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         store.record_config(&hash, &path.display().to_string(), now)?;
-        let admin_password = match &cfg.server.admin_password_file {
-            Some(f) => Some(
-                crate::config::Secret::File(f.clone())
-                    .read()
-                    .context("cannot read `server.admin_password_file`")?,
-            ),
-            None => None,
-        };
-        let ack_limit = Arc::new(web::guard::RateLimit::new(cfg.server.ack_per_minute));
+        let ack_limit = Arc::new(web::guard::RateLimit::new(
+            cfg.server.ack_per_minute,
+            web::guard::LimitClock::of(&clock),
+        ));
         let current = Arc::new(Current::new(Applied::new(cfg, templates, Some(&store))?));
         let engine = Arc::new(
             Engine::new(store.clone(), clock.clone(), current.clone(), key.clone())
@@ -245,8 +263,8 @@ impl Daemon {
             current,
             engine,
             key,
-            admin_password,
             ack_limit,
+            logins: Arc::default(),
         })
     }
 
@@ -262,17 +280,22 @@ impl Daemon {
 
     /// The routes, with everything they need (tests call them in-process).
     pub fn router(&self) -> axum::Router {
-        web::router(web::AppState {
+        web::router(self.state())
+    }
+
+    /// What the handlers share (tests put routes of their own on it).
+    pub(crate) fn state(&self) -> web::AppState {
+        web::AppState {
             store: self.store.clone(),
             current: self.current.clone(),
             status: self.engine.status(),
             waker: self.engine.waker(),
             clock: self.clock.clone(),
             key: self.key.clone(),
-            admin_password: self.admin_password.clone(),
             ack_limit: self.ack_limit.clone(),
+            logins: self.logins.clone(),
             pages: Arc::default(),
-        })
+        }
     }
 
     /// Serves HTTP on `listener` (on a thread of its own) and runs the engine until
@@ -301,9 +324,10 @@ impl Daemon {
         );
         let (stop_tx, stop_rx) = watch::channel(false);
         let router = self.router();
+        let limits = web::Limits::of(&self.config().server);
         let server = std::thread::Builder::new()
             .name("http".into())
-            .spawn(move || serve_http(listener, router, stop_rx))
+            .spawn(move || serve_http(listener, router, limits, stop_rx))
             .context("cannot start the HTTP thread")?;
         self.engine.run(shutdown, on_wake).await;
         let _ = stop_tx.send(true);
@@ -340,6 +364,7 @@ impl Daemon {
 fn serve_http(
     listener: std::net::TcpListener,
     router: axum::Router,
+    limits: web::Limits,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -348,7 +373,7 @@ fn serve_http(
         .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        web::serve(listener, router, async move {
+        web::serve(listener, router, limits, async move {
             let _ = stop.wait_for(|v| *v).await;
         })
         .await

@@ -228,6 +228,9 @@ impl Sender for Mailer {
 
 /// One `.eml` file per message, named by its Message-ID, written atomically (a temporary
 /// file renamed into place), so a crash leaves no half-written file and a resend replaces it.
+/// Every failure here is the local disk's (a full or read-only folder) and transient: the
+/// message is retried, and the outbox reports the folder to `/healthz` while it fails. A
+/// temporary file cut short by a full disk is removed, so it does not keep the space.
 async fn write_eml(dir: &std::path::Path, msg: &Message) -> Result<(), SendError> {
     let id = msg
         .headers()
@@ -252,12 +255,15 @@ async fn write_eml(dir: &std::path::Path, msg: &Message) -> Result<(), SendError
         .await
         .map_err(|e| io("create the mail folder", e))?;
     let tmp = dir.join(format!(".{name}.tmp"));
-    tokio::fs::write(&tmp, msg.formatted())
-        .await
-        .map_err(|e| io("write the message", e))?;
-    tokio::fs::rename(&tmp, dir.join(format!("{name}.eml")))
-        .await
-        .map_err(|e| io("write the message", e))
+    let written = match tokio::fs::write(&tmp, msg.formatted()).await {
+        Ok(()) => tokio::fs::rename(&tmp, dir.join(format!("{name}.eml"))).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(io("write the message", e));
+    }
+    Ok(())
 }
 
 /// An untrusted server certificate shows as a network error, not a TLS one: look at the

@@ -73,6 +73,58 @@ impl Outcome {
     }
 }
 
+/// Since when, and why, something keeps failing (the engine's wakes, the file transport's
+/// writes): the first failure of a run with the latest error, empty once it succeeds
+/// again. Shared between what fails and `/healthz`, which reports it while it lasts.
+#[derive(Debug, Default)]
+pub struct Failing(std::sync::Mutex<Option<(DateTime<Utc>, String)>>);
+
+/// What one outcome did to a [`Failing`] (the caller logs the changes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Run {
+    /// The first failure after a success.
+    Began,
+    /// Failing still, with another error than before.
+    Changed,
+    /// Failing still, with the same error.
+    Same,
+    /// A success after failures since this instant.
+    Ended(DateTime<Utc>),
+    /// A success after a success.
+    Fine,
+}
+
+impl Failing {
+    /// Since when, and the latest error; `None` while things work.
+    pub fn get(&self) -> Option<(DateTime<Utc>, String)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records an outcome at `now`: `Some(error)` for a failure, `None` for a success.
+    pub fn record(&self, now: DateTime<Utc>, error: Option<String>) -> Run {
+        let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match (f.take(), error) {
+            (None, None) => Run::Fine,
+            (Some((since, _)), None) => Run::Ended(since),
+            (None, Some(e)) => {
+                *f = Some((now, e));
+                Run::Began
+            }
+            (Some((since, old)), Some(e)) => {
+                let run = if old == e { Run::Same } else { Run::Changed };
+                *f = Some((since, e));
+                run
+            }
+        }
+    }
+}
+
+/// True while email goes to files (`email.transport = "file"`): then every transient
+/// failure of the email channel is the local disk's (a full or read-only mail folder).
+fn writes_files(cfg: &Config) -> bool {
+    cfg.email.transport == crate::config::Transport::File
+}
+
 /// The outbox worker.
 pub struct Outbox {
     stopping: Arc<std::sync::atomic::AtomicBool>,
@@ -82,6 +134,9 @@ pub struct Outbox {
     key: TokenKey,
     /// One rate limit per channel, in [`Channel::ALL`] order.
     limiters: Vec<(Channel, Arc<Limiter>)>,
+    /// Since when the file transport cannot write its messages (a full disk, a read-only
+    /// folder), while some wait for it.
+    mail_folder: Arc<Failing>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -135,7 +190,26 @@ impl Outbox {
             current,
             key,
             limiters,
+            mail_folder: Arc::default(),
         }
+    }
+
+    /// Since when, and why, the file transport cannot write its messages: shown by
+    /// `/healthz` while messages wait for it.
+    pub fn mail_folder(&self) -> Arc<Failing> {
+        self.mail_folder.clone()
+    }
+
+    /// Ends a run of mail-folder failures once no email waits for that folder any more
+    /// (each was written, skipped by an ack, or given up), or email no longer goes to
+    /// files (a reload): there is nothing left that it holds up.
+    fn settle_mail_folder(&self, cfg: &Config) -> Result<(), StoreError> {
+        if self.mail_folder.get().is_some()
+            && (!writes_files(cfg) || self.store.next_attempt_on(Some(Channel::Email))?.is_none())
+        {
+            self.mail_folder.record(self.clock.now(), None);
+        }
+        Ok(())
     }
 
     /// Stops taking new messages (shutdown): a step in progress sends what it has claimed.
@@ -147,6 +221,7 @@ impl Outbox {
     /// Sends up to [`BATCH`] due messages of each channel, each channel in its own lane, for
     /// up to [`LANE_BUDGET`]; returns what happened.
     pub async fn step(&self) -> Result<Outcome, StoreError> {
+        self.settle_mail_folder(&self.current.config())?;
         if self
             .store
             .next_attempt_at()?
@@ -173,6 +248,7 @@ impl Outbox {
                 applied: applied.clone(),
                 key: self.key.clone(),
                 generations: generations.clone(),
+                mail_folder: self.mail_folder.clone(),
             };
             lanes.spawn(lane.step());
         }
@@ -218,6 +294,7 @@ struct Lane {
     applied: Arc<Applied>,
     key: TokenKey,
     generations: Arc<HashMap<String, u32>>,
+    mail_folder: Arc<Failing>,
 }
 
 impl Lane {
@@ -258,14 +335,15 @@ impl Lane {
             else {
                 break;
             };
-            let (store, clock, applied, keys) = (
+            let (store, clock, applied, keys, folder) = (
                 self.store.clone(),
                 self.clock.clone(),
                 self.applied.clone(),
                 (self.key.clone(), self.generations.clone()),
+                self.mail_folder.clone(),
             );
             tasks.spawn(async move {
-                let r = deliver(&store, clock, applied, keys, m).await;
+                let r = deliver(&store, clock, applied, keys, m, &folder).await;
                 drop(permit);
                 r
             });
@@ -376,14 +454,17 @@ fn panic_text(e: tokio::task::JoinError) -> String {
 
 /// Attempts `m` and records the outcome. The attempt runs as its own task, so that a
 /// panic in a template or a sender fails this message, with the reason, instead of leaving
-/// it `sending` for ever (each restart would pick it up and panic again).
+/// it `sending` for ever (each restart would pick it up and panic again). An email written
+/// to a file also tells `mail_folder` whether the folder took it.
 async fn deliver(
     store: &Store,
     clock: Arc<dyn Clock>,
     applied: Arc<Applied>,
     (key, generations): (TokenKey, Arc<HashMap<String, u32>>),
     m: Message,
+    mail_folder: &Failing,
 ) -> Result<Delivered, StoreError> {
+    let to_file = m.channel == Channel::Email && writes_files(&applied.config);
     let job = tokio::spawn(attempt(applied, key, generations, m.clone(), clock.now()));
     // If this task is dropped (a shutdown's grace ran out), the attempt goes with it.
     let _abort = AbortOnDrop(job.abort_handle());
@@ -398,6 +479,17 @@ async fn deliver(
         }
     };
     let now = clock.now();
+    if to_file {
+        let error = match &result {
+            Ok(_) => None,
+            Err(SendError::Transient(e) | SendError::RetryAt(e, _)) => Some(e.clone()),
+            // Not the folder's doing (an address that cannot be used).
+            Err(SendError::Permanent(_)) => mail_folder.get().map(|(_, e)| e),
+        };
+        if let Run::Ended(since) = mail_folder.record(now, error) {
+            tracing::info!(since = %since.to_rfc3339(), "the mail folder takes messages again; those that waited are written at their next attempt");
+        }
+    }
     let subject = subject.as_deref();
     let (obligation, step, channel) = (&m.obligation, &m.step, m.channel);
     let first_attempt = m.first_attempt_at.unwrap_or(now);

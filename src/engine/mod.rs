@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 pub use reload::file_hash;
 
 use crate::clock::Clock;
-use crate::deliver::outbox::Outbox;
+use crate::deliver::outbox::{Failing, Outbox, Run};
 use crate::deliver::{Current, digest, enqueue};
 use crate::plan::due::{self, Window};
 use crate::store::{Store, StoreError};
@@ -47,7 +47,8 @@ pub struct Enqueued {
 pub struct Status {
     last_wake_ms: AtomicI64,
     next: Mutex<Option<due::Next>>,
-    failing: Mutex<Option<(DateTime<Utc>, String)>>,
+    failing: Failing,
+    mail_folder: Arc<Failing>,
 }
 
 impl Status {
@@ -65,29 +66,16 @@ impl Status {
     }
 
     /// Since when, and why, the engine's wakes fail (a full disk, a read-only or locked
-    /// database): `None` once a wake succeeds again.
+    /// database; the error says what the file system shows): `None` once a wake succeeds
+    /// again.
     pub fn failing(&self) -> Option<(DateTime<Utc>, String)> {
-        self.failing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.failing.get()
     }
 
-    /// Records the outcome of a wake: the first failure of a run of them (with its error),
-    /// or a success, which ends it. True when the state changed.
-    fn set_failing(&self, now: DateTime<Utc>, error: Option<String>) -> bool {
-        let mut f = self.failing.lock().unwrap_or_else(|e| e.into_inner());
-        match (f.is_some(), error) {
-            (false, Some(e)) => {
-                *f = Some((now, e));
-                true
-            }
-            (true, None) => {
-                *f = None;
-                true
-            }
-            _ => false,
-        }
+    /// Since when, and why, the file transport cannot write the messages that wait for it
+    /// (the mail folder full or read-only): `None` once it can, or nothing waits.
+    pub fn mail_folder(&self) -> Option<(DateTime<Utc>, String)> {
+        self.mail_folder.get()
     }
 
     /// Records a wake; true if the next step changed, or at the first wake (so the log
@@ -101,6 +89,16 @@ impl Status {
         let changed = first || *old != next;
         *old = next;
         changed
+    }
+}
+
+/// A store error with what the file system says against writing the database, if
+/// anything: "database error: disk I/O error (the file system holding /var/lib/nhacviec is
+/// mounted read-only); remount it read-write, …". SQLite's own words rarely say which.
+fn explain(db: &std::path::Path, e: &StoreError) -> String {
+    match crate::store::Trouble::of(db) {
+        Some(t) => format!("{e} ({t}); {}", t.fix()),
+        None => e.to_string(),
     }
 }
 
@@ -139,6 +137,10 @@ impl Engine {
         key: TokenKey,
     ) -> Engine {
         let outbox = Outbox::new(store.clone(), clock.clone(), current.clone(), key.clone());
+        let status = Status {
+            mail_folder: outbox.mail_folder(),
+            ..Status::default()
+        };
         Engine {
             store,
             outbox,
@@ -146,7 +148,7 @@ impl Engine {
             current,
             key,
             wake: Arc::new(Notify::new()),
-            status: Arc::new(Status::default()),
+            status: Arc::new(status),
             watch: None,
             reload_requested: AtomicBool::new(false),
             catch_up: AtomicBool::new(false),
@@ -348,16 +350,31 @@ impl Engine {
                     return;
                 }
             };
-            let failing = result.as_ref().err().map(ToString::to_string);
-            if self.status.set_failing(self.clock.now(), failing.clone()) && failing.is_none() {
-                tracing::info!("the engine's wakes succeed again; what waited is sent now");
-            }
-            let next = match result {
-                Ok(next) => next,
-                Err(e) => {
+            // The error with what the file system says about it (read-only, full, whose).
+            let failing = result.as_ref().err().map(|e| explain(self.store.path(), e));
+            let run = self
+                .status
+                .failing
+                .record(self.clock.now(), failing.clone());
+            let next = match (result, failing) {
+                (Ok(next), _) => {
+                    if let Run::Ended(since) = run {
+                        tracing::info!(since = %since.to_rfc3339(), "the engine's wakes succeed again; what fell due meanwhile is sent now");
+                    }
+                    next
+                }
+                (Err(_), error) => {
                     // A full disk or a locked database: nothing is lost (the mark did not
-                    // move), so try again at the next wake.
-                    tracing::error!(error = %e, "engine wake failed; retrying within a minute");
+                    // move), so try again at the next wake. Said once per run of failures
+                    // (and when the reason changes), not every minute: `/healthz` says
+                    // it all along.
+                    let error = error.unwrap_or_default();
+                    match run {
+                        Run::Same => tracing::debug!(%error, "engine wake failed again"),
+                        _ => {
+                            tracing::error!(%error, "engine wake failed; retrying every minute until it succeeds (reminders wait, nothing is lost)")
+                        }
+                    }
                     // The sends of the failed wake were cancelled: put what they held back.
                     let _ = self.store.recover_sending(self.clock.now());
                     self.clock.now() + self.max_sleep.min(MAX_SLEEP)

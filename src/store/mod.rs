@@ -69,6 +69,181 @@ pub enum StoreError {
     /// A stored value could not be read back.
     #[error("database holds an unreadable value: {0}")]
     Corrupt(String),
+    /// The file system will not let this process write the database (a read-only mount,
+    /// a file or folder of another user, no space left): refused at open with what to do,
+    /// rather than SQLite's "attempt to write a readonly database" at the first write.
+    #[error("the database {path} cannot be written: {trouble}; {fix}", fix = trouble.fix())]
+    NotWritable {
+        /// The database file.
+        path: PathBuf,
+        /// What the file system says.
+        trouble: Trouble,
+    },
+}
+
+/// Below this much free space, a failed write is put down to a full file system.
+const LOW_SPACE: u64 = 1 << 20;
+
+/// What keeps the database from being written, as the file system tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trouble {
+    /// The file system holding this folder is mounted read-only (by the admin, or by the
+    /// kernel after an I/O error: `errors=remount-ro`).
+    ReadOnly(PathBuf),
+    /// This file or folder may not be written by the user the process runs as (uid).
+    Permission(PathBuf, u32),
+    /// The file system holding this folder has only this many bytes free for the process
+    /// (`None`: it says it has more, but a write found none: a quota, or no inodes left).
+    Full(PathBuf, Option<u64>),
+    /// Writing a file in this folder fails with this error (a failing disk: EIO).
+    Io(PathBuf, String),
+}
+
+impl std::fmt::Display for Trouble {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trouble::ReadOnly(dir) => write!(
+                f,
+                "the file system holding {} is mounted read-only",
+                dir.display()
+            ),
+            Trouble::Permission(p, uid) => write!(
+                f,
+                "{} is not writable by the user this process runs as (uid {uid})",
+                p.display()
+            ),
+            Trouble::Full(dir, Some(free)) => write!(
+                f,
+                "the file system holding {} is full, {} KiB free",
+                dir.display(),
+                free / 1024
+            ),
+            Trouble::Full(dir, None) => write!(
+                f,
+                "the file system holding {} has no space left for this process: a quota, or no free inodes",
+                dir.display()
+            ),
+            Trouble::Io(dir, e) => write!(f, "writing a file in {} fails: {e}", dir.display()),
+        }
+    }
+}
+
+impl Trouble {
+    /// What the admin does about it.
+    pub fn fix(&self) -> String {
+        match self {
+            Trouble::ReadOnly(_) => "remount it read-write (the kernel makes a file system read-only after a disk error: then check the disk and run fsck first), or move the database with its key file to a writable file system and point `storage.path` there".into(),
+            Trouble::Permission(p, _) => {
+                let dir = folder(p);
+                format!(
+                    "give the database, its -wal and -shm files, its key file and the folder {0} to the user the daemon runs as (`sudo chown -R nhacviec: {0}`; files 0600, folder 0700)",
+                    dir.display()
+                )
+            }
+            Trouble::Full(..) => "free space on it (old logs, backups already copied elsewhere)".into(),
+            Trouble::Io(..) => "check the disk and its file system (`dmesg`, fsck)".into(),
+        }
+    }
+
+    /// What, if anything, the file system says against writing the database at `path`: a
+    /// read-only mount, then a file (the database, its -wal and -shm, or the folder) this
+    /// process may not write, then too little free space, and last what writing a small
+    /// file beside it says (removed at once): a file system the kernel turned read-only
+    /// after a disk error can still call itself read-write, a quota can be full with the
+    /// disk not. `None` when nothing shows (a lock held by another process, say): then
+    /// SQLite's own error is all there is. Asked only after a write failed.
+    pub fn of(path: &Path) -> Option<Trouble> {
+        use rustix::fs::{Access, AtFlags, CWD, StatVfsMountFlags, accessat, statvfs};
+        let dir = folder(path);
+        let vfs = statvfs(&dir).ok();
+        if vfs
+            .as_ref()
+            .is_some_and(|v| v.f_flag.contains(StatVfsMountFlags::RDONLY))
+        {
+            return Some(Trouble::ReadOnly(dir));
+        }
+        let uid = rustix::process::geteuid().as_raw();
+        let files = [
+            path.to_path_buf(),
+            suffixed(path, "-wal"),
+            suffixed(path, "-shm"),
+            dir.clone(),
+        ];
+        for f in files {
+            // The effective user's rights (setpriv, systemd's User=), not the real one's.
+            if f.exists() && accessat(CWD, &f, Access::WRITE_OK, AtFlags::EACCESS).is_err() {
+                return Some(Trouble::Permission(f, uid));
+            }
+        }
+        let free = vfs.map(|v| v.f_bavail.saturating_mul(v.f_frsize));
+        if let Some(free) = free.filter(|&n| n < LOW_SPACE) {
+            return Some(Trouble::Full(dir, Some(free)));
+        }
+        let probe = dir.join(format!(".nhacviec-write-probe-{}", std::process::id()));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"."));
+        let e = match written {
+            // Not ours (a probe of an earlier process with the same id): leave it.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return None,
+            Err(e) => e,
+            Ok(()) => {
+                let _ = std::fs::remove_file(&probe);
+                return None;
+            }
+        };
+        let _ = std::fs::remove_file(&probe);
+        Some(
+            match e.raw_os_error().map(rustix::io::Errno::from_raw_os_error) {
+                Some(rustix::io::Errno::ROFS) => Trouble::ReadOnly(dir),
+                Some(rustix::io::Errno::NOSPC | rustix::io::Errno::DQUOT) => {
+                    Trouble::Full(dir, None)
+                }
+                Some(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) => {
+                    Trouble::Permission(dir, uid)
+                }
+                _ => Trouble::Io(dir, e.to_string()),
+            },
+        )
+    }
+}
+
+/// The folder of a file: `.` for a bare name.
+fn folder(path: &Path) -> PathBuf {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// `nhacviec.db` + `-wal` = `nhacviec.db-wal`.
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// True for the SQLite errors a file system that refuses writes gives: read-only, full,
+/// cannot open, an I/O error.
+fn refused_write(e: &StoreError) -> bool {
+    let sqlite = match e {
+        StoreError::Open { source, .. } | StoreError::Sql(source) => source,
+        StoreError::Migrate {
+            source: rusqlite_migration::Error::RusqliteError { err, .. },
+            ..
+        } => err,
+        _ => return false,
+    };
+    matches!(
+        sqlite.sqlite_error_code(),
+        Some(
+            rusqlite::ErrorCode::ReadOnly
+                | rusqlite::ErrorCode::DiskFull
+                | rusqlite::ErrorCode::CannotOpen
+                | rusqlite::ErrorCode::SystemIoFailure
+        )
+    )
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -114,6 +289,12 @@ fn connect(path: &Path, flags: rusqlite::OpenFlags) -> Result<Connection> {
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     /// `now` is recorded as the first start of a new database.
+    ///
+    /// A database this process cannot write (a read-only mount, a file or folder of another
+    /// user, a full file system) is refused with [`StoreError::NotWritable`], saying why
+    /// and what to do, before anything is written. (SQLite itself would quietly open such a
+    /// file read-only and fail at the first write with "attempt to write a readonly
+    /// database", naming no file.)
     pub fn open(path: &Path, now: DateTime<Utc>) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
@@ -121,11 +302,28 @@ impl Store {
                 source,
             })?;
         }
+        Store::open_writable(path, now).map_err(|e| match Trouble::of(path) {
+            Some(trouble) if refused_write(&e) => StoreError::NotWritable {
+                path: path.to_path_buf(),
+                trouble,
+            },
+            _ => e,
+        })
+    }
+
+    fn open_writable(path: &Path, now: DateTime<Utc>) -> Result<Store> {
         let open_err = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
         };
         let mut conn = connect(path, rusqlite::OpenFlags::default())?;
+        // SQLite falls back to reading only when the file cannot be opened for writing.
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(open_err)? {
+            return Err(StoreError::Sql(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+                Some("SQLite could open it for reading only".into()),
+            )));
+        }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -242,6 +440,22 @@ impl Store {
     /// Sets a value in the meta table.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         set_meta(&self.conn(), key, value)
+    }
+
+    /// Puts every committed transaction on the disk: syncs the write-ahead log (with
+    /// `synchronous = NORMAL`, SQLite syncs it only at checkpoints). Any descriptor of a
+    /// file syncs its pages, so this one needs no lock of SQLite's.
+    pub fn sync_log(&self) -> Result<()> {
+        let wal = suffixed(&self.path, "-wal");
+        let synced = std::fs::File::open(&wal)
+            .or_else(|_| std::fs::File::open(&self.path))
+            .and_then(|f| f.sync_data());
+        synced.map_err(|e| {
+            StoreError::Sql(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+                Some(format!("cannot sync {} to the disk: {e}", wal.display())),
+            ))
+        })
     }
 
     /// A trivial query on the read connection: the database answers.

@@ -416,14 +416,34 @@ impl Store {
     /// state silences are skipped; when it becomes `done` and escalated notices about it were
     /// sent, `notices` is given those notices and the messages it returns are enqueued. All
     /// in one transaction. `None` if no such obligation.
+    ///
+    /// Its commit is on the disk before this returns: the unit is told its answer is
+    /// recorded, so a disk error that turns the file system read-only, or a power cut,
+    /// right after must not take it back. The other writes keep `synchronous = NORMAL`
+    /// (durable across a crash of the daemon, not of the machine; what a machine's crash
+    /// takes from them is done again: a step enqueued, a message sent once more). The
+    /// write-ahead log is synced after the write lock is let go ([`Store::sync_log`]), so
+    /// acks arriving together wait for the disk side by side, not one after the other.
     pub fn ack(
         &self,
         key: &str,
         ack: &NewAck<'_>,
         notices: impl FnOnce(&[Message]) -> Vec<Message>,
     ) -> Result<Option<AckOutcome>> {
-        let mut conn = self.conn();
-        let tx = immediate(&mut conn)?;
+        let outcome = Store::ack_in(&mut self.conn(), key, ack, notices)?;
+        if outcome.is_some() {
+            self.sync_log()?;
+        }
+        Ok(outcome)
+    }
+
+    fn ack_in(
+        conn: &mut rusqlite::Connection,
+        key: &str,
+        ack: &NewAck<'_>,
+        notices: impl FnOnce(&[Message]) -> Vec<Message>,
+    ) -> Result<Option<AckOutcome>> {
+        let tx = immediate(conn)?;
         let row: Option<(i64, ObligationState)> = tx
             .query_row(
                 "SELECT id, state FROM obligations WHERE key = ?1",

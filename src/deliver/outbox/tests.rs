@@ -483,3 +483,21 @@ async fn a_claim_of_one_channel_leaves_the_others() {
     channels.sort();
     assert_eq!(channels, [Channel::Email, Channel::Webhook]);
 }
+
+/// A run of failures keeps its first instant and its latest error, says when its error
+/// changes, and ends at the first success, telling since when it lasted.
+#[test]
+fn a_run_of_failures_keeps_its_start_and_ends_at_a_success() {
+    let t = |s: i64| Utc.timestamp_opt(1_760_000_000 + s, 0).unwrap();
+    let f = Failing::default();
+    assert_eq!(f.record(t(0), None), Run::Fine);
+    assert_eq!(f.get(), None);
+    assert_eq!(f.record(t(1), Some("disk full".into())), Run::Began);
+    assert_eq!(f.record(t(2), Some("disk full".into())), Run::Same);
+    assert_eq!(f.record(t(3), Some("read-only".into())), Run::Changed);
+    assert_eq!(f.get(), Some((t(1), "read-only".to_string())));
+    assert_eq!(f.record(t(4), None), Run::Ended(t(1)));
+    assert_eq!(f.get(), None);
+    assert_eq!(f.record(t(5), Some("disk full".into())), Run::Began);
+    assert_eq!(f.get(), Some((t(5), "disk full".to_string())));
+}

@@ -86,6 +86,20 @@ impl Setup {
         }
     }
 
+    /// A daemon on a config written out in full (`text`, listening on `port`), with
+    /// `files` beside it, its clock set to [`super::config::FIRST_START`].
+    pub fn text(text: String, port: u16, files: Vec<(String, String)>) -> Setup {
+        Setup {
+            text,
+            port,
+            files,
+            clock: super::config::FIRST_START.into(),
+            speed: 1,
+            real_clock: false,
+            args: Vec::new(),
+        }
+    }
+
     /// The shipped config (`config/nhacviec.toml` with its calendar schedules), listening
     /// on a free port, its clock set to [`super::config::FIRST_START`].
     pub fn shipped() -> Setup {
@@ -208,8 +222,10 @@ impl Daemon {
             .expect("the daemon is not running")
     }
 
-    /// (Re)starts the process with the current clock settings; its log is `run.N.stderr`.
-    fn spawn(&mut self) {
+    /// (Re)starts the process with the current clock settings, without waiting for it
+    /// (after [`Setup::prepare`], once the test has set up its folder: a file system
+    /// mounted on `var/`); its log is `run.N.stderr`.
+    pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "the daemon already runs");
         self.runs += 1;
         self.clock.origin = Instant::now();
