@@ -4,8 +4,9 @@
 //! ([`support::daemon`]), the configs ([`support::config`]), the SMTP test server, HTTP, the
 //! database. The test files are by concern: the commands (`check`, `plan`, `calendar`), mail
 //! (`send-test`, `preview`, what a reminder looks like, SMTP failures), the daemon (time,
-//! restarts, reload, signals, health), acknowledgements (`ack/`), a crash test and a
-//! browser test.
+//! restarts, reload, signals, health), acknowledgements (`ack/`), the HTTP server's
+//! defences (`web`), disk and database faults (`disk`: a full or read-only file system,
+//! an unreadable key; as root), a crash test and a browser test.
 
 mod ack;
 mod backup;
@@ -15,12 +16,15 @@ mod channels;
 mod check;
 mod crash;
 mod daemon;
+mod disk;
 mod lang;
 mod mail;
 mod plan;
 mod smtp;
+mod soak;
 mod stand_in;
 mod support;
 mod unit_page;
+mod web;
 mod zalo;
 mod zalo_stand_in;

@@ -6,7 +6,7 @@ nhacviec binary, and reads back what arrived.
 
     server.py --dir OUT [--mode plain|starttls|tls] [--certs DIR] [--port 0]
               [--auth USER:PASSWORD] [--require-tls] [--reply CODE] [--reject-rcpt CODE]
-              [--drop-data] [--fail-first N] [--watch-stdin]
+              [--drop-data] [--fail-first N] [--chaos FILE] [--watch-stdin]
 
 Modes:
   plain     no TLS at all (AUTH, if asked for, is then offered in clear text).
@@ -22,6 +22,16 @@ Faults: --reply CODE answers every end of DATA with CODE (451 "4.3.0 Try again l
 550 "5.1.1 Mailbox unavailable", ...); --reject-rcpt CODE does the same to every RCPT TO;
 --drop-data closes the connection at the end of DATA without any reply; --fail-first N
 answers the first N DATA of the server's life with 451, then accepts.
+
+Chaos (the soak test, tests/it/soak.rs): --chaos FILE names a JSON file, read again at each
+decision so the test can change it while the server runs: {"percent": P, "seed": S,
+"spare": [addresses], "stall": seconds}. A new connection is closed before its greeting with
+probability P/4 %; each end of DATA whose recipients are not all spared, with probability
+P %, gets one fault: 451 (35 %), 554 (10 %, permanent), a hang-up with nothing saved
+(20 %), the message saved and then a hang-up before the reply (15 %: the client cannot know
+it arrived, so at least once means it comes again), or a stall of `stall` seconds (default
+1.5) then a hang-up with nothing saved (20 %). Each fault is a `chaos` event in log.jsonl
+(kind, message_id). Decisions come from one random generator seeded with S.
 
 It binds 127.0.0.1 only, on --port (0: a free one), prints exactly one line
 `READY <port>` on stdout once it accepts connections, and runs until SIGTERM or SIGINT
@@ -140,6 +150,31 @@ class Handler:
         self.out = Path(args.dir)
         self.saved = 0
         self.data_seen = 0
+        self.rng = None
+
+    def chaos(self):
+        """The chaos settings now ({} without --chaos), and the generator, seeded once."""
+        if not self.args.chaos:
+            return {}
+        try:
+            c = json.loads(Path(self.args.chaos).read_text())
+        except (OSError, ValueError):
+            return {}
+        if self.rng is None:
+            import random
+            self.rng = random.Random(c.get("seed", 0))
+        return c
+
+    def roll(self, percent):
+        return percent > 0 and self.rng.random() * 100 < percent
+
+    def save(self, envelope, about):
+        self.saved += 1
+        n = f"{self.saved:06}"
+        self.log("data", reply=250, n=n, **about)
+        write_atomically(self.out / f"{n}.eml", envelope.original_content)
+        text = json.dumps(summary(envelope), ensure_ascii=False, indent=1)
+        write_atomically(self.out / f"{n}.json", text.encode("utf-8"))
 
     def log(self, event, **fields):
         if self.args.sink:
@@ -187,16 +222,27 @@ class Handler:
             server._handler_coroutine.cancel()
             server.transport.close()
             return "250 never sent"
+        c = self.chaos()
+        spared = set(envelope.rcpt_tos) <= set(c.get("spare", []))
+        if c and not spared and self.roll(c.get("percent", 0)):
+            r = self.rng.random() * 100
+            kind = ("451" if r < 35 else "554" if r < 45 else "drop" if r < 65
+                    else "save-drop" if r < 80 else "stall")
+            self.log("chaos", kind=kind, **about)
+            if kind in ("451", "554"):
+                return reply(int(kind))
+            if kind == "save-drop":
+                self.save(envelope, about)
+            if kind == "stall":
+                await asyncio.sleep(c.get("stall", 1.5))
+            server._handler_coroutine.cancel()
+            server.transport.close()
+            return "250 never sent"
         code = self.args.reply or (451 if self.data_seen <= self.args.fail_first else 250)
         if code != 250:
             self.log("data", reply=code, **about)
             return reply(code)
-        self.saved += 1
-        n = f"{self.saved:06}"
-        self.log("data", reply=250, n=n, **about)
-        write_atomically(self.out / f"{n}.eml", envelope.original_content)
-        text = json.dumps(summary(envelope), ensure_ascii=False, indent=1)
-        write_atomically(self.out / f"{n}.json", text.encode("utf-8"))
+        self.save(envelope, about)
         return reply(250)
 
 
@@ -206,6 +252,13 @@ class LoggingSMTP(SMTP):
     def connection_made(self, transport):
         first = self._original_transport is None  # set only once STARTTLS begins
         super().connection_made(transport)
+        handler = self.event_handler
+        c = handler.chaos()
+        if first and c and handler.roll(c.get("percent", 0) / 4):
+            # Closed before the greeting leaves: the client finds the door shut.
+            handler.log("chaos", kind="refuse")
+            transport.close()
+            return
         if first:
             tls = transport.get_extra_info("ssl_object") is not None
             self.event_handler.log("connect", tls=tls)
@@ -273,6 +326,7 @@ def main():
     p.add_argument("--reject-rcpt", type=int, metavar="CODE", help="reply to every RCPT TO")
     p.add_argument("--drop-data", action="store_true", help="close at end of DATA, no reply")
     p.add_argument("--fail-first", type=int, default=0, metavar="N", help="451 the first N DATA")
+    p.add_argument("--chaos", metavar="FILE", help="random faults, as FILE says (above)")
     p.add_argument("--sink", action="store_true", help="accept every message, record nothing (benchmarks)")
     p.add_argument("--watch-stdin", action="store_true", help="also stop when stdin closes")
     args = p.parse_args()

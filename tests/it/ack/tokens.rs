@@ -76,7 +76,11 @@ fn no_token_in_logs_or_database() {
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     let mine = d.path("made-by-the-test");
     std::fs::write(&mine, "x").unwrap();
-    assert_ne!(mode(&mine) & 0o044, 0, "the premise: a permissive umask here");
+    assert_ne!(
+        mode(&mine) & 0o044,
+        0,
+        "the premise: a permissive umask here"
+    );
     assert_eq!(mode(&d.path("var")), 0o700);
     assert_eq!(mode(&d.path("var/mail")), 0o700);
     let emls: Vec<_> = std::fs::read_dir(d.path("var/mail"))

@@ -53,6 +53,9 @@ pub struct SmtpOpts {
     pub drop_data: bool,
     /// Answer the first this many DATA (over the server's life) with 451, then accept.
     pub fail_first: usize,
+    /// Random faults as this JSON file says (read again at each decision): see
+    /// `tests/smtp/server.py`, "Chaos".
+    pub chaos: Option<PathBuf>,
 }
 
 impl SmtpOpts {
@@ -121,6 +124,9 @@ impl SmtpServer {
         }
         if opts.fail_first > 0 {
             cmd.arg("--fail-first").arg(opts.fail_first.to_string());
+        }
+        if let Some(file) = &opts.chaos {
+            cmd.arg("--chaos").arg(file);
         }
         let process =
             ServerProcess::start(&format!("the SMTP test server ({opts:?})"), cmd, stderr);
