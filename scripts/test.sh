@@ -21,6 +21,10 @@ cd "$(dirname "$0")/.."
 debs=()
 [ -x /usr/bin/chromium ] || debs+=(chromium)
 dpkg-query -W -f='${Status}' fonts-dejavu-core 2>/dev/null | grep -q 'ok installed' || debs+=(fonts-dejavu-core)
+# The disk fault tests (tests/it/disk.rs, as root) make an ext4 image and run the daemon as
+# another user.
+command -v mkfs.ext4 >/dev/null || debs+=(e2fsprogs)
+command -v setpriv >/dev/null || debs+=(util-linux)
 if [ ${#debs[@]} -gt 0 ]; then
     sudo=()
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)
