@@ -148,32 +148,12 @@ const PASSWORD: &str = "mật khẩu quản trị";
 
 /// `GET /status` with `auth`, from the loopback address `from`; the status code.
 fn status_from(port: u16, from: &str, auth: &str) -> u16 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .unwrap();
-    let stream = rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
-        let s = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
-        s.into_std().unwrap()
-    });
-    stream.set_nonblocking(false).unwrap();
-    let mut s = stream;
-    s.set_read_timeout(Some(CLOSED_WITHIN)).unwrap();
-    s.write_all(
-        format!(
-            "GET /status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nAuthorization: {auth}\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .unwrap();
-    let answer = until_closed("a status request", &mut s);
-    answer
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {answer:?}"))
+    code(&request_from(
+        port,
+        from,
+        &format!("GET /status HTTP/1.1\r\nAuthorization: {auth}"),
+        "",
+    ))
 }
 
 #[test]
