@@ -75,15 +75,7 @@ pub struct Setup {
 impl Setup {
     /// A daemon on `cfg`, its clock set to [`super::config::FIRST_START`].
     pub fn new(cfg: &Cfg) -> Setup {
-        Setup {
-            text: cfg.toml(),
-            port: cfg.port,
-            files: cfg.files.clone(),
-            clock: super::config::FIRST_START.into(),
-            speed: 1,
-            real_clock: false,
-            args: Vec::new(),
-        }
+        Setup::text(cfg.toml(), cfg.port, cfg.files.clone())
     }
 
     /// A daemon on a config written out in full (`text`, listening on `port`), with
@@ -113,15 +105,11 @@ impl Setup {
             let name = format!("calendar/vn-{year}.toml");
             files.push((name.clone(), read(&repo.join("config").join(&name))));
         }
-        Setup {
-            text: text.replace(listen, &format!("listen = \"127.0.0.1:{port}\"")),
+        Setup::text(
+            text.replace(listen, &format!("listen = \"127.0.0.1:{port}\"")),
             port,
             files,
-            clock: super::config::FIRST_START.into(),
-            speed: 1,
-            real_clock: false,
-            args: Vec::new(),
-        }
+        )
     }
 
     /// Its clock at start (RFC 3339 with the offset).
