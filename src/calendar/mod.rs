@@ -118,14 +118,15 @@ pub struct Calendar {
     /// computed the first time a day of that year is asked about: a daemon needs two or three
     /// years of the two hundred, and each costs lunar computations and a few kilobytes.
     estimates: Option<Arc<[OnceLock<Days>]>>,
+    /// The first and last day a layer may speak of (the listed days, and the years of the
+    /// statutory estimate); `None` when none can. Outside them the weekday rule alone
+    /// decides, the same every week, which is what lets a working-day search know that it
+    /// will find nothing.
+    known: Option<(NaiveDate, NaiveDate)>,
 }
 
 /// The days of one layer, by date.
 type Days = HashMap<NaiveDate, Day>;
-
-/// How far working-day searches look before giving up (a calendar with no working day in
-/// a year is a config error caught by `check`; this only bounds the loop).
-const SEARCH_LIMIT: u32 = 400;
 
 impl Calendar {
     /// Builds the calendar from its layers.
@@ -137,18 +138,28 @@ impl Calendar {
             .flat_map(|s| s.entries)
             .map(|e| (e, Layer::Official));
         let local = spec.local.into_iter().map(|e| (e, Layer::Local));
-        let days = official
+        let days: HashMap<NaiveDate, Day> = official
             .chain(local)
             .map(|(e, layer)| day(e, layer))
             .collect();
-        let estimates = spec
+        let estimates: Option<Arc<[OnceLock<Days>]>> = spec
             .statutory
             .then(|| YEARS.map(|_| OnceLock::new()).collect());
+        let statutory = estimates.as_ref().and_then(|_| {
+            let first = NaiveDate::from_ymd_opt(*YEARS.start(), 1, 1)?;
+            Some((first, NaiveDate::from_ymd_opt(*YEARS.end(), 12, 31)?))
+        });
+        let known = days
+            .keys()
+            .map(|&d| (d, d))
+            .chain(statutory)
+            .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)));
         Calendar {
             weekend: spec.weekend,
             days,
             scheduled,
             estimates,
+            known,
         }
     }
 
@@ -216,21 +227,29 @@ impl Calendar {
         }
     }
 
-    /// The latest working day strictly before `d` (or `d` itself if none is near).
+    /// The latest working day strictly before `d` (or `d` itself if there is none).
     pub fn prev_working(&self, d: NaiveDate) -> NaiveDate {
         self.shift_working(d, 1, false)
     }
 
-    /// The earliest working day strictly after `d` (or `d` itself if none is near).
+    /// The earliest working day strictly after `d` (or `d` itself if there is none).
     pub fn next_working(&self, d: NaiveDate) -> NaiveDate {
         self.shift_working(d, 1, true)
     }
 
-    /// The `n`-th working day after (`forward`) or before `d`; `n = 0` is `d` itself.
+    /// The `n`-th working day after (`forward`) or before `d`; `n = 0` is `d` itself; `d`
+    /// itself when there are not `n` (only with a weekend of all seven days, which `check`
+    /// refuses, and too few listed working days that way).
+    ///
+    /// The search never gives up while a working day lies ahead, however long a run of days
+    /// off the config lists (it once stopped after 400 days and returned the day off, so
+    /// steps and last days fell on days off): it stops only after a whole week of days off
+    /// beyond every day a layer speaks of, where that week would repeat forever.
     pub fn shift_working(&self, d: NaiveDate, n: u32, forward: bool) -> NaiveDate {
         let mut cur = d;
         let mut left = n;
-        let mut steps = 0;
+        // Days off in a row just seen.
+        let mut off = 0;
         while left > 0 {
             let next = if forward {
                 cur.succ_opt()
@@ -239,14 +258,33 @@ impl Calendar {
             };
             let Some(next) = next else { return cur };
             cur = next;
-            steps += 1;
             if self.is_working(cur) {
                 left -= 1;
-            } else if steps > SEARCH_LIMIT * (n + 1) {
-                return d;
+                off = 0;
+            } else {
+                off += 1;
+                if off >= 7 && self.plain_beyond(cur, forward) {
+                    return d;
+                }
             }
         }
         cur
+    }
+
+    /// True when the week up to `d` (from `d` on, searching backwards) and every day past
+    /// it in the search's direction are outside the days a layer speaks of: only the
+    /// weekday rule decides there.
+    fn plain_beyond(&self, d: NaiveDate, forward: bool) -> bool {
+        let Some((first, last)) = self.known else {
+            return true;
+        };
+        if forward {
+            d.checked_sub_days(chrono::Days::new(6))
+                .is_none_or(|start| start > last)
+        } else {
+            d.checked_add_days(chrono::Days::new(6))
+                .is_none_or(|end| end < first)
+        }
     }
 
     /// Every day of `year` that differs from the plain weekday/weekend rule.
@@ -294,5 +332,7 @@ pub fn days_in_month(year: i32, month: u32) -> u32 {
         .map_or(31, |d| d.day())
 }
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;

@@ -196,3 +196,47 @@ fn days_in_month_table() {
         assert_eq!(days_in_month(y, m), n, "{y}-{m}");
     }
 }
+
+/// Local days off of two and a half years in a row (found by `plan::props`): the
+/// working-day searches look past them. They gave up after 400 days a step and returned
+/// the day off itself, so a step or a last day fell on a day off, and the digest's "next
+/// working day" was today again.
+#[test]
+fn searches_cross_any_run_of_days_off() {
+    let off: Vec<String> = d("2025-01-01")
+        .iter_days()
+        .take_while(|x| *x <= d("2027-06-30"))
+        .map(|x| format!("\"{x}\""))
+        .collect();
+    let cal = calendar_with(&format!("[calendar]\ndays_off = [{}]\n", off.join(", ")));
+    // Thursday 01/07/2027 and Tuesday 31/12/2024 are the nearest working days.
+    assert_eq!(cal.next_working(d("2025-01-01")), d("2027-07-01"));
+    assert_eq!(cal.working_on_or_after(d("2026-03-01")), d("2027-07-01"));
+    assert_eq!(cal.shift_working(d("2027-06-30"), 2, true), d("2027-07-02"));
+    assert_eq!(cal.prev_working(d("2027-06-30")), d("2024-12-31"));
+    assert_eq!(cal.working_on_or_before(d("2026-03-01")), d("2024-12-31"));
+}
+
+/// With no working weekday (a calendar built by hand: `check` refuses such a weekend), a
+/// search finds a listed working day however far, and returns the day itself when there
+/// is none that way.
+#[test]
+fn searches_without_working_weekdays() {
+    let working = DayEntry {
+        date: d("2027-05-05"),
+        working: true,
+        reason: "làm bù".into(),
+        source: None,
+    };
+    let cal = Calendar::new(CalendarSpec {
+        weekend: [true; 7],
+        statutory: false,
+        schedules: Vec::new(),
+        local: vec![working],
+    });
+    assert_eq!(cal.next_working(d("2025-01-01")), d("2027-05-05"));
+    assert_eq!(cal.prev_working(d("2029-01-01")), d("2027-05-05"));
+    assert_eq!(cal.next_working(d("2027-05-05")), d("2027-05-05"));
+    assert_eq!(cal.prev_working(d("2027-05-05")), d("2027-05-05"));
+    assert_eq!(cal.shift_working(d("2025-01-01"), 2, true), d("2025-01-01"));
+}

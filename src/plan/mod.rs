@@ -9,7 +9,7 @@
 pub mod due;
 mod period;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Offset as _, TimeZone};
 use chrono_tz::Tz;
 
 use crate::calendar::{Calendar, days_in_month};
@@ -108,16 +108,25 @@ pub struct Plan {
     pub obligations: Vec<Obligation>,
 }
 
-/// A local date and time as an instant; a time that a DST change skips moves forward.
+/// A local date and time as an instant. A time that does not exist (a DST change or a
+/// zone's change of day skipped it) is read with the offset in force just before the
+/// jump, as the clock would have shown it had it not jumped: it moves forward by the
+/// length of the gap, 02:30 to 03:30 when the clock jumps from 02:00 to 03:00, and 08:00
+/// on a day a zone skipped altogether (Samoa went from 29 to 31 December 2011) to 08:00
+/// the next day; never back in time.
 pub fn local(tz: Tz, date: NaiveDate, time: NaiveTime) -> DateTime<Tz> {
     let ndt = date.and_time(time);
-    tz.from_local_datetime(&ndt)
-        .earliest()
-        .or_else(|| {
-            tz.from_local_datetime(&(ndt + Duration::hours(1)))
-                .earliest()
-        })
-        .unwrap_or_else(|| tz.from_utc_datetime(&ndt))
+    if let Some(at) = tz.from_local_datetime(&ndt).earliest() {
+        return at;
+    }
+    // The last whole hour before the gap that exists gives the offset in force before it
+    // (gaps are at most a day); past that, read the time as UTC.
+    let before = (1..=48).find_map(|h| {
+        tz.from_local_datetime(&(ndt - Duration::hours(h)))
+            .earliest()
+    });
+    let offset = before.map_or(0, |b| b.offset().fix().local_minus_utc());
+    tz.from_utc_datetime(&(ndt - Duration::seconds(i64::from(offset))))
 }
 
 /// The day a rule names for a period ("day 5 of the month after the period").
@@ -265,8 +274,35 @@ fn active(rule: &Rule, due_day: NaiveDate) -> bool {
     rule.active_from.is_none_or(|f| due_day >= f) && rule.active_until.is_none_or(|u| due_day <= u)
 }
 
-/// Every occurrence whose days touch `from..=to`: the span from its first step to the later
-/// of its last step and its last day. Sorted by deadline, then rule order.
+/// The days an occurrence touches: from its first step (or its last day, if earlier) to
+/// the later of its last step and its last day.
+fn span(occ: &Occurrence) -> (NaiveDate, NaiveDate) {
+    let first = occ
+        .steps
+        .first()
+        .map_or(occ.last_day, |s| s.at.date_naive())
+        .min(occ.last_day);
+    let last = occ
+        .steps
+        .last()
+        .map_or(occ.last_day, |s| s.at.date_naive())
+        .max(occ.last_day);
+    (first, last)
+}
+
+/// Every occurrence whose days touch `from..=to` (from its first step, or its last day if
+/// earlier, to the later of its last step and its last day). Sorted by deadline, then
+/// rule order.
+///
+/// A periodic rule's periods are walked out from the window year by year, backwards from
+/// the year of `from` and forwards from the next, each way until two whole years of
+/// occurrences lie beyond the window. An occurrence's days move forward with its period
+/// (a later period has a later due day, so a last day and deadline no earlier than an
+/// earlier period's, and the steps keep their offsets from them), so no year further out
+/// can reach back in; the second year is a margin for the steps dropped next to the
+/// deadline. A fixed span of years (two before, three after, once) missed the occurrences
+/// that a long step brought into the window (`after = ["1000wd"]` is four years) or a
+/// deadline moved by `on_day_off = "later"` past a long run of days off.
 pub fn occurrences(
     cfg: &Config,
     from: NaiveDate,
@@ -284,32 +320,37 @@ pub fn occurrences(
         {
             continue;
         }
-        let periods: Vec<Period> = match rule.due {
-            Due::Once { date, .. } => vec![Period::Once(date)],
-            // A deadline falls up to 12 months after its period, steps up to ~3 years before.
-            Due::Periodic { .. } => (from.year() - 2..=to.year() + 3)
-                .flat_map(|y| Period::of_year(rule.period, y, &rule.which))
-                .collect(),
-        };
-        for p in periods {
-            let Some(occ) = occurrence(cfg, ri, p) else {
-                continue;
-            };
-            if !active(rule, occ.due_day) {
-                continue;
+        // Takes the periods' occurrences that touch the window; true when all of them lie
+        // beyond it on the side `after` says (vacuously for a year without a period).
+        let mut take = |periods: Vec<Period>, after: bool| -> bool {
+            let mut beyond = true;
+            for p in periods {
+                let Some(occ) = occurrence(cfg, ri, p) else {
+                    continue;
+                };
+                let (first, last) = span(&occ);
+                beyond &= if after { first > to } else { last < from };
+                if first <= to && last >= from && active(rule, occ.due_day) {
+                    occurrences.push(occ);
+                }
             }
-            let first = occ
-                .steps
-                .first()
-                .map_or(occ.last_day, |s| s.at.date_naive());
-            let last = occ
-                .steps
-                .last()
-                .map_or(occ.last_day, |s| s.at.date_naive())
-                .max(occ.last_day)
-                .max(first);
-            if first.min(occ.last_day) <= to && last >= from {
-                occurrences.push(occ);
+            beyond
+        };
+        match rule.due {
+            Due::Once { date, .. } => {
+                take(vec![Period::Once(date)], true);
+            }
+            Due::Periodic { .. } => {
+                let year = |y| Period::of_year(rule.period, y, &rule.which);
+                for after in [false, true] {
+                    let mut y = if after { from.year() + 1 } else { from.year() };
+                    let mut quiet = 0;
+                    // Ends: past the years chrono knows, a year has no occurrence.
+                    while quiet < 2 {
+                        quiet = if take(year(y), after) { quiet + 1 } else { 0 };
+                        y += if after { 1 } else { -1 };
+                    }
+                }
             }
         }
     }
@@ -340,5 +381,7 @@ pub fn plan(cfg: &Config, from: NaiveDate, to: NaiveDate, filter: Filter) -> Pla
     }
 }
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;

@@ -400,12 +400,63 @@ fn send_time_and_time_zone() {
     assert_eq!(o.steps[0].at.to_rfc3339(), "2025-09-19T14:30:00+07:00");
 }
 
+/// A local time that does not exist moves forward, never back: an hour a DST change
+/// skips by that hour, and a day a zone skipped altogether (Samoa went from 29 to 31
+/// December 2011) to the same time the next day. It was read as UTC then (found by
+/// `plan::props`): 08:00 on 30/12/2011 became 22:00 on the 29th, a day early.
+#[test]
+fn local_times_that_do_not_exist_move_forward() {
+    let at = |tz: Tz, day: &str, hm: (u32, u32)| {
+        let time = NaiveTime::from_hms_opt(hm.0, hm.1, 0).unwrap();
+        local(tz, d(day), time).to_rfc3339()
+    };
+    let berlin = chrono_tz::Europe::Berlin;
+    assert_eq!(
+        at(berlin, "2025-03-30", (2, 30)),
+        "2025-03-30T03:30:00+02:00"
+    );
+    assert_eq!(
+        at(berlin, "2025-10-26", (2, 30)),
+        "2025-10-26T02:30:00+02:00"
+    );
+    let apia = chrono_tz::Pacific::Apia;
+    assert_eq!(at(apia, "2011-12-29", (8, 0)), "2011-12-29T08:00:00-10:00");
+    assert_eq!(at(apia, "2011-12-30", (8, 0)), "2011-12-31T08:00:00+14:00");
+    assert_eq!(at(apia, "2011-12-31", (8, 0)), "2011-12-31T08:00:00+14:00");
+}
+
 fn plan_keys(config: &Config, from: &str, to: &str, filter: Filter) -> Vec<String> {
     plan(config, d(from), d(to), filter)
         .occurrences
         .iter()
         .map(|o| o.key(config))
         .collect()
+}
+
+/// A step years away from its period is planned in every window that holds it (found by
+/// `plan::props`). The periods looked at were those of two years before the window to
+/// three after, so the `before-1000wd` step (four years before, in 2021) and the
+/// `after-1000wd` one (four years after, in 2030) of the 2025 report were in no plan: never
+/// sent.
+#[test]
+fn steps_years_away_are_planned() {
+    let policy = "[policy.xa]\nbefore = [\"1000wd\"]\non_due = false\nafter = [\"1000wd\"]\n";
+    let c = cfg(&(rule("year", NEXT_5_BEFORE, Some("xa")) + policy));
+    let o = occurrence(&c, 0, Period::Year(2025)).unwrap();
+    let days: Vec<String> = o
+        .steps
+        .iter()
+        .map(|s| s.at.date_naive().to_string())
+        .collect();
+    assert_eq!(days.len(), 2, "{days:?}");
+    assert!(
+        days[0].starts_with("2021-") && days[1].starts_with("2030-"),
+        "{days:?}"
+    );
+    for day in &days {
+        let keys = plan_keys(&c, day, day, Filter::default());
+        assert!(keys.contains(&"r/2025".to_string()), "{day}: {keys:?}");
+    }
 }
 
 #[test]
