@@ -342,21 +342,24 @@ impl Daemon {
     }
 }
 
-#[cfg(test)]
 impl Daemon {
-    /// Its engine (tests drive it a wake at a time).
-    pub(crate) fn engine(&self) -> &Arc<Engine> {
+    /// Its engine: tests and the fuzzer (`fuzz/`) drive it a wake at a time.
+    pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
+
+    /// Its token key: tests and the fuzzer make the links a unit would get.
+    pub fn key(&self) -> &TokenKey {
+        &self.key
+    }
+}
+
+#[cfg(test)]
+impl Daemon {
 
     /// Its store.
     pub(crate) fn store(&self) -> &Arc<Store> {
         &self.store
-    }
-
-    /// Its token key.
-    pub(crate) fn key(&self) -> &TokenKey {
-        &self.key
     }
 }
 

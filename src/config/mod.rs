@@ -631,6 +631,14 @@ pub fn load_str(base: &Path, text: String, today: NaiveDate) -> Loaded {
     parse::load_text(base, text, today)
 }
 
+/// The diagnostics of an official yearly schedule file's text, as `check` reports them for
+/// a file the config includes (for the fuzzer, `fuzz/fuzz_targets/schedule.rs`).
+pub fn check_schedule(path: &Path, text: String) -> Vec<Diagnostic> {
+    let mut diags = diag::Diagnostics::default();
+    let _ = schedule::read_schedule(&mut diags, path.to_path_buf(), text);
+    diags.into_vec()
+}
+
 impl Config {
     /// Finds a unit by id.
     pub fn unit_index(&self, id: &str) -> Option<usize> {
