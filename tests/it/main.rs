@@ -17,6 +17,7 @@ mod check;
 mod crash;
 mod daemon;
 mod disk;
+mod fuzz_corpus;
 mod lang;
 mod mail;
 mod plan;
