@@ -356,7 +356,6 @@ impl Daemon {
 
 #[cfg(test)]
 impl Daemon {
-
     /// Its store.
     pub(crate) fn store(&self) -> &Arc<Store> {
         &self.store
