@@ -29,7 +29,7 @@ fn corpus(name: &str) -> Vec<(String, String)> {
     out.sort();
     // The seeds (named files: the shipped config, the test fixtures) always; of what the
     // fuzzer kept (named by their SHA-1), a sample.
-    let is_seed = |p: &str| !p.rsplit('/').next().is_some_and(|n| n.len() == 40);
+    let is_seed = |p: &str| p.rsplit('/').next().is_none_or(|n| n.len() != 40);
     let (seeds, found): (Vec<_>, Vec<_>) = out.into_iter().partition(|(p, _)| is_seed(p));
     let step = found.len().div_ceil(SAMPLE).max(1);
     seeds
