@@ -519,30 +519,14 @@ async fn every_page_forbids_framing_and_loads_nothing() {
             StatusCode::OK,
         ),
     ];
-    for (r, status) in &pages {
-        assert_eq!(r.status, *status, "{r:#?}");
-        assert!(
-            r.headers[header::CONTENT_TYPE]
-                .to_str()
-                .unwrap()
-                .starts_with("text/html"),
-            "{r:#?}"
-        );
-        assert_eq!(
-            r.headers
-                .get(header::CONTENT_SECURITY_POLICY)
-                .map(|v| v.to_str().unwrap()),
-            Some(
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
-            ),
-            "{r:#?}"
-        );
-        assert_eq!(
-            r.headers
-                .get(header::X_FRAME_OPTIONS)
-                .map(|v| v.to_str().unwrap()),
-            Some("DENY")
-        );
+    // The policy is the one the issue asks for, spelled out once here; `is_page` holds every
+    // page to it.
+    assert_eq!(
+        super::PAGE_CSP,
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+    );
+    for (i, (r, status)) in pages.iter().enumerate() {
+        is_page(&format!("page {i}"), r, *status, "");
         // Nothing the policy would block: no script, image, font, stylesheet or frame.
         for tag in [
             "<script", "<img", "<link", "<iframe", "<object", "<embed", "url(", "@import",
@@ -687,6 +671,7 @@ fn is_page(what: &str, r: &Answer, status: StatusCode, text: &str) {
         super::PAGE_CSP,
         "{what}"
     );
+    assert_eq!(r.headers[header::X_FRAME_OPTIONS], "DENY", "{what}");
 }
 
 #[tokio::test]
