@@ -21,7 +21,10 @@ const PASSWORD: &str = "mật khẩu quản trị";
 
 struct Site {
     rt: tokio::runtime::Runtime,
-    daemon: nhacviec::daemon::Daemon,
+    /// Built once; each input gets a clone (a router is cheap to clone, its state shared).
+    router: axum::Router,
+    /// Kept open for the router's state: its database and folders.
+    _daemon: nhacviec::daemon::Daemon,
     tokens: [(&'static str, String); 3],
 }
 
@@ -89,7 +92,13 @@ policy = "p"
             ("{K}", key.token("tuyen-truyen/2025-10-15/kt")),
             ("{U}", key.unit_token("vp", 0)),
         ];
-        Site { rt, daemon, tokens }
+        let router = daemon.router();
+        Site {
+            rt,
+            router,
+            _daemon: daemon,
+            tokens,
+        }
     })
 }
 
@@ -148,7 +157,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let addr = SocketAddr::new(from.parse().expect("an address"), 40000);
     req.extensions_mut().insert(ConnectInfo(addr));
-    let router = s.daemon.router();
+    let router = s.router.clone();
     let answer = s.rt.block_on(async move {
         let r = router.oneshot(req).await.expect("infallible");
         let (parts, body) = r.into_parts();
