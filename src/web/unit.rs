@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
@@ -47,9 +48,11 @@ const AHEAD: Duration = Duration::days(366);
 /// How often a calendar client should fetch the feed again.
 const FEED_REFRESH: Duration = Duration::hours(6);
 
-/// The unit (index into `config.units`) whose page token `tok` is, at its generation in
-/// force; `None` for a malformed, forged, rotated or removed unit's token.
-async fn unit_of(s: &AppState, tok: &str) -> Result<Option<usize>, Box<Response>> {
+/// The unit whose page token `tok` is, at its generation in force, with the config it was
+/// found in (its index is into that config's `units`: a reload meanwhile may have removed or
+/// moved units, so the handler keeps to this one); `None` for a malformed, forged, rotated or
+/// removed unit's token.
+async fn unit_of(s: &AppState, tok: &str) -> Result<Option<(Arc<Config>, usize)>, Box<Response>> {
     if !token::well_formed(tok) {
         return Ok(None);
     }
@@ -59,10 +62,11 @@ async fn unit_of(s: &AppState, tok: &str) -> Result<Option<usize>, Box<Response>
     };
     let cfg = s.current.config();
     let given = token::hash(tok);
-    Ok(cfg
+    let found = cfg
         .units
         .iter()
-        .position(|u| token::hash(&context::unit_token(&s.key, &generations, &u.id)) == given))
+        .position(|u| token::hash(&context::unit_token(&s.key, &generations, &u.id)) == given);
+    Ok(found.map(|u| (cfg, u)))
 }
 
 /// `GET /u/{token}` and `GET /u/{token}.ics`.
@@ -76,15 +80,15 @@ pub(super) async fn get(
         Some(t) => (t.to_string(), true),
         None => (tok, false),
     };
-    let u = match unit_of(&s, &tok).await {
-        Ok(Some(u)) => u,
+    let (cfg, u) = match unit_of(&s, &tok).await {
+        Ok(Some(found)) => found,
         Ok(None) => return s.not_found(),
         Err(r) => return *r,
     };
     if feed {
-        unit_feed(&s, u, &tok, &headers).await
+        unit_feed(&s, &cfg, u, &tok, &headers).await
     } else {
-        page(&s, u, &tok, q.get("kq").map(String::as_str)).await
+        page(&s, &cfg, u, &tok, q.get("kq").map(String::as_str)).await
     }
 }
 
@@ -129,9 +133,8 @@ fn item(cfg: &Config, ob: &Obligation, now: DateTime<Utc>) -> Value {
     v
 }
 
-async fn page(s: &AppState, u: usize, tok: &str, kq: Option<&str>) -> Response {
+async fn page(s: &AppState, cfg: &Config, u: usize, tok: &str, kq: Option<&str>) -> Response {
     let now = s.clock.now();
-    let cfg = s.current.config();
     let unit = cfg.units[u].id.clone();
     let rows = match s
         .db(move |store| store.unit_obligations(Some(&unit), now - OPEN_SINCE))
@@ -143,20 +146,20 @@ async fn page(s: &AppState, u: usize, tok: &str, kq: Option<&str>) -> Response {
     let open: Vec<Value> = rows
         .iter()
         .filter(|o| o.state != ObligationState::Done && o.deadline <= now + AHEAD)
-        .map(|o| item(&cfg, o, now))
+        .map(|o| item(cfg, o, now))
         .collect();
     let mut done: Vec<&Obligation> = rows
         .iter()
         .filter(|o| o.done_at.is_some_and(|t| t >= now - DONE_FOR))
         .collect();
     done.sort_by_key(|o| std::cmp::Reverse(o.done_at));
-    let done: Vec<Value> = done.iter().map(|o| item(&cfg, o, now)).collect();
+    let done: Vec<Value> = done.iter().map(|o| item(cfg, o, now)).collect();
     let coordinator = cfg
         .organization
         .coordinator
         .filter(|&c| c != u)
         .map(|c| json!({"name": cfg.units[c].name, "email": cfg.units[c].email}));
-    let feed = format!("{}.ics", context::unit_url(&cfg, tok));
+    let feed = format!("{}.ics", context::unit_url(cfg, tok));
     let data = json!({
         "unit": cfg.units[u].name,
         "coordinator": coordinator,
@@ -182,8 +185,8 @@ pub(super) async fn post(
     if let Err(r) = super::ack_allowed(&s, addr) {
         return *r;
     }
-    let u = match unit_of(&s, &tok).await {
-        Ok(Some(u)) => u,
+    let (cfg, u) = match unit_of(&s, &tok).await {
+        Ok(Some(found)) => found,
         Ok(None) => return s.not_found(),
         Err(r) => return *r,
     };
@@ -196,7 +199,7 @@ pub(super) async fn post(
         return super::bad_action(&s);
     };
     // Only this unit's own obligations.
-    let unit = s.current.config().units[u].id.clone();
+    let unit = cfg.units[u].id.clone();
     let lookup = key.clone();
     match s.db(move |store| store.obligation_by_key(&lookup)).await {
         Ok(Some(ob)) if ob.unit == unit => {}
@@ -431,9 +434,14 @@ pub(super) fn feed_response(f: &ics::Feed, headers: &HeaderMap) -> Response {
     r
 }
 
-async fn unit_feed(s: &AppState, u: usize, tok: &str, headers: &HeaderMap) -> Response {
+async fn unit_feed(
+    s: &AppState,
+    cfg: &Config,
+    u: usize,
+    tok: &str,
+    headers: &HeaderMap,
+) -> Response {
     let now = s.clock.now();
-    let cfg = s.current.config();
     // The coordinator follows every unit.
     let unit = (cfg.organization.coordinator != Some(u)).then(|| cfg.units[u].id.clone());
     let rows = match s
@@ -443,9 +451,9 @@ async fn unit_feed(s: &AppState, u: usize, tok: &str, headers: &HeaderMap) -> Re
         Ok(r) => r,
         Err(e) => return s.busy("unit feed read failed", &e),
     };
-    let page = context::unit_url(&cfg, tok);
+    let page = context::unit_url(cfg, tok);
     let reader = Reader::Unit(u, &page);
-    feed_response(&feed(&cfg, &s.key, &rows, reader, now), headers)
+    feed_response(&feed(cfg, &s.key, &rows, reader, now), headers)
 }
 
 /// The admin's feed of every unit (`GET /status.ics`, behind the status page's login).
