@@ -307,11 +307,19 @@ pub(super) fn backup(
     println!(
         "{}",
         tr!(
-            "backed up {db} to {copy} ({obligations} obligations, {messages} messages; integrity ok) and its token key to {key}",
+            "backed up {db} to {copy} ({obligations}, {messages}; integrity ok) and its token key to {key}",
             db = cfg.storage.path.display(),
             copy = dst.display(),
-            obligations = copied.obligations,
-            messages = copied.messages,
+            obligations = super::counted(
+                usize::try_from(copied.obligations).unwrap_or(usize::MAX),
+                tr!("1 obligation"),
+                tr!("{n} obligations", n = copied.obligations)
+            ),
+            messages = super::counted(
+                usize::try_from(copied.messages).unwrap_or(usize::MAX),
+                tr!("1 message"),
+                tr!("{n} messages", n = copied.messages)
+            ),
             key = key_dst.display()
         )
     );

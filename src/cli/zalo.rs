@@ -70,12 +70,17 @@ pub(super) fn status(cfg: &Config, now: DateTime<Utc>) -> Result<ExitCode> {
             tr!("tokens: none yet (the first send reads `refresh_token_file`)")
         ),
         Some(t) => {
+            let ago = match (now - t.refresh_issued_at).num_days() {
+                ..=0 => tr!("today"),
+                1 => tr!("1 day ago"),
+                n => tr!("{n} days ago", n),
+            };
             println!(
                 "{}",
                 tr!(
-                    "refresh token: issued {when} ({days} days ago)",
+                    "refresh token: issued {when} ({ago})",
                     when = when(t.refresh_issued_at),
-                    days = (now - t.refresh_issued_at).num_days()
+                    ago
                 )
             );
             let access = match t.access_expires_at {

@@ -154,6 +154,8 @@ fn a_reminder_arrives_on_zalo_with_its_template_and_data() {
         &out.stdout,
         &[
             "refresh token: issued ",
+            // Issued by this run's first send: today, not "0 days ago".
+            " (today)\n",
             "access token: valid until ",
             "state: sending",
             "quota: 999 of 1000 left",
