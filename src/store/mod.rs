@@ -37,35 +37,39 @@ pub use outbox::{ChannelCount, Health, Message, OutboxCounts};
 pub use zalo::ZaloTokens;
 
 /// Why the store failed. The message says what to do where something can be done.
+///
+/// Each message holds the error beneath it (logs print only the message), so no variant
+/// names it as its `source` too: an error chain printed whole (`{:#}`) would say SQLite's
+/// words two or three times.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The file could not be opened or created.
-    #[error("cannot open the database {path}: {source}")]
+    #[error("cannot open the database {path}: {error}")]
     Open {
         /// The database file.
         path: PathBuf,
         /// What SQLite or the file system said.
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     /// Its folder could not be created.
-    #[error("cannot create the folder for the database {path}: {source}")]
+    #[error("cannot create the folder for the database {path}: {error}")]
     Folder {
         /// The database file.
         path: PathBuf,
         /// What the file system said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The schema could not be brought up to date.
-    #[error("cannot update the database schema of {path}: {source}")]
+    #[error("cannot update the database schema of {path}: {error}")]
     Migrate {
         /// The database file.
         path: PathBuf,
         /// What went wrong.
-        source: rusqlite_migration::Error,
+        error: rusqlite_migration::Error,
     },
     /// A query failed (a full disk shows here as "database or disk is full").
     #[error("database error: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(rusqlite::Error),
     /// A stored value could not be read back.
     #[error("database holds an unreadable value: {0}")]
     Corrupt(String),
@@ -79,6 +83,12 @@ pub enum StoreError {
         /// What the file system says.
         trouble: Trouble,
     },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Sql(e)
+    }
 }
 
 /// Below this much free space, a failed write is put down to a full file system.
@@ -228,9 +238,9 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
 /// cannot open, an I/O error.
 fn refused_write(e: &StoreError) -> bool {
     let sqlite = match e {
-        StoreError::Open { source, .. } | StoreError::Sql(source) => source,
+        StoreError::Open { error, .. } | StoreError::Sql(error) => error,
         StoreError::Migrate {
-            source: rusqlite_migration::Error::RusqliteError { err, .. },
+            error: rusqlite_migration::Error::RusqliteError { err, .. },
             ..
         } => err,
         _ => return false,
@@ -277,9 +287,9 @@ pub struct Store {
 }
 
 fn connect(path: &Path, flags: rusqlite::OpenFlags) -> Result<Connection> {
-    let open_err = |source| StoreError::Open {
+    let open_err = |error| StoreError::Open {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
@@ -297,9 +307,9 @@ impl Store {
     /// database", naming no file.)
     pub fn open(path: &Path, now: DateTime<Utc>) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+            std::fs::create_dir_all(dir).map_err(|error| StoreError::Folder {
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
         }
         Store::open_writable(path, now).map_err(|e| match Trouble::of(path) {
@@ -312,9 +322,9 @@ impl Store {
     }
 
     fn open_writable(path: &Path, now: DateTime<Utc>) -> Result<Store> {
-        let open_err = |source| StoreError::Open {
+        let open_err = |error| StoreError::Open {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let mut conn = connect(path, rusqlite::OpenFlags::default())?;
         // SQLite falls back to reading only when the file cannot be opened for writing.
@@ -332,9 +342,9 @@ impl Store {
             .map_err(open_err)?;
         schema::migrations()
             .to_latest(&mut conn)
-            .map_err(|source| StoreError::Migrate {
+            .map_err(|error| StoreError::Migrate {
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('first_start', ?1)",

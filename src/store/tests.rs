@@ -678,3 +678,26 @@ fn unit_links_rotate_one_generation_at_a_time() {
     let g = store.unit_generations().unwrap();
     assert_eq!((g["vp"], g["kt"], g.len()), (2, 1, 2));
 }
+
+/// An error printed with its whole chain (`{:#}`, as the commands print) says SQLite's or the
+/// file system's words once: each message holds them, so none is also a `source`.
+#[test]
+fn store_errors_say_what_lies_beneath_once() {
+    let full = StoreError::from(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+        None,
+    ));
+    let dir = TempDir::new("errors");
+    // A database whose folder would be inside a file, and one that is a folder.
+    std::fs::write(dir.join("file"), "").unwrap();
+    let folder = Store::open(&dir.join("file/nhacviec.db"), t0()).unwrap_err();
+    let open = Store::open(&dir.join(""), t0()).unwrap_err();
+    for (e, beneath) in [
+        (full, "database or disk is full"),
+        (folder, "File exists"),
+        (open, "unable to open database file"),
+    ] {
+        let chain = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(chain.matches(beneath).count(), 1, "{chain}");
+    }
+}
