@@ -12,7 +12,7 @@
 //! headers are ignored.
 //!
 //! A client may stay silent only `server.timeout_seconds` (headers, body, an idle kept-alive
-//! connection), and at most `server.max_connections` connections are served at once: the
+//! connection), or leave its answers unread that long (`slow`), and at most `server.max_connections` connections are served at once: the
 //! next ones wait in the kernel's queue. Without both, a thousand idle sockets used up the
 //! process's file descriptors and the listener stopped for everyone.
 //!
@@ -24,6 +24,7 @@
 mod ack;
 pub mod guard;
 mod health;
+mod slow;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -497,7 +498,7 @@ async fn real_client(
 pub struct Limits {
     /// How long a client may stay silent: to send a request's head (hyper's header-read
     /// timeout, which also runs while a kept-alive connection waits for its next request),
-    /// or its whole body.
+    /// or its whole body; and how long a write may wait for it to read.
     pub timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
@@ -552,8 +553,9 @@ impl Every {
 /// Serves `router` on `listener` until `shutdown` completes, within `limits`: each
 /// connection holds one of `max_connections` slots (without a free one the next connection
 /// is not accepted: it waits in the kernel's queue, and is served once a slot frees), hyper
-/// closes a connection whose request head does not arrive within the timeout, and the router
-/// cuts off a body that does not (see [`router`]). At shutdown no connection is accepted;
+/// closes a connection whose request head does not arrive within the timeout, the router
+/// cuts off a body that does not (see [`router`]), and a connection whose answer waits that
+/// long for the client to read is closed. At shutdown no connection is accepted;
 /// those open finish their request, for at most 5 s.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -623,6 +625,7 @@ pub async fn serve(
             // A router is always ready: `poll_ready` need not be awaited first.
             tower_service::Service::call(&mut router.clone(), req)
         });
+        let stream = slow::WriteTimeout::new(stream, limits.timeout);
         let conn =
             graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
         tokio::spawn(async move {

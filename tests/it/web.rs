@@ -1,6 +1,6 @@
 //! The HTTP server's defences on the real binary, over loopback: clients that stop half-way
-//! (in the headers, in the body, idle between requests) are closed after
-//! `server.timeout_seconds` while the others are served; idle sockets beyond
+//! (in the headers, in the body, idle between requests) or never read the answers are
+//! closed after `server.timeout_seconds` while the others are served; idle sockets beyond
 //! `server.max_connections` wait and do not stop `/healthz`; failed `/status` logins are
 //! throttled per address and logged without what was sent; `/status.csv` does not hand a
 //! spreadsheet a formula. The pages' headers (CSP, framing) and the throttle's window are
@@ -141,6 +141,45 @@ fn idle_sockets_beyond_the_connection_limit_do_not_stop_healthz() {
         d.log()
     );
     assert!(!d.log().contains("cannot accept"), "{}", d.log());
+}
+
+/// A client that sends requests and never reads the answers: once the daemon's writes to it
+/// have waited `server.timeout_seconds` with nothing read, the connection is closed and its
+/// slot freed. (Without a write timeout such clients held their slots for good: as many as
+/// `server.max_connections` of them stopped the server for everyone.)
+#[test]
+fn a_client_that_never_reads_is_closed_and_its_slot_freed() {
+    let d = daemon(
+        Cfg::new()
+            .server("timeout_seconds = 1")
+            .server("max_connections = 1"),
+    );
+    let greedy = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    greedy.set_write_timeout(Some(CLOSED_WITHIN)).unwrap();
+    let mut requests = greedy.try_clone().unwrap();
+    // Pipelined requests, far more answers than the sockets' buffers hold (~10 MB on
+    // loopback): the daemon's writes block, then it stops reading, then these writes block.
+    let sender = std::thread::spawn(move || {
+        let request = b"GET /healthz HTTP/1.1\r\nHost: nhacviec\r\n\r\n";
+        for _ in 0..400_000 {
+            if let Err(e) = requests.write_all(request) {
+                return e.kind();
+            }
+        }
+        std::io::ErrorKind::Other
+    });
+    // The only slot is the greedy client's: this one is served once it is closed.
+    let r = d.get("/healthz", &[]);
+    assert_eq!(r.status, 200, "{r:#?}");
+    let ended = sender.join().unwrap();
+    assert!(
+        matches!(
+            ended,
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        ),
+        "the daemon closed the greedy connection: its writes ended with {ended:?}"
+    );
+    drop(greedy);
 }
 
 /// The status page's password.
