@@ -92,16 +92,6 @@ impl Status {
     }
 }
 
-/// A store error with what the file system says against writing the database, if
-/// anything: "database error: disk I/O error (the file system holding /var/lib/nhacviec is
-/// mounted read-only); remount it read-write, …". SQLite's own words rarely say which.
-fn explain(db: &std::path::Path, e: &StoreError) -> String {
-    match crate::store::Trouble::of(db) {
-        Some(t) => format!("{e} ({t}); {}", t.fix()),
-        None => e.to_string(),
-    }
-}
-
 /// The engine.
 pub struct Engine {
     store: Arc<Store>,
@@ -351,7 +341,7 @@ impl Engine {
                 }
             };
             // The error with what the file system says about it (read-only, full, whose).
-            let failing = result.as_ref().err().map(|e| explain(self.store.path(), e));
+            let failing = result.as_ref().err().map(|e| self.store.explain(e));
             let run = self
                 .status
                 .failing

@@ -374,6 +374,17 @@ impl Store {
         &self.path
     }
 
+    /// An error of this store with what the file system says against writing the database,
+    /// if anything: "database error: disk I/O error (the file system holding
+    /// /var/lib/nhacviec is mounted read-only); remount it read-write, …". SQLite's own words
+    /// rarely say which.
+    pub fn explain(&self, e: &StoreError) -> String {
+        match Trouble::of(&self.path) {
+            Some(t) => format!("{e} ({t}); {}", t.fix()),
+            None => e.to_string(),
+        }
+    }
+
     /// The write connection.
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions

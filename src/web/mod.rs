@@ -299,7 +299,12 @@ impl AppState {
                 Ok(o)
             }
             Err(e) => {
-                tracing::error!(error = %e, obligation = %key, "acknowledgement not recorded");
+                // With what the file system says (full, read-only), as the engine's wakes do.
+                let error = match &e {
+                    DbError::Store(e) => self.store.explain(e),
+                    DbError::Task(_) => e.to_string(),
+                };
+                tracing::error!(%error, obligation = %key, "acknowledgement not recorded");
                 Err(self.message(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Chưa ghi nhận được",

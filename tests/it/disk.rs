@@ -433,6 +433,15 @@ fn a_full_disk_fails_the_database_first_and_nothing_answered_is_lost() {
             && log.contains("error=database error: database or disk is full (the file system holding var is full"),
         "{log}"
     );
+    // The refused ack's line says why too.
+    let refused = log
+        .lines()
+        .find(|l| l.contains("acknowledgement not recorded"))
+        .unwrap_or_else(|| panic!("no line for the refused ack:\n{log}"));
+    assert!(
+        refused.contains("database or disk is full (the file system holding var is full, "),
+        "{refused}"
+    );
 
     std::fs::remove_file(&filler).unwrap();
     d.wait("the 7-minute reminder sent", |d| {
