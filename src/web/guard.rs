@@ -1,7 +1,8 @@
 //! What protects the pages: the per-address limit on ack POSTs (a token bucket), HTTP Basic
 //! auth for `/status` (compared in constant time) with its throttle on failed logins, the
-//! CSRF token of its forms, and the client's address behind a trusted reverse proxy
-//! ([`client_ip`]), which the limit, the throttle and the ack ledger count by.
+//! CSRF token of its forms, the client's address behind a trusted reverse proxy
+//! ([`client_ip`]), which the limit, the throttle and the ack ledger count by, and each
+//! address's share of the connections ([`PerAddress`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -304,6 +305,61 @@ impl LoginThrottle {
         } else {
             *not_logged += 1;
             LogLine::Skip
+        }
+    }
+}
+
+/// The connections open from each address (an IPv6 client by its /64), so that no one
+/// address holds more than its share of `server.max_connections`: one client that opens
+/// connections and says nothing would otherwise take every slot, and everyone else wait.
+#[derive(Debug, Default, Clone)]
+pub struct PerAddress(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+/// One connection counted for its address, until dropped.
+#[derive(Debug)]
+pub struct Counted {
+    open: PerAddress,
+    client: IpAddr,
+}
+
+impl PerAddress {
+    /// How many connections one address may hold of `max_connections`: a quarter, but at
+    /// least 16 (a browser opens 6 to a host; an office behind one NAT address has several),
+    /// and never more than all.
+    pub fn share(max_connections: usize) -> usize {
+        (max_connections / 4).max(16).min(max_connections)
+    }
+
+    /// Counts a connection from `peer`, or `None` when its address holds `share` already.
+    pub fn open(&self, peer: IpAddr, share: usize) -> Option<Counted> {
+        let client = client(peer);
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(client).or_insert(0);
+        if *n >= share {
+            return None;
+        }
+        *n += 1;
+        Some(Counted {
+            open: self.clone(),
+            client,
+        })
+    }
+
+    /// Connections open from `peer`'s address.
+    pub fn of(&self, peer: IpAddr) -> usize {
+        let open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        open.get(&client(peer)).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut open = self.open.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.client);
+            }
         }
     }
 }
@@ -664,5 +720,32 @@ mod tests {
         assert!(!csrf_ok(&k, d + chrono::Duration::days(2), &t));
         assert!(!csrf_ok(&k, d, "0000"));
         assert!(!csrf_ok(&TokenKey::from_bytes([2; 32]), d, &t));
+    }
+
+    #[test]
+    fn each_address_holds_its_share_of_the_connections_until_they_close() {
+        assert_eq!(PerAddress::share(512), 128);
+        assert_eq!(PerAddress::share(40), 16);
+        assert_eq!(PerAddress::share(4), 4);
+        let open = PerAddress::default();
+        let a = ip("203.0.113.7");
+        let mut held: Vec<Counted> = (0..3).map(|_| open.open(a, 3).unwrap()).collect();
+        assert!(open.open(a, 3).is_none(), "a fourth");
+        assert!(open.open(ip("203.0.113.8"), 3).is_some(), "another address");
+        // An IPv6 client counts by its /64; a v4-mapped address as the v4 one.
+        let v6: Vec<Counted> = (0..3)
+            .map(|i| open.open(ip(&format!("2001:db8::{i}")), 3).unwrap())
+            .collect();
+        assert!(open.open(ip("2001:db8::ffff:1"), 3).is_none());
+        assert!(open.open(ip("::ffff:203.0.113.7"), 3).is_none());
+        held.pop();
+        assert_eq!(open.of(a), 2);
+        assert!(open.open(ip("::ffff:203.0.113.7"), 3).is_some());
+        drop(v6);
+        assert_eq!(open.of(ip("2001:db8::5")), 0);
+        assert!(
+            open.0.lock().unwrap().get(&ip("2001:db8::")).is_none(),
+            "forgotten"
+        );
     }
 }

@@ -12,9 +12,11 @@
 //! headers are ignored.
 //!
 //! A client may stay silent only `server.timeout_seconds` (headers, body, an idle kept-alive
-//! connection), or leave its answers unread that long (`slow`), and at most `server.max_connections` connections are served at once: the
-//! next ones wait in the kernel's queue. Without both, a thousand idle sockets used up the
-//! process's file descriptors and the listener stopped for everyone.
+//! connection), or leave its answers unread that long (`slow`), and at most
+//! `server.max_connections` connections are served at once: the next ones wait in the
+//! kernel's queue. Without both, a thousand idle sockets used up the process's file
+//! descriptors and the listener stopped for everyone. One address may hold only a share of
+//! them (a quarter, at least 16; [`guard::PerAddress`]), so one client cannot take them all.
 //!
 //! Every database call of a handler runs on the blocking pool (`AppState::db`), and the
 //! store reads on a connection of its own: a write lock held for a while by another process
@@ -499,7 +501,7 @@ async fn real_client(
 }
 
 /// What bounds the server's connections, from `[server]` at start.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// How long a client may stay silent: to send a request's head (hyper's header-read
     /// timeout, which also runs while a kept-alive connection waits for its next request),
@@ -507,14 +509,22 @@ pub struct Limits {
     pub timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Of those, at most this many from one address ([`guard::PerAddress::share`]).
+    pub per_address: usize,
+    /// Addresses without a share (`server.trusted_proxies`: a reverse proxy carries
+    /// everyone's connections).
+    pub trusted: Vec<crate::config::IpRange>,
 }
 
 impl Limits {
     /// The limits `[server]` sets.
     pub fn of(server: &crate::config::Server) -> Limits {
+        let max_connections = usize::try_from(server.max_connections).unwrap_or(usize::MAX);
         Limits {
             timeout: Duration::from_secs(server.timeout_seconds.into()),
-            max_connections: usize::try_from(server.max_connections).unwrap_or(usize::MAX),
+            max_connections,
+            per_address: guard::PerAddress::share(max_connections),
+            trusted: server.trusted_proxies.clone(),
         }
     }
 }
@@ -557,7 +567,9 @@ impl Every {
 
 /// Serves `router` on `listener` until `shutdown` completes, within `limits`: each
 /// connection holds one of `max_connections` slots (without a free one the next connection
-/// is not accepted: it waits in the kernel's queue, and is served once a slot frees), hyper
+/// is not accepted: it waits in the kernel's queue, and is served once a slot frees), one
+/// address holds at most its share of them (`limits.per_address`; a connection past it is
+/// closed at once; a trusted proxy has no share: it carries everyone's), hyper
 /// closes a connection whose request head does not arrive within the timeout, the router
 /// cuts off a body that does not (see [`router`]), and a connection whose answer waits that
 /// long for the client to read is closed. At shutdown no connection is accepted;
@@ -574,7 +586,9 @@ pub async fn serve(
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let open = guard::PerAddress::default();
     let mut full = Every::new(Duration::from_secs(600));
+    let mut greedy = Every::new(Duration::from_secs(600));
     let mut failing = Every::new(Duration::from_secs(60));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -623,6 +637,23 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let counted = if limits.trusted.iter().any(|r| r.contains(addr.ip())) {
+            None
+        } else if let Some(counted) = open.open(addr.ip(), limits.per_address) {
+            Some(counted)
+        } else {
+            // Closed at once: its slot goes to the next client.
+            if let Some(not_logged) = greedy.ready() {
+                tracing::warn!(
+                    client = %addr.ip(),
+                    per_address = limits.per_address,
+                    not_logged,
+                    "HTTP: one address holds its share of the connections (a quarter of \
+                     server.max_connections, at least 16); its next ones are closed at once"
+                );
+            }
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: axum::http::Request<_>| {
@@ -636,6 +667,7 @@ pub async fn serve(
         tokio::spawn(async move {
             // Its error (the client went away, or was too slow) concerns only that client.
             let _ = conn.await;
+            drop(counted);
             drop(slot);
         });
     }

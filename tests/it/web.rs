@@ -182,6 +182,49 @@ fn a_client_that_never_reads_is_closed_and_its_slot_freed() {
     drop(greedy);
 }
 
+/// One address holds at most its share of the connections (a quarter of
+/// `server.max_connections`, at least 16): its next ones are closed at once, not left to
+/// wait, and the log says so once; other addresses are served all along, and the address
+/// is served again as its connections close.
+#[test]
+fn one_address_holds_only_its_share_of_the_connections() {
+    let mut d = daemon(
+        Cfg::new()
+            .server("timeout_seconds = 60")
+            .server("max_connections = 64"),
+    );
+    // Sixteen silent connections from 127.0.0.1: its share of 64.
+    let mut silent: Vec<TcpStream> = (0..16).map(|_| sent(d.port, b"")).collect();
+    // The next is closed at once: long before the 60 s timeout (`until_closed` waits 20 s).
+    let mut next = sent(d.port, b"GET /healthz HTTP/1.1\r\nHost: nhacviec\r\n\r\n");
+    assert_eq!(until_closed("the 17th connection", &mut next), "");
+    let share = "HTTP: one address holds its share of the connections";
+    d.wait_log(share, 1);
+    assert!(
+        d.log().contains("client=127.0.0.1 per_address=16"),
+        "{}",
+        d.log()
+    );
+    // Another address is served.
+    let answer = request_from(d.port, "127.0.0.2", "GET /healthz HTTP/1.1", "");
+    assert_eq!(code(&answer), 200, "{answer}");
+    // One silent connection ends: 127.0.0.1 is served again.
+    drop(silent.pop());
+    let served = (0..100).any(|_| {
+        let answer = request_from(d.port, "127.0.0.1", "GET /healthz HTTP/1.1", "");
+        if answer.is_empty() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        answer.starts_with("HTTP/1.1 200")
+    });
+    assert!(
+        served,
+        "127.0.0.1 not served after a connection closed:\n{}",
+        d.log()
+    );
+    drop(silent);
+}
+
 /// The status page's password.
 const PASSWORD: &str = "mật khẩu quản trị";
 
