@@ -48,6 +48,20 @@ impl LimitClock {
     }
 }
 
+impl LimitClock {
+    /// Its time as an instant (for [`LoginThrottle`], which counts in instants): the daemon's
+    /// clock when that drives it, otherwise real time since the start, from the epoch.
+    pub fn instant(&self) -> DateTime<Utc> {
+        match &self.0 {
+            Source::Real(origin) => {
+                DateTime::UNIX_EPOCH
+                    + chrono::Duration::from_std(origin.elapsed()).unwrap_or(chrono::Duration::MAX)
+            }
+            Source::Daemon(clock, _) => clock.now(),
+        }
+    }
+}
+
 impl std::fmt::Debug for LimitClock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self.0 {
@@ -155,6 +169,11 @@ impl RateLimit {
         }
     }
 
+    /// The time it counts in, which the login throttle counts in too.
+    pub fn clock(&self) -> &LimitClock {
+        &self.clock
+    }
+
     /// Counts a request from `ip` under a limit of `per_minute` (the config's, now): `Ok`
     /// if it may pass, else `Err(seconds)` until it may (for `Retry-After`).
     pub fn allow(&self, ip: IpAddr, per_minute: u32) -> Result<(), u64> {
@@ -241,7 +260,8 @@ pub const LOGGED_FAILURES: u32 = 10;
 /// within [`LOGIN_WINDOW`] from one client, that client is refused (even with the right
 /// password, so guessing learns nothing more) until the window ends; other clients are not
 /// affected. An IPv6 client counts by its /64, the block one host usually holds. Kept apart
-/// from [`RateLimit`], which limits acks.
+/// from [`RateLimit`], which limits acks; it counts in the same time ([`LimitClock`]): a
+/// guesser's minute is a real minute also while the daemon rehearses on a fast clock.
 #[derive(Debug, Default)]
 pub struct LoginThrottle {
     /// Per client: the start of its window and its failures in it.

@@ -32,7 +32,8 @@ fn authorized(s: &AppState, headers: &HeaderMap, addr: SocketAddr) -> Result<(),
             "Quản trị cần đặt server.admin_password_file trong tệp cấu hình để bật trang này.",
         )));
     };
-    let now = s.clock.now();
+    // Real time, as the ack limit counts (the daemon's clock may run fast in a rehearsal).
+    let now = s.ack_limit.clock().instant();
     if let Some(wait) = s.logins.refused(addr.ip(), now) {
         let mut r = s.message(
             StatusCode::TOO_MANY_REQUESTS,

@@ -238,6 +238,32 @@ fn status_from(port: u16, from: &str, auth: &str) -> u16 {
     ))
 }
 
+/// On a rehearsal clock (here 6 000 × real speed: its minute is 10 ms), a guesser's minute
+/// is still a real one: the login throttle counts in real time, as the ack limit does.
+/// (On the daemon's clock, ten guesses took longer than its window, and none was refused.)
+#[test]
+fn the_login_throttle_counts_real_minutes_on_a_fast_clock() {
+    let d = Setup::new(
+        &Cfg::new()
+            .admin_password(PASSWORD)
+            .units(units(&["vp"]))
+            .rule(tuyen_truyen(&["vp"])),
+    )
+    .speed(6000)
+    .start();
+    let wrong = basic("admin", "đoán-mò");
+    let answers: Vec<u16> = (0..12)
+        .map(|_| d.get("/status", &[("Authorization", &wrong)]).status)
+        .collect();
+    let mut want = vec![401; 10];
+    want.resize(12, 429);
+    assert_eq!(answers, want);
+    // 200 ms: twenty minutes of the daemon's clock, not one of the guesser's.
+    std::thread::sleep(Duration::from_millis(200));
+    let right = basic("admin", PASSWORD);
+    assert_eq!(d.get("/status", &[("Authorization", &right)]).status, 429);
+}
+
 #[test]
 fn failed_logins_are_throttled_per_address_and_logged_without_the_password() {
     let mut d = daemon(Cfg::new().admin_password(PASSWORD));
