@@ -109,6 +109,9 @@ pub struct Engine {
     /// The local day of the last registration of the obligations ahead; `None` asks for one
     /// at the next wake (the first, and after a reload).
     registered: Mutex<Option<chrono::NaiveDate>>,
+    /// Since when recording the obligations ahead fails (tried at every wake until it
+    /// works; logged when that begins, changes and ends, not at every wake).
+    ahead_failing: Failing,
     max_sleep: Duration,
 }
 
@@ -143,6 +146,7 @@ impl Engine {
             reload_requested: AtomicBool::new(false),
             catch_up: AtomicBool::new(false),
             registered: Mutex::new(None),
+            ahead_failing: Failing::default(),
             max_sleep: MAX_SLEEP,
         }
     }
@@ -290,8 +294,27 @@ impl Engine {
         self.maybe_reload(now)?;
         // What is recorded ahead is for the views and early answers; a failure to record
         // it (a full disk, a lock held too long) must not hold up the reminders due now.
-        if let Err(e) = self.register_ahead(now) {
-            tracing::warn!(error = %e, "cannot record the obligations ahead; tried again at the next wake");
+        // Tried at every wake while it fails, but said once (and when the reason changes or
+        // it works again): a full disk overnight is not a line a minute.
+        let ahead = self
+            .register_ahead(now)
+            .err()
+            .map(|e| self.store.explain(&e));
+        match self.ahead_failing.record(now, ahead.clone()) {
+            Run::Began | Run::Changed => tracing::warn!(
+                error = ahead.unwrap_or_default(),
+                "cannot record the obligations ahead; tried again at each wake (logged again \
+                 when the reason changes)"
+            ),
+            Run::Same => tracing::debug!(
+                error = ahead.unwrap_or_default(),
+                "cannot record the obligations ahead, still"
+            ),
+            Run::Ended(since) => tracing::info!(
+                since = %since.to_rfc3339(),
+                "the obligations ahead are recorded again"
+            ),
+            Run::Fine => {}
         }
         let e = self.enqueue_due(now)?;
         if e.pending + e.skipped > 0 {

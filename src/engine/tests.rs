@@ -552,3 +552,71 @@ async fn the_watch_waits_for_a_config_file_to_settle() {
         "the unit the new text adds is caught up"
     );
 }
+
+/// A log in memory, for the tests of what is said how often.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Log {
+    type Writer = Log;
+
+    fn make_writer(&'a self) -> Log {
+        self.clone()
+    }
+}
+
+impl Log {
+    fn count(&self, line: &str) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .matches(line)
+            .count()
+    }
+}
+
+/// While the database refuses to record the obligations ahead (a trigger stands in for the
+/// cause: a full disk would fail the whole wake), every wake tries again and the wakes go on,
+/// but the log says so once, and once more when it works again: not a line a minute.
+#[tokio::test]
+async fn a_registration_that_keeps_failing_is_logged_once() {
+    let log = Log::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _log = tracing::subscriber::set_default(subscriber);
+    let t0 = local(2025, 11, 10, 9, 0);
+    let f = fixture("ahead-log", t0);
+    let db = rusqlite::Connection::open(f.store.path()).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER no_room BEFORE INSERT ON occurrences
+         BEGIN SELECT RAISE(ABORT, 'no room'); END;",
+    )
+    .unwrap();
+    for minute in 0..120 {
+        f.clock.set(t0 + Duration::minutes(minute));
+        f.engine.wake_once().await.unwrap();
+    }
+    let failing = "cannot record the obligations ahead";
+    assert_eq!(log.count(failing), 1, "said once in 120 wakes");
+    assert_eq!(log.count("no room"), 1);
+    assert_eq!(f.store.unit_obligations(None, t0).unwrap().len(), 0);
+
+    db.execute_batch("DROP TRIGGER no_room").unwrap();
+    f.clock.set(t0 + Duration::minutes(120));
+    f.engine.wake_once().await.unwrap();
+    assert_eq!(log.count("the obligations ahead are recorded again"), 1);
+    assert!(!f.store.unit_obligations(None, t0).unwrap().is_empty());
+    assert_eq!(log.count(failing), 1);
+}
