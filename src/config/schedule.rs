@@ -160,10 +160,34 @@ pub(super) fn read_schedule(
             let days: Vec<At<NaiveDate>> = match (date, from, to) {
                 (Some(d), None, None) => vec![d],
                 (None, Some(f), Some(t)) if f.v <= t.v => {
-                    f.v.iter_days()
-                        .take_while(|d| *d <= t.v)
-                        .map(|d| At::new(d, f.span.clone()))
-                        .collect()
+                    // A range stays within the schedule's year. Said once, at the end that
+                    // leaves it: `to = "4052-01-04"` is one typo, not a diagnostic for each
+                    // of its 740 000 days.
+                    let outside = [&f, &t].into_iter().find_map(|d| {
+                        let y = year.as_ref()?;
+                        (i64::from(d.v.year()) != y.v).then_some((d, y.v))
+                    });
+                    match (outside, &year) {
+                        (Some((d, y)), _) => {
+                            cx.error(
+                                d.span.clone(),
+                                tr!(
+                                    "{date} is not in {year}, the year of this schedule",
+                                    date = d.v,
+                                    year = y
+                                ),
+                            );
+                            vec![]
+                        }
+                        // Without a year nothing is recorded (an error says why).
+                        (None, None) => vec![],
+                        (None, Some(_)) => {
+                            f.v.iter_days()
+                                .take_while(|d| *d <= t.v)
+                                .map(|d| At::new(d, f.span.clone()))
+                                .collect()
+                        }
+                    }
                 }
                 (None, Some(_), Some(t)) => {
                     cx.error(t.span, tr!("`to` is before `from`"));
@@ -212,4 +236,34 @@ pub(super) fn read_schedule(
         source,
         entries,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fuzzer's finding: a range reaching two thousand years past its schedule's year
+    /// took 14 s and a diagnostic for each of its days. Now one error, at the end outside.
+    #[test]
+    fn a_range_leaving_its_year_is_one_error_at_that_end() {
+        let text = "year = 2026\nsource = \"x\"\n\n[[off]]\nfrom = \"2026-01-03\"\nto = \"4052-01-04\"\nreason = \"Tết\"\n\n[[off]]\nfrom = \"2025-12-31\"\nto = \"2026-01-01\"\nreason = \"Tết\"\n";
+        let diags = crate::config::check_schedule(Path::new("vn-2026.toml"), text.into());
+        let said: Vec<(String, Option<(usize, usize)>)> = diags
+            .iter()
+            .map(|d| (d.message.clone(), d.position))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                (
+                    "4052-01-04 is not in 2026, the year of this schedule".to_string(),
+                    Some((6, 6))
+                ),
+                (
+                    "2025-12-31 is not in 2026, the year of this schedule".to_string(),
+                    Some((10, 8))
+                ),
+            ]
+        );
+    }
 }
