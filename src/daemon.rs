@@ -201,19 +201,14 @@ fn open_sound(db: &Path, now: chrono::DateTime<chrono::Utc>) -> Result<Store> {
 
 /// True for the errors SQLite gives for a file that is not (or no longer) a database.
 fn is_corrupt(e: &crate::store::StoreError) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = cause {
-        if let Some(rusqlite::Error::SqliteFailure(f, _)) = c.downcast_ref::<rusqlite::Error>()
-            && matches!(
+    matches!(
+        e.sqlite(),
+        Some(rusqlite::Error::SqliteFailure(f, _))
+            if matches!(
                 f.code,
                 rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
             )
-        {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
+    )
 }
 
 impl Daemon {

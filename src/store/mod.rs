@@ -85,6 +85,21 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// SQLite's own error beneath this one, if any (the variants no longer name it as their
+    /// `source`, so callers that ask what SQLite said ask here).
+    pub fn sqlite(&self) -> Option<&rusqlite::Error> {
+        match self {
+            StoreError::Open { error, .. } | StoreError::Sql(error) => Some(error),
+            StoreError::Migrate {
+                error: rusqlite_migration::Error::RusqliteError { err, .. },
+                ..
+            } => Some(err),
+            _ => None,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> StoreError {
         StoreError::Sql(e)
@@ -237,13 +252,8 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
 /// True for the SQLite errors a file system that refuses writes gives: read-only, full,
 /// cannot open, an I/O error.
 fn refused_write(e: &StoreError) -> bool {
-    let sqlite = match e {
-        StoreError::Open { error, .. } | StoreError::Sql(error) => error,
-        StoreError::Migrate {
-            error: rusqlite_migration::Error::RusqliteError { err, .. },
-            ..
-        } => err,
-        _ => return false,
+    let Some(sqlite) = e.sqlite() else {
+        return false;
     };
     matches!(
         sqlite.sqlite_error_code(),

@@ -92,6 +92,37 @@ fn backups_of_the_running_daemon_keep_the_newest() {
     assert!(d.running(), "the daemon ran on through the backups");
 }
 
+/// A file whose header is destroyed is not a database at all: SQLite says so at open, and
+/// the daemon refuses it in the same words as a damaged one, naming the backup.
+#[test]
+fn a_database_without_its_header_is_refused_as_damaged() {
+    let mut d = running_with_a_backup_folder();
+    let out = d.cli(&["backup", "var/backups"]);
+    assert_eq!(out.status, 0, "{out:?}");
+    d.stop();
+    let db = d.db_path();
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    for ext in ["db-wal", "db-shm"] {
+        let _ = std::fs::remove_file(d.path(&format!("var/nhacviec.{ext}")));
+    }
+    let mut bytes = std::fs::read(&db).unwrap();
+    for b in &mut bytes[..100] {
+        *b = 0xA5;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    let log = d.run_refused(Some("2025-10-13T09:10:00+07:00"));
+    assert_contains(
+        &log,
+        &[
+            "the database var/nhacviec.db is damaged (",
+            "restore the latest backup, var/backups/nhacviec-20251013-",
+        ],
+    );
+}
+
 /// A damaged database is refused at start, naming the latest backup; restored as the docs
 /// say (the backup and its key put in place), the daemon starts with the history.
 #[test]
