@@ -111,12 +111,27 @@ impl Failing {
                 Run::Began
             }
             (Some((since, old)), Some(e)) => {
-                let run = if old == e { Run::Same } else { Run::Changed };
+                let run = if same_reason(&old, &e) {
+                    Run::Same
+                } else {
+                    Run::Changed
+                };
                 *f = Some((since, e));
                 run
             }
         }
     }
+}
+
+/// Two errors that differ only in their numbers ("full, 812 KiB free" and "full, 640 KiB
+/// free") are the same reason: a changed figure is not a new line in the log.
+fn same_reason(a: &str, b: &str) -> bool {
+    let words = |s: &str| {
+        s.chars()
+            .filter(|c| !c.is_ascii_digit())
+            .collect::<String>()
+    };
+    a == b || words(a) == words(b)
 }
 
 /// True while email goes to files (`email.transport = "file"`): then every transient

@@ -204,7 +204,10 @@ impl Trouble {
         if let Some(free) = free.filter(|&n| n < LOW_SPACE) {
             return Some(Trouble::Full(dir, Some(free)));
         }
-        let probe = dir.join(format!(".nhacviec-write-probe-{}", std::process::id()));
+        // Unique within the process too: the engine and a request may ask at once.
+        static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let probe = dir.join(format!(".nhacviec-write-probe-{}-{n}", std::process::id()));
         let written = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -388,8 +391,11 @@ impl Store {
     /// if anything: "database error: disk I/O error (the file system holding
     /// /var/lib/nhacviec is mounted read-only); remount it read-write, …". SQLite's own words
     /// rarely say which.
+    ///
+    /// The file system is asked (statvfs, access, a probe file) only for the errors a refused
+    /// write gives, and that can block on a failing disk: call it off the async threads.
     pub fn explain(&self, e: &StoreError) -> String {
-        match Trouble::of(&self.path) {
+        match refused_write(e).then(|| Trouble::of(&self.path)).flatten() {
             Some(t) => format!("{e} ({t}); {}", t.fix()),
             None => e.to_string(),
         }

@@ -301,10 +301,16 @@ impl AppState {
                 Ok(o)
             }
             Err(e) => {
-                // With what the file system says (full, read-only), as the engine's wakes do.
-                let error = match &e {
-                    DbError::Store(e) => self.store.explain(e),
-                    DbError::Task(_) => e.to_string(),
+                // With what the file system says (full, read-only), as the engine's wakes do;
+                // asking it may block on a failing disk, so on the blocking pool.
+                let error = match e {
+                    DbError::Store(e) => {
+                        let store = self.store.clone();
+                        tokio::task::spawn_blocking(move || store.explain(&e))
+                            .await
+                            .unwrap_or_else(|e| format!("database task failed: {e}"))
+                    }
+                    e @ DbError::Task(_) => e.to_string(),
                 };
                 tracing::error!(%error, obligation = %key, "acknowledgement not recorded");
                 Err(self.message(

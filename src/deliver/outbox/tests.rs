@@ -500,4 +500,15 @@ fn a_run_of_failures_keeps_its_start_and_ends_at_a_success() {
     assert_eq!(f.get(), None);
     assert_eq!(f.record(t(5), Some("disk full".into())), Run::Began);
     assert_eq!(f.get(), Some((t(5), "disk full".to_string())));
+    // A figure that moves (the free space of a full disk) is not a new reason; the latest
+    // words are kept for `/healthz`.
+    let full = |kib: u32| {
+        Some(format!(
+            "database or disk is full (var is full, {kib} KiB free)"
+        ))
+    };
+    assert_eq!(f.record(t(6), full(812)), Run::Changed);
+    assert_eq!(f.record(t(7), full(640)), Run::Same);
+    assert_eq!(f.record(t(8), full(1008)), Run::Same);
+    assert_eq!(f.get(), Some((t(5), full(1008).unwrap())));
 }
