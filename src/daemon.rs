@@ -319,7 +319,7 @@ impl Daemon {
         );
         let (stop_tx, stop_rx) = watch::channel(false);
         let router = self.router();
-        let limits = web::Limits::of(&self.config().server);
+        let limits = web::Limits::new(self.current.clone());
         let server = std::thread::Builder::new()
             .name("http".into())
             .spawn(move || serve_http(listener, router, limits, stop_rx))

@@ -423,7 +423,7 @@ pub fn router(state: AppState) -> Router {
 /// ([`error_pages`]), a 500 instead of a dropped connection when a handler panics, the body
 /// deadline and the 16 KiB body limit.
 pub(crate) fn layered(routes: Router<AppState>, state: AppState) -> Router {
-    let timeout = Limits::of(&state.current.config().server).timeout;
+    let timeout = timeout(&state.current.config().server);
     routes
         .layer(tower_http::limit::RequestBodyLimitLayer::new(16 * 1024))
         // The whole body within the timeout of its head: a body that stops half-way, or
@@ -506,7 +506,8 @@ async fn real_client(
     next.run(req).await
 }
 
-/// What bounds the server's connections, from `[server]` at start.
+/// What bounds the server's connections, from `[server]` at start (but the trusted
+/// proxies, read from the config in force at each connection).
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// How long a client may stay silent: to send a request's head (hyper's header-read
@@ -517,22 +518,34 @@ pub struct Limits {
     pub max_connections: usize,
     /// Of those, at most this many from one address ([`guard::PerAddress::share`]).
     pub per_address: usize,
-    /// Addresses without a share (`server.trusted_proxies`: a reverse proxy carries
-    /// everyone's connections).
-    pub trusted: Vec<crate::config::IpRange>,
+    /// The config in force, whose `server.trusted_proxies` have no share (a reverse proxy
+    /// carries everyone's connections); a reload changes them for the next connection.
+    pub current: Arc<Current>,
 }
 
 impl Limits {
-    /// The limits `[server]` sets.
-    pub fn of(server: &crate::config::Server) -> Limits {
-        let max_connections = usize::try_from(server.max_connections).unwrap_or(usize::MAX);
+    /// The limits the config in force sets.
+    pub fn new(current: Arc<Current>) -> Limits {
+        let cfg = current.config();
+        let max_connections = usize::try_from(cfg.server.max_connections).unwrap_or(usize::MAX);
         Limits {
-            timeout: Duration::from_secs(server.timeout_seconds.into()),
+            timeout: timeout(&cfg.server),
             max_connections,
             per_address: guard::PerAddress::share(max_connections),
-            trusted: server.trusted_proxies.clone(),
+            current,
         }
     }
+
+    /// True for a peer listed in `server.trusted_proxies` now.
+    fn trusted(&self, peer: std::net::IpAddr) -> bool {
+        let cfg = self.current.config();
+        cfg.server.trusted_proxies.iter().any(|r| r.contains(peer))
+    }
+}
+
+/// `server.timeout_seconds`.
+fn timeout(server: &crate::config::Server) -> Duration {
+    Duration::from_secs(server.timeout_seconds.into())
 }
 
 /// How long connections still open at shutdown get to finish their request.
@@ -643,7 +656,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let counted = if limits.trusted.iter().any(|r| r.contains(addr.ip())) {
+        let counted = if limits.trusted(addr.ip()) {
             None
         } else if let Some(counted) = open.open(addr.ip(), limits.per_address) {
             Some(counted)

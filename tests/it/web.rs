@@ -185,7 +185,8 @@ fn a_client_that_never_reads_is_closed_and_its_slot_freed() {
 /// One address holds at most its share of the connections (a quarter of
 /// `server.max_connections`, at least 16): its next ones are closed at once, not left to
 /// wait, and the log says so once; other addresses are served all along, and the address
-/// is served again as its connections close.
+/// is served again as its connections close. A proxy listed in `server.trusted_proxies`
+/// (here by a reload) has no share.
 #[test]
 fn one_address_holds_only_its_share_of_the_connections() {
     let mut d = daemon(
@@ -222,6 +223,21 @@ fn one_address_holds_only_its_share_of_the_connections() {
         "127.0.0.1 not served after a connection closed:\n{}",
         d.log()
     );
+
+    // 127.0.0.1 becomes a trusted proxy by a reload: from the next connection it has no
+    // share (a proxy carries everyone's).
+    let text = std::fs::read_to_string(d.path("nhacviec.toml")).unwrap();
+    assert!(text.contains("max_connections = 64\n"), "{text}");
+    d.write_config(&text.replace(
+        "max_connections = 64\n",
+        "max_connections = 64\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    ));
+    d.signal("HUP");
+    d.wait_log("config reloaded", 1);
+    silent.push(sent(d.port, b""));
+    let mut seventeenth = sent(d.port, b"GET /healthz HTTP/1.1\r\nHost: nhacviec\r\n\r\n");
+    let answer = one_response(&mut seventeenth);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     drop(silent);
 }
 
