@@ -70,7 +70,10 @@ pub(super) fn status(cfg: &Config, now: DateTime<Utc>) -> Result<ExitCode> {
             tr!("tokens: none yet (the first send reads `refresh_token_file`)")
         ),
         Some(t) => {
-            let ago = match (now - t.refresh_issued_at).num_days() {
+            // Calendar days in the organisation's zone: issued yesterday evening is
+            // "1 day ago" this morning.
+            let day = |t: DateTime<Utc>| t.with_timezone(&tz).date_naive();
+            let ago = match (day(now) - day(t.refresh_issued_at)).num_days() {
                 ..=0 => tr!("today"),
                 1 => tr!("1 day ago"),
                 n => tr!("{n} days ago", n),
