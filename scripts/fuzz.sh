@@ -28,10 +28,16 @@ command -v g++ >/dev/null || { apt-get update -qq && apt-get install -y -qq g++;
 
 # One build for all targets; --target-dir keeps it apart from a nightly ASan build here.
 cargo fuzz build --sanitizer none --target-dir "$fuzz/target/stable"
-bin="$fuzz/target/stable/x86_64-unknown-linux-gnu/release"
+# cargo-fuzz has no --locked: the build must not have changed the committed lock file.
+if git rev-parse --git-dir >/dev/null 2>&1 && ! git diff --quiet -- fuzz/Cargo.lock; then
+    echo "fuzz/Cargo.lock changed in the build: commit the update" >&2
+    exit 1
+fi
+bin="$fuzz/target/stable/$(rustc -vV | sed -n 's/^host: //p')/release"
 
 scratch="$(mktemp -d)"
-trap 'rm -rf "$scratch"' EXIT
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$scratch"' EXIT
 
 run() {
     local t="$1"
@@ -41,17 +47,18 @@ run() {
         -print_final_stats=1 -artifact_prefix="$fuzz/artifacts/$t/" \
         "$scratch/$t" "$fuzz/corpus/$t" >"$scratch/$t.log" 2>&1; then
         local runs
-        runs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$scratch/$t.log" | grep -o '[0-9]*$')"
+        runs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$scratch/$t.log" | grep -o '[0-9]*$' || true)"
         echo "fuzz $t: ${runs:-?} executions in ${seconds} s, nothing found"
     else
         echo "fuzz $t: FAILED (input in fuzz/artifacts/$t/)"
+        # The seed replays the run; the end has the report.
+        grep -m1 'INFO: Seed:' "$scratch/$t.log" || true
         tail -n 60 "$scratch/$t.log"
         return 1
     fi
 }
 
 failed=0
-pids=()
 for t in $targets; do
     run "$t" &
     pids+=($!)
